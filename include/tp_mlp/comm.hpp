@@ -1,0 +1,77 @@
+// comm: the only part of the program that calls MPI after start-up.
+//
+// Two kinds of traffic, kept apart so that the numbers the program reports are honest:
+//  - the data plane, TpComm: the collectives the tensor-parallel model itself needs. Each
+//    call is counted (calls, bytes, seconds spent inside), like PyTorch's CommDebugMode,
+//    so COMMUNICATION ANALYSIS prints what the model did, not what a formula says.
+//  - the control plane, World: agreeing on errors, barriers, gathering timings. Never
+//    counted, because a real model would not do it.
+// Every MPI call is checked; an error aborts the whole job with MPI's own message,
+// because a rank that gives up alone leaves the others waiting forever.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <mpi.h>
+
+namespace tp_mlp {
+
+struct CollectiveTally {
+  long calls = 0;
+  long bytes = 0;       // payload bytes handed to the collective by this rank
+  double seconds = 0;   // wall time spent inside the collective on this rank
+};
+
+struct CommStats {
+  CollectiveTally all_reduce;
+};
+
+class World {
+ public:
+  World();  // needs MPI_Init first
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_root() const { return rank_ == 0; }
+  int ranks_on_this_node() const { return ranks_on_node_; }
+
+  // The lowest rank for which `condition` holds, or -1. Every rank must call it, which is
+  // how a failure seen by one rank reaches all of them without a hang.
+  int lowest_rank_where(bool condition) const;
+  double max(double local) const;
+  void max_in_place(std::vector<double>& values) const;  // element-wise over ranks
+  void barrier() const;
+  [[noreturn]] void abort(const std::string& message) const;
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  int ranks_on_node_ = 1;
+};
+
+class TpComm {
+ public:
+  // Groups of tp_size consecutive world ranks, like the script's tp_group; the world size
+  // must be a multiple of tp_size (validated before this is built).
+  TpComm(const World& world, int tp_size);
+  ~TpComm();
+  TpComm(const TpComm&) = delete;
+  TpComm& operator=(const TpComm&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // In place: every rank's `count` floats are replaced by their sum over the group.
+  void all_reduce_sum(float* data, long count);
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+  CommStats stats_;
+};
+
+}  // namespace tp_mlp

@@ -1,0 +1,71 @@
+// config: the command line, the ranges of its flags, and the checks that need the
+// whole configuration (divisibility, rank count, memory). Knows nothing of MPI or Eigen,
+// so every rank can run it on its own and reach the same verdict.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tp_mlp {
+
+// The three ways this program computes the same MLP forward pass (see mlp.hpp).
+enum class Scheme { megatron, naive, serial };
+
+struct Config {
+  int tp_size = 4;        // ranks in one tensor-parallel group (T)
+  int hidden_size = 64;   // H; the intermediate size is 4H
+  int batch_size = 4;     // b
+  int seq_len = 16;       // s; tokens = b * s
+  int iterations = 100;   // timed forward passes
+  int warmup = 10;        // untimed forward passes before them
+  std::uint64_t seed = 42;
+  std::string scheme = "all";  // megatron, naive, serial or all
+  std::string json_path;    // empty: no JSON report
+  std::string tensors_dir;  // empty: no .npy files
+
+  long tokens() const { return long(batch_size) * seq_len; }
+  long intermediate_size() const { return 4L * hidden_size; }
+  long shard_width() const { return intermediate_size() / tp_size; }  // 4H/T
+  std::vector<Scheme> schemes() const;  // what --scheme selects, in report order
+};
+
+const char* scheme_name(Scheme scheme);
+
+// The outcome of reading argv: a configuration to run, or text to print and an exit code
+// (help is text with exit code 0).
+struct ParsedArgs {
+  std::optional<Config> config;
+  int exit_code = 0;
+  std::string text;
+  bool text_is_error = false;
+};
+ParsedArgs parse_args(int argc, const char* const* argv);
+
+// Bytes one rank allocates for a configuration, by what they hold. Computed in double so
+// that no product of flags can overflow before it is compared with the machine.
+struct MemoryEstimate {
+  double weights = 0;      // W1 and W2 shards
+  double activations = 0;  // X, the hidden shard, Y
+  double reference = 0;    // verification's reference blocks
+  double total() const { return weights + activations + reference; }
+};
+MemoryEstimate estimate_memory_per_rank(const Config& cfg);
+
+// The facts about the launch that validation needs.
+struct LaunchFacts {
+  int world_size = 1;
+  int ranks_on_this_node = 1;
+  double available_bytes = 0;  // on this node
+};
+
+// Empty when the configuration can run on this launch; otherwise one sentence that names
+// the flag, the value and what would be allowed.
+std::string validate(const Config& cfg, const LaunchFacts& launch);
+
+// Empty when --json and --save-tensors can be written (creates the tensors directory);
+// otherwise what is wrong. Run by the rank that writes them.
+std::string check_output_paths(const Config& cfg);
+
+}  // namespace tp_mlp

@@ -1,0 +1,40 @@
+// init: every number the model starts from: the master weights and the input.
+//
+// Each element is a pure function of (seed, tensor, row, column). SplitMix64 is
+// counter-based: its i-th output is mix(key + i·γ), so element i is computed directly,
+// without running a generator through elements 0..i-1. Hence any rank can produce exactly
+// its own slice of a master weight, and the reference can regenerate any block, while no
+// process ever holds a full matrix it does not need. The model is therefore the same at
+// every TP size, as in Megatron-LM's CPU initialisation of one master weight that is then
+// split. (The reference script instead draws xavier per shard and divides W2 by T, so its
+// model changes with T.)
+#pragma once
+
+#include <cstdint>
+
+#include "tp_mlp/config.hpp"
+#include "tp_mlp/tensor.hpp"
+
+namespace tp_mlp {
+
+// A full ("master") tensor that is never materialised, only sampled.
+struct MasterTensor {
+  enum class Distribution { xavier_uniform, standard_normal };
+  std::uint64_t stream;  // keeps tensors independent of each other under one seed
+  Distribution distribution;
+  long rows;
+  long cols;
+};
+
+MasterTensor master_w1(const Config& cfg);     // [H, 4H], xavier-uniform
+MasterTensor master_w2(const Config& cfg);     // [4H, H], xavier-uniform
+MasterTensor master_input(const Config& cfg);  // [tokens, H], N(0, 1)
+
+float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col);
+
+// out(r, c) = master(row0 + r, col0 + c) for the block of out's size.
+template <typename Scalar>
+void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed, long row0,
+                long col0);
+
+}  // namespace tp_mlp

@@ -1,0 +1,82 @@
+// comm: MPI behind two small classes; see comm.hpp for the data plane / control plane split.
+#include "tp_mlp/comm.hpp"
+
+#include <climits>
+#include <cstdio>
+
+namespace tp_mlp {
+namespace {
+
+void mpi_check(int status, const char* call, const char* file, int line) {
+  if (status == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(status, text, &length);
+  int rank = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::fprintf(stderr, "tp_mlp: rank %d: %s failed at %s:%d: %s\n", rank, call, file, line, text);
+  MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
+#define mpiCheck(call) mpi_check((call), #call, __FILE__, __LINE__)
+
+}  // namespace
+
+World::World() {
+  // Errors come back to mpi_check, which names the call before aborting.
+  mpiCheck(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  MPI_Comm node;
+  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  mpiCheck(MPI_Comm_size(node, &ranks_on_node_));
+  mpiCheck(MPI_Comm_free(&node));
+}
+
+int World::lowest_rank_where(bool condition) const {
+  int mine = condition ? rank_ : INT_MAX;
+  int lowest = INT_MAX;
+  mpiCheck(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return lowest == INT_MAX ? -1 : lowest;
+}
+
+double World::max(double local) const {
+  double result = 0;
+  mpiCheck(MPI_Allreduce(&local, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  return result;
+}
+
+void World::max_in_place(std::vector<double>& values) const {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_DOUBLE, MPI_MAX,
+                         MPI_COMM_WORLD));
+}
+
+void World::barrier() const { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
+
+void World::abort(const std::string& message) const {
+  std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  __builtin_unreachable();
+}
+
+TpComm::TpComm(const World& world, int tp_size) {
+  int group = world.rank() / tp_size;
+  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, group, world.rank(), &comm_));
+  mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  mpiCheck(MPI_Comm_rank(comm_, &rank_));
+  mpiCheck(MPI_Comm_size(comm_, &size_));
+}
+
+TpComm::~TpComm() { MPI_Comm_free(&comm_); }
+
+void TpComm::all_reduce_sum(float* data, long count) {
+  // MPI counts are int; config validation keeps every tensor below INT_MAX elements.
+  double start = MPI_Wtime();
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, comm_));
+  stats_.all_reduce.seconds += MPI_Wtime() - start;
+  stats_.all_reduce.calls += 1;
+  stats_.all_reduce.bytes += count * long(sizeof(float));
+}
+
+}  // namespace tp_mlp

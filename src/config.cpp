@@ -1,0 +1,201 @@
+// config: CLI11 flags with real ranges, then the checks that need the whole configuration.
+#include "tp_mlp/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+namespace tp_mlp {
+namespace {
+
+// Ranges are real limits, not decoration: with every flag inside them, no product of
+// flags overflows 64 bits, and the memory check below rejects what would not fit.
+constexpr int kMaxTpSize = 4096;
+constexpr int kMaxDimension = 1 << 20;
+constexpr int kMaxIterations = 1000000;
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+const char* kDescription =
+    "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
+    "\n"
+    "  Y = GeLU(X . W1) . W2,  X [batch, seq, H],  W1 [H, 4H],  W2 [4H, H]\n"
+    "\n"
+    "  megatron: W1 split by columns -> GeLU local -> W2 split by rows -> 1 all-reduce\n"
+    "  naive:    W1 and W2 split by rows -> all-reduce before GeLU and after W2: 2, 5x bytes\n"
+    "  serial:   the whole MLP on one rank, no communication\n"
+    "\n"
+    "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
+    "The model depends on --seed only, never on --tp-size or the number of ranks.";
+
+const char* kFooter =
+    "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
+    "runs the same model); without mpirun the world is one rank:\n"
+    "  mpirun -np 4 ./tp_mlp --tp-size 4 --hidden-size 256\n"
+    "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json";
+
+std::string gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", bytes / kGiB);
+  return text;
+}
+
+}  // namespace
+
+const char* scheme_name(Scheme scheme) {
+  switch (scheme) {
+    case Scheme::megatron: return "megatron";
+    case Scheme::naive: return "naive";
+    case Scheme::serial: return "serial";
+  }
+  return "?";
+}
+
+std::vector<Scheme> Config::schemes() const {
+  const std::vector<Scheme> all = {Scheme::megatron, Scheme::naive, Scheme::serial};
+  if (scheme == "all") return all;
+  std::vector<Scheme> chosen;
+  std::copy_if(all.begin(), all.end(), std::back_inserter(chosen),
+               [&](Scheme s) { return scheme == scheme_name(s); });
+  return chosen;
+}
+
+ParsedArgs parse_args(int argc, const char* const* argv) {
+  Config cfg;
+  CLI::App app{kDescription, "tp_mlp"};
+  app.footer(kFooter);
+  app.get_formatter()->column_width(34);
+  app.add_option("-t,--tp-size", cfg.tp_size, "Tensor-parallel degree T: ranks sharing one model")
+      ->check(CLI::Range(1, kMaxTpSize))
+      ->capture_default_str();
+  app.add_option("-H,--hidden-size", cfg.hidden_size, "Hidden size H (intermediate size is 4H)")
+      ->check(CLI::Range(1, kMaxDimension))
+      ->capture_default_str();
+  app.add_option("-b,--batch-size", cfg.batch_size, "Batch size b")
+      ->check(CLI::Range(1, kMaxDimension))
+      ->capture_default_str();
+  app.add_option("-s,--seq-len", cfg.seq_len, "Sequence length s (tokens = b x s)")
+      ->check(CLI::Range(1, kMaxDimension))
+      ->capture_default_str();
+  app.add_option("--iterations", cfg.iterations, "Timed forward passes per scheme")
+      ->check(CLI::Range(1, kMaxIterations))
+      ->capture_default_str();
+  app.add_option("--warmup", cfg.warmup, "Untimed forward passes before timing")
+      ->check(CLI::Range(0, kMaxIterations))
+      ->capture_default_str();
+  app.add_option("--scheme", cfg.scheme, "Forward passes to run and compare")
+      ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}))
+      ->capture_default_str();
+  app.add_option("--seed", cfg.seed, "Seed of the master weights and the input")
+      ->capture_default_str();
+  app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file");
+  app.add_option("--save-tensors", cfg.tensors_dir,
+                 "Write x, w1, w2, y of the verification pass as .npy files to this directory");
+
+  ParsedArgs parsed;
+  try {
+    app.parse(argc, argv);
+    parsed.config = cfg;
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream out, err;
+    parsed.exit_code = app.exit(e, out, err);
+    parsed.text_is_error = parsed.exit_code != 0;
+    parsed.text = out.str() + err.str();
+  }
+  return parsed;
+}
+
+MemoryEstimate estimate_memory_per_rank(const Config& cfg) {
+  const double f = sizeof(float), d = sizeof(double);
+  const double H = cfg.hidden_size, FF = 4.0 * H, T = cfg.tp_size, tokens = double(cfg.tokens());
+  MemoryEstimate m;
+  m.activations = tokens * H * f;  // X
+  for (Scheme s : cfg.schemes()) {
+    switch (s) {
+      case Scheme::megatron:
+        m.weights += 2 * H * FF / T * f;
+        m.activations += tokens * (FF / T + H) * f;
+        break;
+      case Scheme::naive:
+        m.weights += 2 * H * FF / T * f;
+        m.activations += 2 * tokens * (FF + H) * f;  // its buffers and the floor's
+        break;
+      case Scheme::serial:
+        m.weights += 2 * H * FF * f;
+        m.activations += tokens * (FF + H) * f;
+        break;
+    }
+  }
+  // The reference takes a share of the tokens and blocks of W1 and W2 half a shard wide,
+  // in double: about one shard's bytes.
+  const double block = std::ceil(FF / T / 2);
+  m.reference = (2 * H * block + tokens * (block + 2 * H)) * d;
+  return m;
+}
+
+std::string validate(const Config& cfg, const LaunchFacts& launch) {
+  const int T = cfg.tp_size, world = launch.world_size;
+  const std::vector<Scheme> schemes = cfg.schemes();
+  const bool runs_naive = std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
+  std::ostringstream why;
+  if (T > world) {
+    why << "--tp-size " << T << " needs at least " << T << " MPI ranks, but this job has " << world
+        << ": launch it as mpirun -np " << T << " ./tp_mlp --tp-size " << T;
+  } else if (world % T != 0) {
+    why << "--tp-size " << T << " must divide the number of MPI ranks (" << world
+        << "): launch a multiple of " << T << " ranks, or pick a --tp-size that divides " << world;
+  } else if (cfg.intermediate_size() % T != 0) {
+    why << "--tp-size " << T << " must divide the intermediate size 4 x --hidden-size = "
+        << cfg.intermediate_size() << ", which W1's columns and W2's rows are split along";
+  } else if (cfg.hidden_size % T != 0 && runs_naive) {
+    why << "the naive scheme splits --hidden-size " << cfg.hidden_size << " over --tp-size " << T
+        << " ranks, so T must divide H"
+        << (cfg.scheme == "all" ? ": choose another size, or --scheme megatron to skip it" : "");
+  } else if (cfg.tokens() * cfg.intermediate_size() > INT_MAX) {
+    why << "--batch-size x --seq-len x 4 x --hidden-size = "
+        << cfg.tokens() * cfg.intermediate_size()
+        << " elements exceeds the largest tensor MPI can send in one call (" << INT_MAX << ")";
+  } else {
+    const double per_rank = estimate_memory_per_rank(cfg).total();
+    const double needed = per_rank * launch.ranks_on_this_node;
+    if (needed > launch.available_bytes) {
+      why << "this configuration needs about " << gib(needed) << " of memory on this node ("
+          << gib(per_rank) << " per rank x " << launch.ranks_on_this_node << " ranks), but only "
+          << gib(launch.available_bytes)
+          << " is available: lower --hidden-size, --batch-size or --seq-len, raise --tp-size, "
+             "or run fewer schemes with --scheme megatron";
+    }
+  }
+  return why.str();
+}
+
+std::string check_output_paths(const Config& cfg) {
+  namespace fs = std::filesystem;
+  // Writes and removes the temporary file the real output will be written to first.
+  auto probe = [](const std::string& path) -> std::string {
+    const std::string temporary = path + ".tmp";
+    std::FILE* file = std::fopen(temporary.c_str(), "w");
+    if (!file) return std::strerror(errno);
+    std::fclose(file);
+    std::remove(temporary.c_str());
+    return "";
+  };
+  if (!cfg.tensors_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(cfg.tensors_dir, ec);
+    std::string why = ec ? ec.message() : probe((fs::path(cfg.tensors_dir) / "x.npy").string());
+    if (!why.empty()) return "--save-tensors " + cfg.tensors_dir + ": cannot write there (" + why + ")";
+  }
+  if (!cfg.json_path.empty()) {
+    std::string why = fs::is_directory(cfg.json_path) ? "it is a directory" : probe(cfg.json_path);
+    if (!why.empty()) return "--json " + cfg.json_path + ": cannot write there (" + why + ")";
+  }
+  return "";
+}
+
+}  // namespace tp_mlp

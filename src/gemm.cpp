@@ -1,0 +1,16 @@
+// gemm: Eigen's single-threaded GEMM.
+#include "tp_mlp/gemm.hpp"
+
+#define TP_MLP_STR2(x) #x
+#define TP_MLP_STR(x) TP_MLP_STR2(x)
+
+namespace tp_mlp {
+
+void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c) { c.noalias() = a * b; }
+
+const char* gemm_backend() {
+  return "Eigen " TP_MLP_STR(EIGEN_WORLD_VERSION) "." TP_MLP_STR(EIGEN_MAJOR_VERSION) "." TP_MLP_STR(
+      EIGEN_MINOR_VERSION);
+}
+
+}  // namespace tp_mlp

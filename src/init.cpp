@@ -1,0 +1,74 @@
+// init: counter-based SplitMix64 sampling of the master tensors (see init.hpp for why).
+#include "tp_mlp/init.hpp"
+
+#include <cmath>
+
+namespace tp_mlp {
+namespace {
+
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // SplitMix64's increment γ
+
+enum Stream : std::uint64_t { kW1 = 1, kW2 = 2, kInput = 3 };
+
+std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The counter-th 64-bit output of the generator for (seed, stream).
+std::uint64_t random_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
+  std::uint64_t key = mix64(seed ^ mix64(stream));
+  return mix64(key + (counter + 1) * kGolden);
+}
+
+double unit_open_closed(std::uint64_t bits) {  // (0, 1], 53 bits
+  return double((bits >> 11) + 1) * 0x1.0p-53;
+}
+
+// torch.nn.init.xavier_uniform_: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+double xavier_bound(long fan_in, long fan_out) { return std::sqrt(6.0 / double(fan_in + fan_out)); }
+
+}  // namespace
+
+MasterTensor master_w1(const Config& cfg) {
+  return {kW1, MasterTensor::Distribution::xavier_uniform, cfg.hidden_size, cfg.intermediate_size()};
+}
+
+MasterTensor master_w2(const Config& cfg) {
+  return {kW2, MasterTensor::Distribution::xavier_uniform, cfg.intermediate_size(), cfg.hidden_size};
+}
+
+MasterTensor master_input(const Config& cfg) {
+  return {kInput, MasterTensor::Distribution::standard_normal, cfg.tokens(), cfg.hidden_size};
+}
+
+float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col) {
+  std::uint64_t index = std::uint64_t(row) * std::uint64_t(t.cols) + std::uint64_t(col);
+  switch (t.distribution) {
+    case MasterTensor::Distribution::xavier_uniform: {
+      double u = unit_open_closed(random_bits(seed, t.stream, index));
+      return float(xavier_bound(t.rows, t.cols) * (2.0 * u - 1.0));
+    }
+    case MasterTensor::Distribution::standard_normal: {
+      // Box-Muller on two draws of its own, so that element i never depends on i-1.
+      double u1 = unit_open_closed(random_bits(seed, t.stream, 2 * index));
+      double u2 = unit_open_closed(random_bits(seed, t.stream, 2 * index + 1));
+      return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+    }
+  }
+  return 0.0f;  // unreachable: the switch covers every distribution
+}
+
+template <typename Scalar>
+void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed, long row0,
+                long col0) {
+  for (Eigen::Index r = 0; r < out.rows(); ++r)
+    for (Eigen::Index c = 0; c < out.cols(); ++c)
+      out(r, c) = Scalar(master_value(t, seed, row0 + r, col0 + c));
+}
+
+template void fill_block<float>(Matrix&, const MasterTensor&, std::uint64_t, long, long);
+template void fill_block<double>(MatrixD&, const MasterTensor&, std::uint64_t, long, long);
+
+}  // namespace tp_mlp
