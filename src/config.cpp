@@ -2,11 +2,13 @@
 #include "tp_mlp/config.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -37,7 +39,28 @@ const char* kFooter =
     "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
     "runs the same model); without mpirun the world is one rank:\n"
     "  mpirun -np 4 ./tp_mlp --tp-size 4 --hidden-size 256\n"
-    "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json";
+    "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json\n";
+
+// A whole-number flag whose help shows its range and default, and whose error says what
+// is wanted (CLI11's Range says "Value abc not in range" for a non-number).
+template <typename Integer>
+void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
+                      unsigned long long lo, unsigned long long hi, const std::string& help) {
+  const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+  CLI::Validator whole_number(
+      [lo, hi, range](std::string& text) -> std::string {
+        unsigned long long parsed = 0;
+        const char* end = text.data() + text.size();
+        auto [stop, error] = std::from_chars(text.data(), end, parsed);
+        if (text.empty() || stop != end || error != std::errc() || parsed < lo || parsed > hi)
+          return "must be a whole number in " + range + ", not '" + text + "'";
+        return "";
+      },
+      "");
+  app.add_option(flags, value, help + " (default " + std::to_string(value) + ")")
+      ->type_name("INT in " + range)
+      ->check(whole_number);
+}
 
 std::string gib(double bytes) {
   char text[32];
@@ -69,33 +92,29 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   Config cfg;
   CLI::App app{kDescription, "tp_mlp"};
   app.footer(kFooter);
-  app.get_formatter()->column_width(34);
-  app.add_option("-t,--tp-size", cfg.tp_size, "Tensor-parallel degree T: ranks sharing one model")
-      ->check(CLI::Range(1, kMaxTpSize))
-      ->capture_default_str();
-  app.add_option("-H,--hidden-size", cfg.hidden_size, "Hidden size H (intermediate size is 4H)")
-      ->check(CLI::Range(1, kMaxDimension))
-      ->capture_default_str();
-  app.add_option("-b,--batch-size", cfg.batch_size, "Batch size b")
-      ->check(CLI::Range(1, kMaxDimension))
-      ->capture_default_str();
-  app.add_option("-s,--seq-len", cfg.seq_len, "Sequence length s (tokens = b x s)")
-      ->check(CLI::Range(1, kMaxDimension))
-      ->capture_default_str();
-  app.add_option("--iterations", cfg.iterations, "Timed forward passes per scheme")
-      ->check(CLI::Range(1, kMaxIterations))
-      ->capture_default_str();
-  app.add_option("--warmup", cfg.warmup, "Untimed forward passes before timing")
-      ->check(CLI::Range(0, kMaxIterations))
-      ->capture_default_str();
-  app.add_option("--scheme", cfg.scheme, "Forward passes to run and compare")
-      ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}))
-      ->capture_default_str();
-  app.add_option("--seed", cfg.seed, "Seed of the master weights and the input")
-      ->capture_default_str();
-  app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file");
+  app.get_formatter()->column_width(38);
+  add_whole_number(app, "-t,--tp-size", cfg.tp_size, 1, kMaxTpSize,
+                   "Tensor-parallel degree T: ranks sharing one model");
+  add_whole_number(app, "-H,--hidden-size", cfg.hidden_size, 1, kMaxDimension,
+                   "Hidden size H (intermediate size is 4H)");
+  add_whole_number(app, "-b,--batch-size", cfg.batch_size, 1, kMaxDimension, "Batch size b");
+  add_whole_number(app, "-s,--seq-len", cfg.seq_len, 1, kMaxDimension,
+                   "Sequence length s (tokens = b x s)");
+  add_whole_number(app, "--iterations", cfg.iterations, 1, kMaxIterations,
+                   "Timed forward passes per scheme");
+  add_whole_number(app, "--warmup", cfg.warmup, 0, kMaxIterations,
+                   "Untimed forward passes before timing");
+  add_whole_number(app, "--seed", cfg.seed, 0, std::numeric_limits<std::uint64_t>::max(),
+                   "Seed of the master weights and the input");
+  app.add_option("--scheme", cfg.scheme,
+                 "Forward passes to run and compare: megatron, naive, serial or all (default all)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}).description(""));
+  app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file")
+      ->type_name("FILE");
   app.add_option("--save-tensors", cfg.tensors_dir,
-                 "Write x, w1, w2, y of the verification pass as .npy files to this directory");
+                 "Write x, w1, w2, y of the verification pass as .npy files here")
+      ->type_name("DIR");
 
   ParsedArgs parsed;
   try {
@@ -165,7 +184,8 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     const double needed = per_rank * launch.ranks_on_this_node;
     if (needed > launch.available_bytes) {
       why << "this configuration needs about " << gib(needed) << " of memory on this node ("
-          << gib(per_rank) << " per rank x " << launch.ranks_on_this_node << " ranks), but only "
+          << gib(per_rank) << " per rank x " << launch.ranks_on_this_node << " rank"
+          << (launch.ranks_on_this_node == 1 ? "" : "s") << "), but only "
           << gib(launch.available_bytes)
           << " is available: lower --hidden-size, --batch-size or --seq-len, raise --tp-size, "
              "or run fewer schemes with --scheme megatron";

@@ -1,4 +1,4 @@
-// gemm: Eigen's single-threaded GEMM.
+// gemm: Eigen's single-threaded GEMM, the backend that needs nothing beyond Eigen itself.
 #include "tp_mlp/gemm.hpp"
 
 #define TP_MLP_STR2(x) #x

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Whole-program tests of tp_mlp under mpiexec, one case per ctest test.
+
+Every launch has its own timeout (a hang fails the case instead of stalling CI), and
+every expectation comes from what the program printed or wrote, checked against figures
+computed here independently (formulas, NumPy).
+"""
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LAUNCH_TIMEOUT = 100   # seconds for one mpiexec run
+FAIL_FAST_SECONDS = 10  # a refused input must end the job within this
+U = 2.0 ** -24          # fp32 unit round-off
+SECTIONS = ["CORRECTNESS VERIFICATION", "COMMUNICATION ANALYSIS", "BENCHMARK", "SCALING ANALYSIS"]
+QUICK = ["--iterations", "3", "--warmup", "1"]
+
+ARGS = None
+
+
+def launch(ranks, *flags, mpiexec=True, timeout=LAUNCH_TIMEOUT):
+    cmd = [ARGS.binary, *flags]
+    if mpiexec:
+        cmd = [ARGS.mpiexec, ARGS.np_flag, str(ranks), *shlex.split(ARGS.preflags), *cmd]
+    start = time.monotonic()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    result.seconds = time.monotonic() - start
+    result.cmd = " ".join(cmd)
+    return result
+
+
+def expect(condition, message, result=None):
+    if condition:
+        return
+    detail = ""
+    if result is not None:
+        detail = f"\n$ {result.cmd}\nexit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    raise AssertionError(message + detail)
+
+
+def run_ok(ranks, *flags, **kw):
+    result = launch(ranks, *flags, **kw)
+    expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
+    return result
+
+
+def report(ranks, tp, *flags, **kw):
+    """Runs and returns (result, parsed JSON)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "report.json")
+        result = run_ok(ranks, "--tp-size", str(tp), *flags, "--json", path, **kw)
+        with open(path) as f:
+            return result, json.load(f)
+
+
+def dig(doc, dotted):
+    for key in dotted.split("."):
+        expect(isinstance(doc, dict) and key in doc, f"JSON lacks key {dotted}")
+        doc = doc[key]
+    return doc
+
+
+def check_full_report(ranks, hidden):
+    result, doc = report(ranks, ranks, "--hidden-size", str(hidden), *QUICK)
+    out = result.stdout
+    for title in SECTIONS:
+        expect(out.count(" " + title + "\n") == 1, f"section {title} should appear once", result)
+    expect("Correct: True" in out, "verification should pass", result)
+    expect(result.stderr.strip() == "", "a good run should print nothing on stderr", result)
+
+    tokens = 4 * 16  # default batch x seq
+    for key in ["config.tp_size", "config.world_size", "config.hidden_size", "config.intermediate_size",
+                "config.batch_size", "config.seq_len", "config.iterations", "config.warmup", "config.seed",
+                "verification.passed", "verification.max_abs_diff", "verification.max_rel_diff",
+                "verification.tolerance", "communication.allreduce_calls_per_forward",
+                "communication.bytes_per_allreduce", "communication.ring_bytes_per_rank",
+                "benchmark.forward_ms.mean", "benchmark.forward_ms.median", "benchmark.forward_ms.min",
+                "benchmark.forward_ms.max", "benchmark.gflops", "memory.weight_bytes_per_rank",
+                "memory.peak_rss_bytes", "floor.bytes", "floor.allreduce_ms.median"]:
+        dig(doc, key)
+    expect(dig(doc, "config.tp_size") == ranks and dig(doc, "config.hidden_size") == hidden, "config echoed")
+    expect(dig(doc, "config.intermediate_size") == 4 * hidden, "intermediate is 4H")
+    expect(dig(doc, "verification.passed") is True, "JSON verification passed")
+
+    # What the communication layer counted, against the formulas worked out here.
+    y_bytes = tokens * hidden * 4
+    expected = {"megatron": (1, y_bytes), "naive": (2, 5 * y_bytes), "serial": (0, 0)}
+    for scheme, (calls, nbytes) in expected.items():
+        s = dig(doc, f"schemes.{scheme}")
+        for key in ["forward_ms.mean", "forward_ms.median", "forward_ms.min", "forward_ms.max",
+                    "compute_ms.median", "comm_ms.median", "gflops_per_rank", "floor_ms.median",
+                    "verification.passed", "verification.max_abs_diff"]:
+            dig(s, key)
+        expect(s["allreduce_calls_per_forward"] == calls, f"{scheme}: counted {s['allreduce_calls_per_forward']} all-reduces, expected {calls}")
+        expect(s["allreduce_bytes_per_forward"] == nbytes, f"{scheme}: counted {s['allreduce_bytes_per_forward']} bytes, expected {nbytes}")
+        expect(s["verification"]["passed"] is True, f"{scheme} verified")
+        t = s["forward_ms"]
+        expect(0 < t["min"] <= t["median"] <= t["max"], f"{scheme}: timing summary is ordered: {t}")
+    expect(dig(doc, "communication.bytes_per_allreduce") == y_bytes, "bytes per all-reduce")
+    ring = 2 * y_bytes * (ranks - 1) / ranks
+    expect(math.isclose(dig(doc, "communication.ring_bytes_per_rank"), ring), "ring volume formula")
+    weights = 8 * hidden * hidden * 4 // ranks
+    expect(dig(doc, "memory.weight_bytes_per_rank") == weights, "megatron shard bytes are 8H^2/T floats")
+
+
+def case_verify_1_rank():
+    check_full_report(1, 64)
+
+
+def case_verify_2_ranks():
+    check_full_report(2, 256)
+
+
+def case_verify_4_ranks():
+    check_full_report(4, 256)
+
+
+def case_two_tp_groups():
+    result, doc = report(4, 2, "--hidden-size", "128", *QUICK)
+    expect("2 groups of 2" in result.stdout, "banner names the groups", result)
+    expect(doc["verification"]["passed"] is True, "both groups verified")
+    expect(doc["schemes"]["megatron"]["allreduce_calls_per_forward"] == 1, "still one all-reduce")
+
+
+def save_tensors(ranks, directory, *flags):
+    run_ok(ranks, "--tp-size", str(ranks), "--save-tensors", directory, *flags, *QUICK)
+    return {name: np.load(os.path.join(directory, name + ".npy")) for name in ["x", "w1", "w2", "y"]}
+
+
+def gelu(h):
+    return 0.5 * h * (1.0 + np.vectorize(math.erf)(h / math.sqrt(2.0)))
+
+
+def tolerance(hidden, y):
+    # The program's own bound: n = H + 4H accumulated fp32 terms, relative to max |y|.
+    return 5 * hidden * U * np.abs(y).max()
+
+
+def case_same_model_at_every_tp_size():
+    hidden = 128
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {t: save_tensors(t, os.path.join(tmp, str(t)), "--hidden-size", str(hidden),
+                                "--scheme", "megatron") for t in (1, 2, 4)}
+    for t in (2, 4):
+        for name in ["x", "w1", "w2"]:
+            expect(np.array_equal(runs[t][name], runs[1][name]),
+                   f"{name} at TP {t} must be bit-identical to TP 1")
+        diff = np.abs(runs[t]["y"].astype(np.float64) - runs[1]["y"]).max()
+        expect(diff <= tolerance(hidden, runs[1]["y"]), f"y at TP {t} differs from TP 1 by {diff:.3e}")
+
+
+def case_numpy_checks_the_saved_tensors():
+    hidden, ranks = 64, 2
+    with tempfile.TemporaryDirectory() as tmp:
+        t = save_tensors(ranks, tmp, "--hidden-size", str(hidden), "--batch-size", "2", "--seq-len", "8")
+        leftovers = [f for f in os.listdir(tmp) if f.endswith(".tmp")]
+    expect(not leftovers, f"temporary files left behind: {leftovers}")
+    expect(t["x"].shape == (2, 8, hidden) and t["y"].shape == (2, 8, hidden), "activation shapes")
+    expect(t["w1"].shape == (hidden, 4 * hidden) and t["w2"].shape == (4 * hidden, hidden), "weight shapes")
+    expect(all(a.dtype == np.float32 for a in t.values()), "float32 everywhere")
+    bound = math.sqrt(6.0 / (5 * hidden))
+    expect(np.abs(t["w1"]).max() <= bound and np.abs(t["w1"]).max() > 0.95 * bound, "xavier bound of W1")
+
+    x, w1, w2 = (t[n].astype(np.float64) for n in ["x", "w1", "w2"])
+    y_ref = gelu(x @ w1) @ w2
+    diff = np.abs(t["y"] - y_ref).max()
+    expect(diff <= tolerance(hidden, y_ref), f"y differs from NumPy's float64 forward by {diff:.3e}")
+    # The check can fail: the reference script's model (W2 divided by T) is caught.
+    wrong = gelu(x @ w1) @ (w2 / ranks)
+    expect(np.abs(t["y"] - wrong).max() > 100 * tolerance(hidden, y_ref), "a wrong model must be caught")
+
+
+def case_runs_without_mpiexec():
+    result = run_ok(1, "--tp-size", "1", "--hidden-size", "32", *QUICK, mpiexec=False)
+    expect("Correct: True" in result.stdout, "singleton run verifies", result)
+
+
+# (flags, text the one error message must contain); all launched at 2 ranks.
+BAD_INPUTS = [
+    (["--tp-size", "0"], "--tp-size: must be a whole number in 1..4096, not '0'"),
+    (["--tp-size", "-2"], "--tp-size: must be a whole number in 1..4096, not '-2'"),
+    (["--tp-size", "two"], "--tp-size: must be a whole number in 1..4096, not 'two'"),
+    (["--tp-size", "4"], "--tp-size 4 needs at least 4 MPI ranks, but this job has 2"),
+    (["--tp-size", "3"], "--tp-size 3 needs at least 3 MPI ranks"),
+    (["--tp-size", "2", "--hidden-size", "0"], "--hidden-size: must be a whole number in 1..1048576, not '0'"),
+    (["--tp-size", "2", "--hidden-size", "1.5"], "--hidden-size: must be a whole number in 1..1048576, not '1.5'"),
+    (["--tp-size", "2", "--hidden-size", "99999999999999999999"], "--hidden-size: must be a whole number"),
+    (["--tp-size", "2", "--batch-size", "0"], "--batch-size: must be a whole number in 1..1048576"),
+    (["--tp-size", "2", "--batch-size", "-1"], "--batch-size: must be a whole number in 1..1048576"),
+    (["--tp-size", "2", "--seq-len", "0"], "--seq-len: must be a whole number in 1..1048576"),
+    (["--tp-size", "2", "--seq-len", "x"], "--seq-len: must be a whole number in 1..1048576"),
+    (["--tp-size", "2", "--iterations", "0"], "--iterations: must be a whole number in 1..1000000"),
+    (["--tp-size", "2", "--warmup", "-1"], "--warmup: must be a whole number in 0..1000000"),
+    (["--tp-size", "2", "--seed", "-1"], "--seed: must be a whole number in 0..18446744073709551615"),
+    (["--tp-size", "2", "--scheme", "fastest"], "--scheme: fastest not in {megatron,naive,serial,all}"),
+    (["--tp-size", "2", "--tp-size", "2"], "--tp-size: At Most 1 required but received 2"),
+    (["--tp-size", "2", "--no-such-flag"], "--no-such-flag"),
+    (["--tp-size", "2", "--hidden-size", "5", "--scheme", "naive"], "the naive scheme splits --hidden-size 5 over --tp-size 2 ranks"),
+    (["--tp-size", "2", "--hidden-size", "1048576"], "of memory on this node"),
+    (["--tp-size", "2", "--batch-size", "1048576", "--seq-len", "1048576", "--hidden-size", "1048576"],
+     "exceeds the largest tensor MPI can send"),
+    (["--tp-size", "2", "--json", "/nonexistent-dir/report.json"], "--json /nonexistent-dir/report.json: cannot write there"),
+    (["--tp-size", "2", "--json", "/"], "--json /: cannot write there (it is a directory)"),
+    (["--tp-size", "2", "--save-tensors", "/proc/tp_mlp"], "--save-tensors /proc/tp_mlp: cannot write there"),
+]
+
+
+def case_bad_input_fails_fast():
+    failures = []
+    for flags, message in BAD_INPUTS:
+        result = launch(2, *flags, timeout=LAUNCH_TIMEOUT)
+        problems = []
+        if result.returncode == 0:
+            problems.append("exit code 0")
+        if result.seconds > FAIL_FAST_SECONDS:
+            problems.append(f"took {result.seconds:.1f} s")
+        if result.stderr.count(message) != 1:
+            problems.append(f"stderr should hold {message!r} exactly once")
+        if "CORRECTNESS VERIFICATION" in result.stdout:
+            problems.append("it ran anyway")
+        if problems:
+            failures.append(f"{' '.join(flags)}: {', '.join(problems)}\n--- stderr\n{result.stderr}")
+        else:
+            print(f"ok  {' '.join(flags)}  ->  exit {result.returncode} in {result.seconds:.1f} s")
+    expect(not failures, f"{len(failures)} bad inputs mishandled:\n" + "\n".join(failures))
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("case", choices=[n[5:] for n in globals() if n.startswith("case_")])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--mpiexec", required=True)
+    parser.add_argument("--np-flag", default="-n")
+    parser.add_argument("--preflags", default="")
+    ARGS = parser.parse_args()
+    try:
+        globals()["case_" + ARGS.case]()
+    except (AssertionError, subprocess.TimeoutExpired) as e:
+        print(f"FAILED {ARGS.case}: {e}", file=sys.stderr)
+        return 1
+    print(f"passed {ARGS.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+// Command-line parsing and validation: every refusal names the flag and what is allowed.
+#include <gtest/gtest.h>
+
+#include "tp_mlp/config.hpp"
+
+using namespace tp_mlp;
+
+namespace {
+
+ParsedArgs parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "tp_mlp");
+  return parse_args(int(args.size()), args.data());
+}
+
+constexpr double kPlenty = 1e15;  // bytes: memory that never limits
+
+std::string check(const std::vector<const char*>& args, int world, double memory = kPlenty) {
+  ParsedArgs parsed = parse(args);
+  EXPECT_TRUE(parsed.config.has_value()) << parsed.text;
+  return validate(*parsed.config, {world, world, memory});
+}
+
+}  // namespace
+
+TEST(Config, DefaultsMirrorTheScript) {
+  const ParsedArgs parsed = parse({});
+  ASSERT_TRUE(parsed.config);
+  const Config& cfg = *parsed.config;
+  EXPECT_EQ(cfg.tp_size, 4);
+  EXPECT_EQ(cfg.hidden_size, 64);
+  EXPECT_EQ(cfg.batch_size, 4);
+  EXPECT_EQ(cfg.seq_len, 16);
+  EXPECT_EQ(cfg.iterations, 100);
+  EXPECT_EQ(cfg.warmup, 10);
+  EXPECT_EQ(cfg.intermediate_size(), 256);
+  EXPECT_EQ(cfg.schemes().size(), 3u);
+}
+
+TEST(Config, ShortAndLongFlags) {
+  const ParsedArgs parsed = parse({"-t", "2", "-H", "128", "-b", "3", "-s", "5", "--scheme", "naive"});
+  ASSERT_TRUE(parsed.config);
+  EXPECT_EQ(parsed.config->tp_size, 2);
+  EXPECT_EQ(parsed.config->hidden_size, 128);
+  EXPECT_EQ(parsed.config->tokens(), 15);
+  EXPECT_EQ(parsed.config->schemes(), std::vector<Scheme>{Scheme::naive});
+}
+
+TEST(Config, HelpIsTextWithExitZero) {
+  const ParsedArgs parsed = parse({"--help"});
+  EXPECT_FALSE(parsed.config);
+  EXPECT_EQ(parsed.exit_code, 0);
+  EXPECT_FALSE(parsed.text_is_error);
+  EXPECT_NE(parsed.text.find("--tp-size"), std::string::npos);
+}
+
+TEST(Config, ParseErrorsNameTheFlagAndRange) {
+  struct Case { std::vector<const char*> args; const char* expected; };
+  const std::vector<Case> cases = {
+      {{"--tp-size", "0"}, "--tp-size: must be a whole number in 1..4096, not '0'"},
+      {{"--hidden-size", "-5"}, "--hidden-size: must be a whole number in 1..1048576"},
+      {{"--batch-size", "2.5"}, "--batch-size: must be a whole number"},
+      {{"--seq-len", "abc"}, "--seq-len: must be a whole number"},
+      {{"--iterations", "0"}, "--iterations: must be a whole number in 1..1000000"},
+      {{"--seed", "-1"}, "--seed: must be a whole number in 0..18446744073709551615"},
+      {{"--scheme", "fast"}, "--scheme"},
+      {{"--tp-size", "2", "--tp-size", "2"}, "--tp-size"},
+      {{"--no-such-flag"}, "--no-such-flag"},
+  };
+  for (const Case& c : cases) {
+    const ParsedArgs parsed = parse(c.args);
+    EXPECT_FALSE(parsed.config) << c.args[0];
+    EXPECT_NE(parsed.exit_code, 0) << c.args[0];
+    EXPECT_TRUE(parsed.text_is_error);
+    EXPECT_NE(parsed.text.find(c.expected), std::string::npos) << parsed.text;
+  }
+}
+
+TEST(Config, ValidRunsPass) {
+  EXPECT_EQ(check({"-t", "4", "-H", "256"}, 4), "");
+  EXPECT_EQ(check({"-t", "2"}, 4), "");  // two groups of two
+  EXPECT_EQ(check({"-t", "1"}, 1), "");
+  EXPECT_EQ(check({"-t", "3", "-H", "6", "--scheme", "megatron"}, 3), "");  // 4H = 24 splits 3 ways
+}
+
+TEST(Config, RankCountMustBeAMultipleOfTpSize) {
+  EXPECT_NE(check({"-t", "4"}, 2).find("--tp-size 4 needs at least 4 MPI ranks"), std::string::npos);
+  EXPECT_NE(check({"-t", "2"}, 3).find("must divide the number of MPI ranks (3)"), std::string::npos);
+}
+
+TEST(Config, TpSizeMustDivideTheSplitDimensions) {
+  EXPECT_NE(check({"-t", "3", "-H", "16"}, 3).find("4 x --hidden-size = 64"), std::string::npos);
+  // naive also splits H itself: 4H = 24 divides by 4, but H = 6 does not
+  EXPECT_NE(check({"-t", "4", "-H", "6"}, 4).find("naive scheme"), std::string::npos);
+  EXPECT_NE(check({"-t", "4", "-H", "6"}, 4).find("--scheme megatron"), std::string::npos);
+}
+
+TEST(Config, MemoryIsCheckedBeforeAnythingIsAllocated) {
+  const std::string why = check({"-t", "1", "-H", "65536"}, 1, 16.0 * (1L << 30));
+  EXPECT_NE(why.find("needs about"), std::string::npos) << why;
+  EXPECT_NE(why.find("16.00 GiB is available"), std::string::npos) << why;
+}
+
+TEST(Config, MpiCountLimitIsChecked) {
+  EXPECT_NE(check({"-t", "1", "-b", "1048576", "-s", "1048576"}, 1).find("MPI can send"),
+            std::string::npos);
+}
+
+TEST(Config, EstimateGrowsWithTheSchemesRun) {
+  Config cfg;
+  cfg.hidden_size = 1024;
+  cfg.scheme = "megatron";
+  const double megatron = estimate_memory_per_rank(cfg).total();
+  cfg.scheme = "all";
+  EXPECT_GT(estimate_memory_per_rank(cfg).total(), megatron);
+  EXPECT_DOUBLE_EQ(estimate_memory_per_rank(cfg).weights, (2.0 / 4 + 2.0 / 4 + 2.0) * 1024 * 4096 * 4);
+}
+
+TEST(Config, UnwritableOutputsAreRefused) {
+  Config cfg;
+  cfg.json_path = "/nonexistent-dir/report.json";
+  EXPECT_NE(check_output_paths(cfg).find("--json /nonexistent-dir/report.json"), std::string::npos);
+  cfg.json_path.clear();
+  cfg.tensors_dir = "/proc/tp_mlp";
+  EXPECT_NE(check_output_paths(cfg).find("--save-tensors /proc/tp_mlp"), std::string::npos);
+}
