@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   cmake g++ make                   # build
   libopenmpi-dev openmpi-bin       # MPI::MPI_CXX and mpirun
+  libmpich-dev mpich               # the second MPI the tests run against (preset mpich)
   libeigen3-dev                    # Eigen3::Eigen
   libcli11-dev                     # CLI11::CLI11
   nlohmann-json3-dev               # nlohmann_json::nlohmann_json

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Set-up and tests in one: installs packages, builds, runs every test under ctest.
+# Set-up and tests in one: installs packages, then for each build flavour (CMakePresets.json)
+# configures, builds and runs every test under ctest.
+#   scripts/test.sh                # release (oneDNN), eigen, asan (ASan+UBSan), mpich
+#   scripts/test.sh release        # just one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)"
-ctest --test-dir build --output-on-failure
+
+presets=("$@")
+[ ${#presets[@]} -gt 0 ] || presets=(release eigen asan mpich)
+for preset in "${presets[@]}"; do
+  echo "=== ${preset}: $(grep -A1 "\"name\": \"${preset}\"" CMakePresets.json | sed -n 's/.*"displayName": "\(.*\)".*/\1/p')"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$(nproc)"
+  ctest --preset "$preset"
+done

@@ -3,6 +3,7 @@
 // analyse communication, benchmark, report.
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <vector>
 
 #include <mpi.h>
@@ -26,9 +27,7 @@ namespace {
 constexpr int kExitVerificationFailed = 1;
 constexpr int kExitBadInput = 2;
 
-int run(int argc, char** argv) {
-  const World world;
-
+int run(const World& world, int argc, char** argv) {
   // Every rank parses and validates the same input and so reaches the same verdict; the
   // lowest rank that objects says why, once, and all ranks leave together.
   const ParsedArgs args = parse_args(argc, argv);
@@ -97,12 +96,17 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int code = 0;
-  try {
-    code = run(argc, argv);
-  } catch (const std::exception& e) {
-    // Only one rank may have failed: abort the job rather than leave the others waiting.
-    std::fprintf(stderr, "tp_mlp: error: %s\n", e.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
+  {
+    const World world;
+    // An exception is seen by one rank only: abort the job, naming the rank, rather than
+    // return and leave the others waiting in a collective forever.
+    try {
+      code = run(world, argc, argv);
+    } catch (const std::bad_alloc&) {
+      world.abort("out of memory while allocating its tensors");
+    } catch (const std::exception& e) {
+      world.abort(e.what());
+    }
   }
   MPI_Finalize();
   return code;

@@ -9,7 +9,9 @@ import argparse
 import json
 import math
 import os
+import select
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,10 +28,14 @@ QUICK = ["--iterations", "3", "--warmup", "1"]
 ARGS = None
 
 
+def mpiexec_prefix(ranks):
+    return [ARGS.mpiexec, *shlex.split(ARGS.preflags), ARGS.np_flag, str(ranks)]
+
+
 def launch(ranks, *flags, mpiexec=True, timeout=LAUNCH_TIMEOUT):
     cmd = [ARGS.binary, *flags]
     if mpiexec:
-        cmd = [ARGS.mpiexec, ARGS.np_flag, str(ranks), *shlex.split(ARGS.preflags), *cmd]
+        cmd = [*mpiexec_prefix(ranks), *cmd]
     start = time.monotonic()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     result.seconds = time.monotonic() - start
@@ -176,6 +182,112 @@ def case_numpy_checks_the_saved_tensors():
     # The check can fail: the reference script's model (W2 divided by T) is caught.
     wrong = gelu(x @ w1) @ (w2 / ranks)
     expect(np.abs(t["y"] - wrong).max() > 100 * tolerance(hidden, y_ref), "a wrong model must be caught")
+
+
+def case_bitwise_deterministic():
+    flags = ["--hidden-size", "64", "--scheme", "megatron"]
+    with tempfile.TemporaryDirectory() as tmp:
+        first = save_tensors(2, os.path.join(tmp, "a"), *flags)
+        second = save_tensors(2, os.path.join(tmp, "b"), *flags)
+    for name in first:
+        expect(first[name].tobytes() == second[name].tobytes(), f"{name}.npy differs between two identical runs")
+
+
+def descendants(pid):
+    """Pids of every process below `pid` (mpiexec may launch through a proxy)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def program_ranks(pid):
+    name = os.path.basename(ARGS.binary)[:15]  # /proc/PID/comm is cut at 15 characters
+    ranks = []
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                if f.read().strip() == name:
+                    ranks.append(p)
+        except OSError:
+            pass
+    return ranks
+
+
+def wait_for_output(proc, text, seconds):
+    # Raw reads: a buffered reader could hold the awaited line where select() cannot see it.
+    deadline = time.monotonic() + seconds
+    seen = b""
+    while time.monotonic() < deadline and text.encode() not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            seen += chunk
+    if text.encode() not in seen:
+        raise AssertionError(f"never printed {text!r} within {seconds} s; saw:\n{seen.decode()}")
+
+
+def case_dead_rank_ends_the_job():
+    # A long benchmark; once it is under way, one rank is killed from outside.
+    cmd = [*mpiexec_prefix(2), ARGS.binary, "--tp-size", "2", "--hidden-size", "256",
+           "--scheme", "megatron", "--iterations", "1000000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for_output(proc, "COMMUNICATION ANALYSIS", 60)
+        time.sleep(0.5)  # inside the timed loop now
+        ranks = program_ranks(proc.pid)
+        expect(len(ranks) == 2, f"expected 2 rank processes under mpiexec, found {ranks}")
+        os.kill(ranks[-1], signal.SIGKILL)
+        start = time.monotonic()
+        try:
+            code = proc.wait(timeout=FAIL_FAST_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"job still running {FAIL_FAST_SECONDS} s after a rank died")
+        print(f"job ended {time.monotonic() - start:.1f} s after the kill, exit {code}")
+        expect(code != 0, "a job that lost a rank must not exit 0")
+        time.sleep(0.5)
+        survivors = [p for p in ranks if alive(p)]
+        expect(not survivors, f"rank processes left behind: {survivors}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def case_one_rank_out_of_memory_aborts():
+    # Rank 1 alone runs under a 1.5 GiB address-space limit, too small for its 1 GiB of
+    # weights plus MPI's mappings; rank 0 has no limit and goes on into a collective.
+    flags = ["--tp-size", "2", "--hidden-size", "8192", "--scheme", "megatron", "--iterations", "1"]
+    limited = f"ulimit -v {3 * 512 * 1024} && exec {shlex.quote(ARGS.binary)} " + " ".join(flags)
+    cmd = [*mpiexec_prefix(1), ARGS.binary, *flags, ":", ARGS.np_flag, "1", "/bin/sh", "-c", limited]
+    start = time.monotonic()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    result.cmd, seconds = " ".join(cmd), time.monotonic() - start
+    expect(result.returncode != 0, "the job must fail", result)
+    expect("tp_mlp: rank 1: out of memory" in result.stderr, "the failing rank is named", result)
+    expect(seconds < 30, f"took {seconds:.1f} s to end", result)
 
 
 def case_runs_without_mpiexec():
