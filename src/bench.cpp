@@ -28,23 +28,27 @@ Summary summarize(std::vector<double> ms) {
   return s;
 }
 
-SchemeTiming time_forward(MlpScheme& mlp, const Matrix& x, TpComm& tp, const World& world,
-                          int warmup, int iterations) {
-  for (int i = 0; i < warmup; ++i) mlp.forward(x);
-  // [forward | comm | compute] per iteration, reduced to the slowest rank in one call.
-  std::vector<double> record(3 * std::size_t(iterations));
+SchemeTiming time_forward(MlpScheme* mlp, bool on_every_rank, const Matrix& x, TpComm& tp,
+                          const World& world, int warmup, int iterations) {
+  // [forward | comm | compute] per iteration, reduced to the slowest rank in one call;
+  // a rank that sits out contributes zeros.
+  std::vector<double> record(3 * std::size_t(iterations), 0.0);
   double* forward = record.data();
   double* comm = forward + iterations;
   double* compute = comm + iterations;
-  world.barrier();
-  for (int i = 0; i < iterations; ++i) {
-    const double comm_before = tp.stats().all_reduce.seconds;
-    const auto start = Clock::now();
-    mlp.forward(x);
-    forward[i] = ms_since(start);
-    comm[i] = (tp.stats().all_reduce.seconds - comm_before) * 1e3;
-    compute[i] = forward[i] - comm[i];
+  if (on_every_rank) world.barrier();
+  if (mlp) {
+    for (int i = 0; i < warmup; ++i) mlp->forward(x);
+    for (int i = 0; i < iterations; ++i) {
+      const double comm_before = tp.stats().all_reduce.seconds;
+      const auto start = Clock::now();
+      mlp->forward(x);
+      forward[i] = ms_since(start);
+      comm[i] = (tp.stats().all_reduce.seconds - comm_before) * 1e3;
+      compute[i] = forward[i] - comm[i];
+    }
   }
+  if (!on_every_rank) world.wait_idle();
   world.max_in_place(record);
   auto summary = [&](const double* first) { return summarize({first, first + iterations}); };
   return {summary(forward), summary(comm), summary(compute)};

@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <ctime>
 
 namespace tp_mlp {
 namespace {
@@ -52,6 +53,21 @@ void World::max_in_place(std::vector<double>& values) const {
 }
 
 void World::barrier() const { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
+
+void World::wait_idle() const {
+  constexpr timespec kNap = {0, 1000000};  // 1 ms: far below any timing that matters here
+  MPI_Request request;
+  mpiCheck(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+  for (int done = 0;;) {
+    mpiCheck(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    nanosleep(&kNap, nullptr);
+  }
+}
+
+void World::broadcast_from_root(float* data, long count) const {
+  mpiCheck(MPI_Bcast(data, int(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
+}
 
 void World::abort(const std::string& message) const {
   std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());

@@ -129,7 +129,7 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   return parsed;
 }
 
-MemoryEstimate estimate_memory_per_rank(const Config& cfg) {
+MemoryEstimate estimate_memory(const Config& cfg) {
   const double f = sizeof(float), d = sizeof(double);
   const double H = cfg.hidden_size, FF = 4.0 * H, T = cfg.tp_size, tokens = double(cfg.tokens());
   MemoryEstimate m;
@@ -145,8 +145,8 @@ MemoryEstimate estimate_memory_per_rank(const Config& cfg) {
         m.activations += 2 * tokens * (FF + H) * f;  // its buffers and the floor's
         break;
       case Scheme::serial:
-        m.weights += 2 * H * FF * f;
-        m.activations += tokens * (FF + H) * f;
+        m.serial = (2 * H * FF + tokens * (FF + H)) * f;
+        m.activations += tokens * H * f;  // the other ranks' copy of its output, to verify
         break;
     }
   }
@@ -180,12 +180,13 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
         << cfg.tokens() * cfg.intermediate_size()
         << " elements exceeds the largest tensor MPI can send in one call (" << INT_MAX << ")";
   } else {
-    const double per_rank = estimate_memory_per_rank(cfg).total();
-    const double needed = per_rank * launch.ranks_on_this_node;
+    const MemoryEstimate estimate = estimate_memory(cfg);
+    const double per_rank = estimate.per_rank() + estimate.serial;  // rank 0, the largest
+    const double needed = estimate.on_node(launch.ranks_on_this_node);
     if (needed > launch.available_bytes) {
       why << "this configuration needs about " << gib(needed) << " of memory on this node ("
-          << gib(per_rank) << " per rank x " << launch.ranks_on_this_node << " rank"
-          << (launch.ranks_on_this_node == 1 ? "" : "s") << "), but only "
+          << gib(per_rank) << " on rank 0 with " << launch.ranks_on_this_node << " rank"
+          << (launch.ranks_on_this_node == 1 ? "" : "s") << " here), but only "
           << gib(launch.available_bytes)
           << " is available: lower --hidden-size, --batch-size or --seq-len, raise --tp-size, "
              "or run fewer schemes with --scheme megatron";

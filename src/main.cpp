@@ -51,13 +51,15 @@ int run(const World& world, int argc, char** argv) {
   // The model: every rank builds only its own shards, from the same master weights.
   Matrix x(cfg.tokens(), cfg.hidden_size);  // [tokens, H], the same on every rank
   fill_block(x, master_input(cfg), cfg.seed, 0, 0);
+  // Serial is the one-rank baseline: only world rank 0 builds and runs it.
+  auto on_every_rank = [](Scheme s) { return s != Scheme::serial; };
   std::vector<std::unique_ptr<MlpScheme>> mlps;
   std::vector<SchemeResult> results;
   for (Scheme s : cfg.schemes()) {
-    mlps.push_back(make_scheme(s, cfg, tp));
+    mlps.push_back(on_every_rank(s) || world.is_root() ? make_scheme(s, cfg, tp) : nullptr);
     SchemeResult& result = results.emplace_back();
     result.scheme = s;
-    result.weight_bytes = mlps.back()->weight_bytes();
+    result.weight_bytes = mlps.back() ? mlps.back()->weight_bytes() : 0;
     result.flops_per_rank = forward_flops_per_rank(s, cfg);
     result.formula = comm_formula(s, cfg);
   }
@@ -66,8 +68,9 @@ int run(const World& world, int argc, char** argv) {
   const ReferenceRows reference = reference_forward(cfg, x, world.rank(), world.size());
   for (std::size_t i = 0; i < mlps.size(); ++i) {
     tp.reset_stats();
-    const Matrix& y = mlps[i]->forward(x);
+    Matrix y = mlps[i] ? mlps[i]->forward(x) : Matrix(cfg.tokens(), cfg.hidden_size);
     results[i].counted = tp.stats();
+    if (!on_every_rank(results[i].scheme)) world.broadcast_from_root(y.data(), y.size());
     results[i].verification = compare(y, reference, cfg, world);
     if (i == 0 && world.is_root() && !cfg.tensors_dir.empty()) save_tensors(cfg, x, y);
   }
@@ -76,7 +79,8 @@ int run(const World& world, int argc, char** argv) {
 
   // 3. Benchmark, each scheme next to bare all-reduces of its own message sizes.
   for (std::size_t i = 0; i < mlps.size(); ++i) {
-    results[i].timing = time_forward(*mlps[i], x, tp, world, cfg.warmup, cfg.iterations);
+    results[i].timing = time_forward(mlps[i].get(), on_every_rank(results[i].scheme), x, tp,
+                                     world, cfg.warmup, cfg.iterations);
     results[i].floor = time_allreduces(results[i].formula.allreduce_elements, tp, world,
                                        cfg.warmup, cfg.iterations);
   }

@@ -20,9 +20,11 @@ struct SchemeTiming {
   Summary compute;  // the rest: GEMMs and GeLU
 };
 
-// Per iteration, each of forward, comm and compute is the slowest rank's.
-SchemeTiming time_forward(MlpScheme& mlp, const Matrix& x, TpComm& tp, const World& world,
-                          int warmup, int iterations);
+// Per iteration, each of forward, comm and compute is the slowest rank's. With
+// `on_every_rank` false, only the ranks given an `mlp` run it (serial: world rank 0) while
+// the rest sleep, so that it is timed with a core to itself.
+SchemeTiming time_forward(MlpScheme* mlp, bool on_every_rank, const Matrix& x, TpComm& tp,
+                          const World& world, int warmup, int iterations);
 
 // The floor under a scheme's communication: bare all-reduces of the same sizes on the same
 // communicator, with nothing else in the loop.

@@ -41,6 +41,10 @@ class World {
   double max(double local) const;
   void max_in_place(std::vector<double>& values) const;  // element-wise over ranks
   void barrier() const;
+  // A barrier that sleeps instead of spinning, so that ranks with nothing to do leave the
+  // cores to a rank that is being timed alone.
+  void wait_idle() const;
+  void broadcast_from_root(float* data, long count) const;
   [[noreturn]] void abort(const std::string& message) const;
 
  private:

@@ -43,15 +43,17 @@ struct ParsedArgs {
 };
 ParsedArgs parse_args(int argc, const char* const* argv);
 
-// Bytes one rank allocates for a configuration, by what they hold. Computed in double so
-// that no product of flags can overflow before it is compared with the machine.
+// Bytes a configuration allocates, by what they hold. Computed in double so that no
+// product of flags can overflow before it is compared with the machine.
 struct MemoryEstimate {
-  double weights = 0;      // W1 and W2 shards
-  double activations = 0;  // X, the hidden shard, Y
-  double reference = 0;    // verification's reference blocks
-  double total() const { return weights + activations + reference; }
+  double weights = 0;      // every rank: W1 and W2 shards of the parallel schemes
+  double activations = 0;  // every rank: X, hidden activations, Y, the floor's buffer
+  double reference = 0;    // every rank: verification's reference blocks
+  double serial = 0;       // world rank 0 alone: the serial scheme's full weights and buffers
+  double per_rank() const { return weights + activations + reference; }
+  double on_node(int ranks) const { return per_rank() * ranks + serial; }
 };
-MemoryEstimate estimate_memory_per_rank(const Config& cfg);
+MemoryEstimate estimate_memory(const Config& cfg);
 
 // The facts about the launch that validation needs.
 struct LaunchFacts {

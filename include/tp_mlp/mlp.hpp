@@ -6,7 +6,7 @@
 //   naive     W1 and W2 both split by rows (over H, then over 4H). Each rank's X·W1 is only a
 //             partial sum, and GeLU is not linear, so the [tokens, 4H] pre-activation must be
 //             all-reduced before GeLU; then a second all-reduce of [tokens, H]: 5x the bytes.
-//   serial    the whole MLP on every rank, no communication: the baseline.
+//   serial    the whole MLP on one rank, no communication: the baseline for speed-up.
 //
 // All buffers are allocated by the constructors; forward() allocates nothing.
 #pragma once

@@ -109,10 +109,14 @@ TEST(Config, EstimateGrowsWithTheSchemesRun) {
   Config cfg;
   cfg.hidden_size = 1024;
   cfg.scheme = "megatron";
-  const double megatron = estimate_memory_per_rank(cfg).total();
+  const MemoryEstimate megatron = estimate_memory(cfg);
+  EXPECT_DOUBLE_EQ(megatron.weights, 2.0 / 4 * 1024 * 4096 * 4);  // 8H²/T floats
+  EXPECT_EQ(megatron.serial, 0.0);
   cfg.scheme = "all";
-  EXPECT_GT(estimate_memory_per_rank(cfg).total(), megatron);
-  EXPECT_DOUBLE_EQ(estimate_memory_per_rank(cfg).weights, (2.0 / 4 + 2.0 / 4 + 2.0) * 1024 * 4096 * 4);
+  const MemoryEstimate all = estimate_memory(cfg);
+  EXPECT_DOUBLE_EQ(all.weights, 2 * megatron.weights);            // megatron + naive shards
+  EXPECT_GE(all.serial, 2.0 * 1024 * 4096 * 4);                   // 8H² floats on rank 0 only
+  EXPECT_DOUBLE_EQ(all.on_node(4), 4 * all.per_rank() + all.serial);
 }
 
 TEST(Config, UnwritableOutputsAreRefused) {
