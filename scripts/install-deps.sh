@@ -10,6 +10,7 @@ packages=(
   libcli11-dev                     # CLI11::CLI11
   nlohmann-json3-dev               # nlohmann_json::nlohmann_json
   libdnnl-dev                      # oneDNN, the fast GEMM backend (Eigen is the fallback)
+  ocl-icd-opencl-dev               # dnnl's CMake package requires OpenCL, only recommended
   libgtest-dev                     # GTest::gtest_main
   python3 python3-numpy            # the MPI tests check saved tensors with NumPy
 )

@@ -1,9 +1,11 @@
-// bench: timing loops with preallocated records, so timing allocates nothing.
+// bench: timing loops whose records are allocated before the clock starts.
 #include "tp_mlp/bench.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+
+#include "tp_mlp/machine.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -15,6 +17,12 @@ double ms_since(Clock::time_point start) {
 }
 
 }  // namespace
+
+double measure_fma_peak(const World& world) {
+  const double mine = world.is_root() ? measure_fma_peak_gflops() : 0.0;
+  world.wait_idle();
+  return world.max(mine);
+}
 
 Summary summarize(std::vector<double> ms) {
   Summary s;
@@ -28,40 +36,53 @@ Summary summarize(std::vector<double> ms) {
   return s;
 }
 
-SchemeTiming time_forward(MlpScheme* mlp, bool on_every_rank, const Matrix& x, TpComm& tp,
-                          const World& world, int warmup, int iterations) {
-  // [forward | comm | compute] per iteration, reduced to the slowest rank in one call;
+StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const Matrix& dy,
+                      TpComm& tp, const World& world, int warmup, int iterations) {
+  auto step = [&] {
+    mlp->forward(x);
+    if (dy.size()) mlp->backward(dy);
+  };
+  // [total | comm | compute] per iteration, reduced to the slowest rank in one call;
   // a rank that sits out contributes zeros.
   std::vector<double> record(3 * std::size_t(iterations), 0.0);
-  double* forward = record.data();
-  double* comm = forward + iterations;
+  double* total = record.data();
+  double* comm = total + iterations;
   double* compute = comm + iterations;
   if (on_every_rank) world.barrier();
   if (mlp) {
-    for (int i = 0; i < warmup; ++i) mlp->forward(x);
+    for (int i = 0; i < warmup; ++i) step();
     for (int i = 0; i < iterations; ++i) {
-      const double comm_before = tp.stats().all_reduce.seconds;
+      const double comm_before = tp.stats().seconds();
       const auto start = Clock::now();
-      mlp->forward(x);
-      forward[i] = ms_since(start);
-      comm[i] = (tp.stats().all_reduce.seconds - comm_before) * 1e3;
-      compute[i] = forward[i] - comm[i];
+      step();
+      total[i] = ms_since(start);
+      comm[i] = (tp.stats().seconds() - comm_before) * 1e3;
+      compute[i] = total[i] - comm[i];
     }
   }
   if (!on_every_rank) world.wait_idle();
   world.max_in_place(record);
   auto summary = [&](const double* first) { return summarize({first, first + iterations}); };
-  return {summary(forward), summary(comm), summary(compute)};
+  return {summary(total), summary(comm), summary(compute)};
 }
 
-Summary time_allreduces(const std::vector<long>& elements, TpComm& tp, const World& world,
-                        int warmup, int iterations) {
-  const long largest = elements.empty() ? 0 : *std::max_element(elements.begin(), elements.end());
-  std::vector<float> buffer(std::size_t(largest), 0.0f);  // zeros stay finite when summed
-  std::vector<double> ms(static_cast<std::size_t>(iterations));
+Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
+                         const World& world, int warmup, int iterations) {
+  long largest = 0;
+  for (const auto& c : calls) largest = std::max(largest, c.elements);
+  std::vector<float> full(std::size_t(largest), 0.0f);  // zeros stay finite when summed
+  std::vector<float> part(std::size_t(largest / tp.size()), 0.0f);
   auto step = [&] {
-    for (long n : elements) tp.all_reduce_sum(buffer.data(), n);
+    for (const auto& c : calls) {
+      const long local = c.elements / tp.size();
+      switch (c.kind) {
+        case Collective::all_reduce: tp.all_reduce_sum(full.data(), c.elements); break;
+        case Collective::all_gather: tp.all_gather(part.data(), full.data(), local); break;
+        case Collective::reduce_scatter: tp.reduce_scatter_sum(full.data(), part.data(), local); break;
+      }
+    }
   };
+  std::vector<double> ms(static_cast<std::size_t>(iterations));
   for (int i = 0; i < warmup; ++i) step();
   world.barrier();
   for (int i = 0; i < iterations; ++i) {

@@ -86,13 +86,30 @@ TpComm::TpComm(const World& world, int tp_size) {
 
 TpComm::~TpComm() { MPI_Comm_free(&comm_); }
 
+// MPI counts are int; config validation keeps every tensor below INT_MAX elements.
 void TpComm::all_reduce_sum(float* data, long count) {
-  // MPI counts are int; config validation keeps every tensor below INT_MAX elements.
-  double start = MPI_Wtime();
+  const double start = MPI_Wtime();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, comm_));
-  stats_.all_reduce.seconds += MPI_Wtime() - start;
-  stats_.all_reduce.calls += 1;
-  stats_.all_reduce.bytes += count * long(sizeof(float));
+  tally(stats_.all_reduce, start, count);
+}
+
+void TpComm::all_gather(const float* local, float* full, long local_count) {
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Allgather(local, int(local_count), MPI_FLOAT, full, int(local_count), MPI_FLOAT,
+                         comm_));
+  tally(stats_.all_gather, start, local_count * size_);
+}
+
+void TpComm::reduce_scatter_sum(const float* full, float* local, long local_count) {
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Reduce_scatter_block(full, local, int(local_count), MPI_FLOAT, MPI_SUM, comm_));
+  tally(stats_.reduce_scatter, start, local_count * size_);
+}
+
+void TpComm::tally(CollectiveTally& t, double start, long tensor_elements) {
+  t.seconds += MPI_Wtime() - start;
+  t.calls += 1;
+  t.bytes += tensor_elements * long(sizeof(float));
 }
 
 }  // namespace tp_mlp

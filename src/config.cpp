@@ -31,6 +31,7 @@ const char* kDescription =
     "  megatron: W1 split by columns -> GeLU local -> W2 split by rows -> 1 all-reduce\n"
     "  naive:    W1 and W2 split by rows -> all-reduce before GeLU and after W2: 2, 5x bytes\n"
     "  serial:   the whole MLP on one rank, no communication\n"
+    "  megatron-sp (--sequence-parallel): megatron with X and Y split by tokens\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
@@ -73,6 +74,7 @@ std::string gib(double bytes) {
 const char* scheme_name(Scheme scheme) {
   switch (scheme) {
     case Scheme::megatron: return "megatron";
+    case Scheme::megatron_sp: return "megatron-sp";
     case Scheme::naive: return "naive";
     case Scheme::serial: return "serial";
   }
@@ -80,11 +82,13 @@ const char* scheme_name(Scheme scheme) {
 }
 
 std::vector<Scheme> Config::schemes() const {
-  const std::vector<Scheme> all = {Scheme::megatron, Scheme::naive, Scheme::serial};
-  if (scheme == "all") return all;
   std::vector<Scheme> chosen;
-  std::copy_if(all.begin(), all.end(), std::back_inserter(chosen),
-               [&](Scheme s) { return scheme == scheme_name(s); });
+  for (Scheme s : {Scheme::megatron, Scheme::megatron_sp, Scheme::naive, Scheme::serial}) {
+    // megatron-sp is megatron with --sequence-parallel, so it goes where megatron goes.
+    const char* selector = scheme_name(s == Scheme::megatron_sp ? Scheme::megatron : s);
+    if ((scheme == "all" || scheme == selector) && (s != Scheme::megatron_sp || sequence_parallel))
+      chosen.push_back(s);
+  }
   return chosen;
 }
 
@@ -110,6 +114,12 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
       ->type_name("NAME")
       ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}).description(""));
+  app.add_flag("--backward", cfg.backward,
+               "Also run and verify the backward pass, given a fixed upstream gradient dY");
+  app.add_flag("--bias", cfg.bias, "Give both linears a bias (b1 split with W1, b2 added once)");
+  app.add_flag("--sequence-parallel", cfg.sequence_parallel,
+               "Also run megatron with sequence parallelism (megatron-sp): all-gather and "
+               "reduce-scatter instead of all-reduce");
   app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file")
       ->type_name("FILE");
   app.add_option("--save-tensors", cfg.tensors_dir,
@@ -137,8 +147,10 @@ MemoryEstimate estimate_memory(const Config& cfg) {
   for (Scheme s : cfg.schemes()) {
     switch (s) {
       case Scheme::megatron:
+      case Scheme::megatron_sp:  // its token-split buffers are extra, and small
         m.weights += 2 * H * FF / T * f;
-        m.activations += tokens * (FF / T + H) * f;
+        m.activations += tokens * (FF / T + 2 * H) * f;
+        if (cfg.backward) m.activations += tokens * (3 * FF / T + 2 * H) * f;
         break;
       case Scheme::naive:
         m.weights += 2 * H * FF / T * f;
@@ -146,7 +158,8 @@ MemoryEstimate estimate_memory(const Config& cfg) {
         break;
       case Scheme::serial:
         m.serial = (2 * H * FF + tokens * (FF + H)) * f;
-        m.activations += tokens * H * f;  // the other ranks' copy of its output, to verify
+        if (cfg.backward) m.serial += (2 * H * FF + tokens * (2 * FF + H)) * f;
+        m.activations += 2 * tokens * H * f;  // copies of its output and dX, to verify
         break;
     }
   }
@@ -175,6 +188,15 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     why << "the naive scheme splits --hidden-size " << cfg.hidden_size << " over --tp-size " << T
         << " ranks, so T must divide H"
         << (cfg.scheme == "all" ? ": choose another size, or --scheme megatron to skip it" : "");
+  } else if (cfg.sequence_parallel && cfg.scheme != "all" && cfg.scheme != "megatron") {
+    why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
+           "megatron or all, not " << cfg.scheme;
+  } else if (cfg.sequence_parallel && cfg.tokens() % T != 0) {
+    why << "--sequence-parallel splits the " << cfg.tokens()
+        << " tokens (--batch-size x --seq-len) over --tp-size " << T
+        << " ranks, so T must divide them";
+  } else if (cfg.backward && cfg.scheme == "naive") {
+    why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
   } else if (cfg.tokens() * cfg.intermediate_size() > INT_MAX) {
     why << "--batch-size x --seq-len x 4 x --hidden-size = "
         << cfg.tokens() * cfg.intermediate_size()

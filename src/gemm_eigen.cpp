@@ -6,7 +6,14 @@
 
 namespace tp_mlp {
 
-void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c) { c.noalias() = a * b; }
+void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c, Op op_a, Op op_b) {
+  // Eigen's product reads a .transpose() in place; each combination is its own expression.
+  const bool ta = op_a == Op::transpose, tb = op_b == Op::transpose;
+  if (!ta && !tb) c.noalias() = a * b;
+  if (!ta && tb) c.noalias() = a * b.transpose();
+  if (ta && !tb) c.noalias() = a.transpose() * b;
+  if (ta && tb) c.noalias() = a.transpose() * b.transpose();
+}
 
 const char* gemm_backend() {
   return "Eigen " TP_MLP_STR(EIGEN_WORLD_VERSION) "." TP_MLP_STR(EIGEN_MAJOR_VERSION) "." TP_MLP_STR(

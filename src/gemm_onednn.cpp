@@ -9,17 +9,21 @@
 
 namespace tp_mlp {
 
-void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c) {
+void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c, Op op_a, Op op_b) {
   // Debian's oneDNN is built with OpenMP and would start a thread per core in every rank.
-  // The limit is an ICV of the calling thread; only the main thread calls gemm.
+  // The limit belongs to the calling thread, and only the main thread calls gemm.
   static const bool single_threaded = (omp_set_num_threads(1), true);
   (void)single_threaded;
-  eigen_assert(a.rows() == c.rows() && a.cols() == b.rows() && b.cols() == c.cols());
-  // dnnl_sgemm is row-major, so the leading dimensions are the row strides.
+  const bool ta = op_a == Op::transpose, tb = op_b == Op::transpose;
+  const long k = ta ? a.rows() : a.cols();
+  eigen_assert((ta ? a.cols() : a.rows()) == c.rows() && (tb ? b.rows() : b.cols()) == c.cols() &&
+               (tb ? b.cols() : b.rows()) == k);
+  // The row-major API reads transposes in place; leading dimensions are the row strides.
   const dnnl_status_t status =
-      dnnl_sgemm('N', 'N', c.rows(), c.cols(), a.cols(), 1.0f, a.data(), a.outerStride(),
-                 b.data(), b.outerStride(), 0.0f, c.data(), c.outerStride());
-  if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed: status " + std::to_string(status));
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', c.rows(), c.cols(), k, 1.0f, a.data(),
+                 a.outerStride(), b.data(), b.outerStride(), 0.0f, c.data(), c.outerStride());
+  if (status != dnnl_success)
+    throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(int(status)));
 }
 
 const char* gemm_backend() {

@@ -8,7 +8,7 @@ namespace {
 
 constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // SplitMix64's increment γ
 
-enum Stream : std::uint64_t { kW1 = 1, kW2 = 2, kInput = 3 };
+enum Stream : std::uint64_t { kW1 = 1, kW2 = 2, kInput = 3, kB1 = 4, kB2 = 5, kGradOutput = 6 };
 
 std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -27,28 +27,37 @@ double unit_open_closed(std::uint64_t bits) {  // (0, 1], 53 bits
 }
 
 // torch.nn.init.xavier_uniform_: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
-double xavier_bound(long fan_in, long fan_out) { return std::sqrt(6.0 / double(fan_in + fan_out)); }
+MasterTensor xavier(std::uint64_t stream, long fan_in, long fan_out) {
+  const double bound = std::sqrt(6.0 / double(fan_in + fan_out));
+  return {stream, MasterTensor::Distribution::uniform, fan_in, fan_out, bound};
+}
+
+// torch.nn.Linear's bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), one row.
+MasterTensor linear_bias(std::uint64_t stream, long fan_in, long fan_out) {
+  return {stream, MasterTensor::Distribution::uniform, 1, fan_out, 1.0 / std::sqrt(double(fan_in))};
+}
+
+MasterTensor standard_normal(std::uint64_t stream, long rows, long cols) {
+  return {stream, MasterTensor::Distribution::standard_normal, rows, cols};
+}
 
 }  // namespace
 
-MasterTensor master_w1(const Config& cfg) {
-  return {kW1, MasterTensor::Distribution::xavier_uniform, cfg.hidden_size, cfg.intermediate_size()};
-}
-
-MasterTensor master_w2(const Config& cfg) {
-  return {kW2, MasterTensor::Distribution::xavier_uniform, cfg.intermediate_size(), cfg.hidden_size};
-}
-
-MasterTensor master_input(const Config& cfg) {
-  return {kInput, MasterTensor::Distribution::standard_normal, cfg.tokens(), cfg.hidden_size};
+MasterTensor master_w1(const Config& cfg) { return xavier(kW1, cfg.hidden_size, cfg.intermediate_size()); }
+MasterTensor master_w2(const Config& cfg) { return xavier(kW2, cfg.intermediate_size(), cfg.hidden_size); }
+MasterTensor master_b1(const Config& cfg) { return linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size()); }
+MasterTensor master_b2(const Config& cfg) { return linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size); }
+MasterTensor master_input(const Config& cfg) { return standard_normal(kInput, cfg.tokens(), cfg.hidden_size); }
+MasterTensor master_grad_output(const Config& cfg) {
+  return standard_normal(kGradOutput, cfg.tokens(), cfg.hidden_size);
 }
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col) {
   std::uint64_t index = std::uint64_t(row) * std::uint64_t(t.cols) + std::uint64_t(col);
   switch (t.distribution) {
-    case MasterTensor::Distribution::xavier_uniform: {
+    case MasterTensor::Distribution::uniform: {
       double u = unit_open_closed(random_bits(seed, t.stream, index));
-      return float(xavier_bound(t.rows, t.cols) * (2.0 * u - 1.0));
+      return float(t.bound * (2.0 * u - 1.0));
     }
     case MasterTensor::Distribution::standard_normal: {
       // Box-Muller on two draws of its own, so that element i never depends on i-1.

@@ -8,13 +8,20 @@
 #include "tp_mlp/npy.hpp"
 
 namespace tp_mlp {
+
+bool SchemeResult::passed() const {
+  bool ok = output.passed;
+  for (const auto& g : gradients) ok = ok && g.passed;
+  return ok;
+}
+
 namespace {
 
 constexpr int kRule = 60;  // the script's section width
 
 void section(const char* title) {
-  std::printf("\n%s\n %s\n%s\n", std::string(kRule, '=').c_str(), title,
-              std::string(kRule, '=').c_str());
+  const std::string rule(kRule, '=');
+  std::printf("\n%s\n %s\n%s\n", rule.c_str(), title, rule.c_str());
 }
 
 std::string bytes_text(double bytes) {
@@ -45,34 +52,105 @@ std::string shape_text(const Config& cfg) {
 
 const char* yes_no(bool b) { return b ? "True" : "False"; }
 
-bool all_passed(const std::vector<SchemeResult>& results) {
-  for (const auto& r : results)
-    if (!r.verification.passed) return false;
-  return true;
-}
-
 const SchemeResult* find(const std::vector<SchemeResult>& results, Scheme scheme) {
   for (const auto& r : results)
     if (r.scheme == scheme) return &r;
   return nullptr;
 }
 
+bool all_passed(const std::vector<SchemeResult>& results) {
+  for (const auto& r : results)
+    if (!r.passed()) return false;
+  return true;
+}
+
+// "1 all-gather + 1 reduce-scatter", as counted.
+std::string collectives_text(const CommStats& s) {
+  std::string text;
+  auto add = [&](long calls, const char* name) {
+    if (!calls) return;
+    text += (text.empty() ? "" : " + ") + std::to_string(calls) + " " + name;
+  };
+  add(s.all_reduce.calls, "all-reduce");
+  add(s.all_gather.calls, "all-gather");
+  add(s.reduce_scatter.calls, "reduce-scatter");
+  return text.empty() ? "none" : text;
+}
+
+long counted_bytes(const CommStats& s) {
+  return s.all_reduce.bytes + s.all_gather.bytes + s.reduce_scatter.bytes;
+}
+
+// The communication layer saw exactly the collectives, kinds and sizes the formula predicts.
+bool agrees(const PassResult& p) {
+  const CommStats& s = p.counted;
+  return s.all_reduce.calls == p.formula.count(Collective::all_reduce) &&
+         s.all_gather.calls == p.formula.count(Collective::all_gather) &&
+         s.reduce_scatter.calls == p.formula.count(Collective::reduce_scatter) &&
+         s.all_reduce.bytes == p.formula.bytes(Collective::all_reduce) &&
+         s.all_gather.bytes == p.formula.bytes(Collective::all_gather) &&
+         s.reduce_scatter.bytes == p.formula.bytes(Collective::reduce_scatter);
+}
+
 nlohmann::json summary_json(const Summary& s) {
   return {{"mean", s.mean}, {"median", s.median}, {"min", s.min}, {"max", s.max}};
 }
 
+nlohmann::json tally_json(const CollectiveTally& t) { return {{"calls", t.calls}, {"bytes", t.bytes}}; }
+
+nlohmann::json pass_json(const PassResult& p, int tp_size) {
+  return {{"counted",
+           {{"all_reduce", tally_json(p.counted.all_reduce)},
+            {"all_gather", tally_json(p.counted.all_gather)},
+            {"reduce_scatter", tally_json(p.counted.reduce_scatter)},
+            {"calls", p.counted.calls()},
+            {"bytes", counted_bytes(p.counted)},
+            {"ring_bytes_per_rank", ring_bytes_per_rank(p.counted, tp_size)}}},
+          {"formula",
+           {{"calls", p.formula.count()},
+            {"bytes", p.formula.bytes()},
+            {"ring_bytes_per_rank", p.formula.ring_bytes_per_rank(tp_size)}}},
+          {"matches_formula", agrees(p)},
+          {"flops_per_rank", p.flops_per_rank}};
+}
+
+nlohmann::json verification_json(const Verification& v) {
+  return {{"tensor", v.tensor},          {"passed", v.passed},
+          {"max_abs_diff", v.max_abs_diff}, {"max_rel_diff", v.max_rel_diff},
+          {"tolerance", v.tolerance},     {"accumulated_terms", v.accumulated_terms}};
+}
+
 double gflops(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
+
+int ranks_used(const SchemeResult& r, const Config& cfg) {
+  return r.scheme == Scheme::serial ? 1 : cfg.tp_size;
+}
+
+// The fastest a step can be: this rank's FLOPs at the core's FMA peak, plus the bare
+// collectives it needs.
+double bound_ms(double flops, double peak_gflops, const Summary& floor) {
+  return flops / (peak_gflops * 1e6) + floor.median;
+}
+
+void print_verification_row(const char* scheme, const Verification& v) {
+  std::printf("  %-12s %-5s %13.2e %13.2e %11.2e  %s\n", scheme, v.tensor.c_str(), v.max_abs_diff,
+              v.max_rel_diff, v.tolerance, yes_no(v.passed));
+}
 
 }  // namespace
 
 void Report::banner(const Config& cfg, const Launch& launch) {
+  peak_gflops_ = launch.peak_gflops;
   json_["config"] = {{"tp_size", cfg.tp_size},         {"world_size", launch.world_size},
                      {"tp_groups", launch.tp_groups},  {"hidden_size", cfg.hidden_size},
                      {"intermediate_size", cfg.intermediate_size()},
                      {"batch_size", cfg.batch_size},   {"seq_len", cfg.seq_len},
                      {"iterations", cfg.iterations},   {"warmup", cfg.warmup},
                      {"seed", cfg.seed},               {"scheme", cfg.scheme},
+                     {"backward", cfg.backward},       {"bias", cfg.bias},
+                     {"sequence_parallel", cfg.sequence_parallel},
                      {"gemm_backend", launch.gemm_backend}};
+  json_["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops}};
   if (!prints_) return;
   const std::string title = "TENSOR-PARALLEL MLP BLOCK";
   const int inner = kRule - 2, left = (inner - int(title.size())) / 2;
@@ -85,88 +163,112 @@ void Report::banner(const Config& cfg, const Launch& launch) {
               launch.tp_groups == 1 ? "" : "s", cfg.tp_size);
   std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size, cfg.intermediate_size());
   std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+  std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", cfg.bias ? " + b1" : "", cfg.bias ? " + b2" : "",
+              cfg.backward ? ", forward and backward" : ", forward");
   std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
+  std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
   std::fflush(stdout);
 }
 
 void Report::verification(const Config& cfg, const std::vector<SchemeResult>& results) {
-  nlohmann::json schemes = nlohmann::json::object();
-  for (const auto& r : results)
-    schemes[scheme_name(r.scheme)]["verification"] = {
-        {"passed", r.verification.passed},
-        {"max_abs_diff", r.verification.max_abs_diff},
-        {"max_rel_diff", r.verification.max_rel_diff}};
-  json_["schemes"] = schemes;
-  const Verification& first = results.front().verification;
-  json_["verification"] = {{"passed", all_passed(results)},
-                           {"scheme", scheme_name(results.front().scheme)},
-                           {"max_abs_diff", first.max_abs_diff},
-                           {"max_rel_diff", first.max_rel_diff},
-                           {"tolerance", first.tolerance},
-                           {"accumulated_terms", first.accumulated_terms}};
+  for (const auto& r : results) {
+    auto& j = json_["schemes"][scheme_name(r.scheme)];
+    j["verification"] = verification_json(r.output);
+    j["verification"]["passed"] = r.passed();
+    if (r.has_backward)
+      for (const auto& g : r.gradients) j["backward"]["verification"][g.tensor] = verification_json(g);
+  }
+  const Verification& first = results.front().output;
+  json_["verification"] = verification_json(first);
+  json_["verification"]["passed"] = all_passed(results);
+  json_["verification"]["scheme"] = scheme_name(results.front().scheme);
   if (!prints_) return;
   section("CORRECTNESS VERIFICATION");
   std::printf("\nReference: the same model unsharded, in float64, split over ranks by tokens\n");
   std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(), shape_text(cfg).c_str());
-  std::printf("Tolerance: max|Y - Y_ref| / max|Y_ref| <= %.2e\n", first.tolerance);
-  std::printf("  (fp32 rounding grows at worst like n*u: n = H + 4H = %ld accumulated terms,\n"
-              "   u = 2^-24)\n\n", first.accumulated_terms);
-  std::printf("  %-10s %14s %14s  %s\n", "scheme", "max abs diff", "max rel diff", "correct");
-  for (const auto& r : results)
-    std::printf("  %-10s %14.2e %14.2e  %s\n", scheme_name(r.scheme), r.verification.max_abs_diff,
-                r.verification.max_rel_diff, yes_no(r.verification.passed));
+  std::printf("Tolerance: max|diff| / max|reference| <= n*u, u = 2^-24, where n is the number\n"
+              "of fp32 products accumulated into an element (for Y, n = H + 4H = %ld): the\n"
+              "worst-case growth of rounding error in a sum of n terms.\n\n",
+              first.accumulated_terms);
+  std::printf("  %-12s %-5s %13s %13s %11s  %s\n", "scheme", "", "max abs diff", "max rel diff",
+              "tolerance", "correct");
+  for (const auto& r : results) print_verification_row(scheme_name(r.scheme), r.output);
+  bool any_backward = false;
+  for (const auto& r : results) any_backward = any_backward || r.has_backward;
+  if (any_backward) {
+    std::printf("\n  Backward, given a fixed upstream gradient dY %s:\n", shape_text(cfg).c_str());
+    for (const auto& r : results)
+      for (const auto& g : r.gradients) print_verification_row(scheme_name(r.scheme), g);
+  }
   std::printf("\nMax difference from reference: %.2e\n", first.max_abs_diff);
   std::printf("Correct: %s\n", yes_no(all_passed(results)));
   std::fflush(stdout);
 }
 
 void Report::communication(const Config& cfg, const std::vector<SchemeResult>& results) {
+  const int T = cfg.tp_size;
   for (const auto& r : results) {
     auto& j = json_["schemes"][scheme_name(r.scheme)];
-    j["allreduce_calls_per_forward"] = r.counted.all_reduce.calls;
-    j["allreduce_bytes_per_forward"] = r.counted.all_reduce.bytes;
-    j["formula"] = {{"allreduce_calls_per_forward", r.formula.calls()},
-                    {"allreduce_bytes_per_forward", r.formula.bytes()},
-                    {"ring_bytes_per_rank", r.formula.ring_bytes_per_rank(cfg.tp_size)}};
+    j["allreduce_calls_per_forward"] = r.forward.counted.all_reduce.calls;
+    j["allreduce_bytes_per_forward"] = r.forward.counted.all_reduce.bytes;
+    j["forward"] = pass_json(r.forward, T);
+    j["boundary_activation_bytes"] = r.boundary_bytes;
+    if (r.has_backward) j["backward"].update(pass_json(r.backward, T));
   }
   const SchemeResult& lead = results.front();
-  const long calls = lead.counted.all_reduce.calls;
-  const long bytes_per_call = calls ? lead.counted.all_reduce.bytes / calls : 0;
-  const double ring = lead.formula.ring_bytes_per_rank(cfg.tp_size);
+  const CommStats& counted = lead.forward.counted;
+  const long calls = counted.calls();
+  const long bytes_per_call = calls ? counted_bytes(counted) / calls : 0;
+  const double ring = lead.forward.formula.ring_bytes_per_rank(T);
   json_["communication"] = {{"scheme", scheme_name(lead.scheme)},
-                            {"allreduce_calls_per_forward", calls},
+                            {"allreduce_calls_per_forward", counted.all_reduce.calls},
+                            {"collective_calls_per_forward", calls},
                             {"bytes_per_allreduce", bytes_per_call},
                             {"elements_per_allreduce", bytes_per_call / long(sizeof(float))},
                             {"ring_bytes_per_rank", ring},
-                            {"ring_bytes_total", ring * cfg.tp_size}};
+                            {"ring_bytes_total", ring * T}};
   if (!prints_) return;
   section("COMMUNICATION ANALYSIS");
   std::printf("\nConfiguration:\n  Hidden size: %d\n  Batch size: %d\n  Sequence length: %d\n"
               "  TP degree: %d\n",
-              cfg.hidden_size, cfg.batch_size, cfg.seq_len, cfg.tp_size);
-  std::printf("\nPer forward pass (%s, counted by the communication layer):\n",
-              scheme_name(lead.scheme));
-  std::printf("  All-reduce calls: %ld\n", calls);
+              cfg.hidden_size, cfg.batch_size, cfg.seq_len, T);
+  std::printf("\nPer forward pass (%s, counted by the communication layer):\n", scheme_name(lead.scheme));
+  std::printf("  All-reduce calls: %ld\n", counted.all_reduce.calls);
   std::printf("  Elements per all-reduce: %s\n", grouped(bytes_per_call / long(sizeof(float))).c_str());
   std::printf("  Bytes per all-reduce: %s\n", bytes_text(double(bytes_per_call)).c_str());
   std::printf("\nCommunication volume (ring algorithm, 2 x bytes x (T-1)/T):\n");
   std::printf("  Per rank: %s\n  Total across all ranks: %s\n", bytes_text(ring).c_str(),
-              bytes_text(ring * cfg.tp_size).c_str());
-  std::printf("\n  %-10s %21s %25s %14s\n", "", "all-reduces/forward", "bytes/forward",
-              "ring bytes");
-  std::printf("  %-10s %10s %10s %12s %12s %14s\n", "scheme", "formula", "counted", "formula",
-              "counted", "per rank");
-  for (const auto& r : results)
-    std::printf("  %-10s %10ld %10ld %12s %12s %14s\n", scheme_name(r.scheme), r.formula.calls(),
-                r.counted.all_reduce.calls, bytes_text(double(r.formula.bytes())).c_str(),
-                bytes_text(double(r.counted.all_reduce.bytes)).c_str(),
-                bytes_text(r.formula.ring_bytes_per_rank(cfg.tp_size)).c_str());
+              bytes_text(ring * T).c_str());
+
+  std::printf("\nEvery scheme, one pass each, as counted (bytes: the whole tensors reduced or\n"
+              "assembled; ring bytes: what each rank sends, all-reduce 2B(T-1)/T, all-gather and\n"
+              "reduce-scatter B(T-1)/T):\n\n");
+  std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
+              "ring B/rank", "= formula");
+  auto row = [&](const SchemeResult& r, const char* pass, const PassResult& p) {
+    std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", scheme_name(r.scheme), pass,
+                collectives_text(p.counted).c_str(), bytes_text(double(counted_bytes(p.counted))).c_str(),
+                bytes_text(ring_bytes_per_rank(p.counted, T)).c_str(), agrees(p) ? "yes" : "NO");
+  };
+  for (const auto& r : results) {
+    row(r, "forward", r.forward);
+    if (r.has_backward) row(r, "backward", r.backward);
+  }
   const SchemeResult* megatron = find(results, Scheme::megatron);
   const SchemeResult* naive = find(results, Scheme::naive);
-  if (megatron && naive && megatron->counted.all_reduce.bytes > 0)
+  const SchemeResult* sp = find(results, Scheme::megatron_sp);
+  if (megatron && naive && counted_bytes(megatron->forward.counted) > 0)
     std::printf("\nNaive moves %.1fx Megatron's bytes: it must sum the [tokens, 4H] pre-activation\n"
                 "before GeLU, because GeLU of a partial sum is not the sum of GeLUs.\n",
-                double(naive->counted.all_reduce.bytes) / double(megatron->counted.all_reduce.bytes));
+                double(counted_bytes(naive->forward.counted)) /
+                    double(counted_bytes(megatron->forward.counted)));
+  if (megatron && sp)
+    std::printf("\nSequence parallelism replaces each all-reduce by an all-gather and a\n"
+                "reduce-scatter: %s vs %s sent per rank per forward, while X and Y (and dY, dX)\n"
+                "shrink from %s to %s per rank.\n",
+                bytes_text(ring_bytes_per_rank(sp->forward.counted, T)).c_str(),
+                bytes_text(ring_bytes_per_rank(megatron->forward.counted, T)).c_str(),
+                bytes_text(megatron->boundary_bytes).c_str(), bytes_text(sp->boundary_bytes).c_str());
   std::printf("\nThe price of tensor parallelism is this communication; serial needs none,\n"
               "but holds all 8H^2 weights on one rank.\n");
   std::fflush(stdout);
@@ -175,82 +277,114 @@ void Report::communication(const Config& cfg, const std::vector<SchemeResult>& r
 void Report::benchmark(const Config& cfg, const std::vector<SchemeResult>& results) {
   const SchemeResult* serial = find(results, Scheme::serial);
   auto speedup = [&](const SchemeResult& r) {
-    return serial && r.timing.forward.median > 0 ? serial->timing.forward.median / r.timing.forward.median
-                                                 : 0.0;
+    return serial && r.timing.total.median > 0 ? serial->timing.total.median / r.timing.total.median : 0.0;
   };
   for (const auto& r : results) {
     auto& j = json_["schemes"][scheme_name(r.scheme)];
-    j["forward_ms"] = summary_json(r.timing.forward);
+    const double bound = bound_ms(r.forward.flops_per_rank, peak_gflops_, r.floor);
+    j["forward_ms"] = summary_json(r.timing.total);
     j["compute_ms"] = summary_json(r.timing.compute);
     j["comm_ms"] = summary_json(r.timing.comm);
     j["floor_ms"] = summary_json(r.floor);
-    j["gflops_per_rank"] = gflops(r.flops_per_rank, r.timing.forward.median);
+    j["gflops_per_rank"] = gflops(r.forward.flops_per_rank, r.timing.total.median);
+    j["percent_of_peak"] = 100 * gflops(r.forward.flops_per_rank, r.timing.total.median) / peak_gflops_;
+    j["bound_ms"] = bound;
+    j["forward_over_bound"] = r.timing.total.median / bound;
     if (serial) {
       j["speedup_vs_serial"] = speedup(r);
-      j["parallel_efficiency"] = speedup(r) / (r.scheme == Scheme::serial ? 1 : cfg.tp_size);
+      j["parallel_efficiency"] = speedup(r) / ranks_used(r, cfg);
+    }
+    if (r.has_backward) {
+      const double flops = r.forward.flops_per_rank + r.backward.flops_per_rank;
+      j["backward"]["step_ms"] = summary_json(r.train_timing.total);
+      j["backward"]["compute_ms"] = summary_json(r.train_timing.compute);
+      j["backward"]["comm_ms"] = summary_json(r.train_timing.comm);
+      j["backward"]["floor_ms"] = summary_json(r.train_floor);
+      j["backward"]["gflops_per_rank"] = gflops(flops, r.train_timing.total.median);
+      j["backward"]["bound_ms"] = bound_ms(flops, peak_gflops_, r.train_floor);
     }
   }
   const SchemeResult& lead = results.front();
-  const double model_flops = lead.flops_per_rank * (lead.scheme == Scheme::serial ? 1 : cfg.tp_size);
-  json_["benchmark"] = {{"scheme", scheme_name(lead.scheme)},
-                        {"forward_ms", summary_json(lead.timing.forward)},
-                        {"gflops", gflops(model_flops, lead.timing.forward.median)},
-                        {"gflops_per_rank", gflops(lead.flops_per_rank, lead.timing.forward.median)}};
+  json_["benchmark"] = {
+      {"scheme", scheme_name(lead.scheme)},
+      {"forward_ms", summary_json(lead.timing.total)},
+      {"gflops", gflops(lead.forward.flops_per_rank * ranks_used(lead, cfg), lead.timing.total.median)},
+      {"gflops_per_rank", gflops(lead.forward.flops_per_rank, lead.timing.total.median)}};
   if (const SchemeResult* megatron = find(results, Scheme::megatron))
-    json_["floor"] = {{"bytes", megatron->formula.bytes()},
+    json_["floor"] = {{"bytes", megatron->forward.formula.bytes()},
                       {"allreduce_ms", summary_json(megatron->floor)}};
+  if (const SchemeResult* m = find(results, Scheme::megatron); m && m->has_backward)
+    json_["backward"] = json_["schemes"]["megatron"]["backward"];
+  if (find(results, Scheme::megatron_sp)) json_["sequence_parallel"] = json_["schemes"]["megatron-sp"];
   if (!prints_) return;
   section("BENCHMARK");
-  std::printf("\n%d warm-up + %d timed forward passes per scheme; each pass is timed on every\n"
-              "rank and counts as the slowest rank's time.\n",
+  std::printf("\n%d warm-up + %d timed passes per scheme; each is timed on every rank and\n"
+              "counts as the slowest rank's time. Serial runs alone on rank 0.\n",
               cfg.warmup, cfg.iterations);
-  std::printf("\n  %-10s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
-              "max");
+  std::printf("\n  %-12s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min", "max");
   for (const auto& r : results)
-    std::printf("  %-10s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(r.scheme), r.timing.forward.mean,
-                r.timing.forward.median, r.timing.forward.min, r.timing.forward.max);
-  std::printf("\n  %-10s %10s %10s %10s %10s   (median ms; floor = bare\n", "scheme", "compute",
+    std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(r.scheme), r.timing.total.mean,
+                r.timing.total.median, r.timing.total.min, r.timing.total.max);
+  std::printf("\n  %-12s %10s %10s %10s %10s   (median ms; floor = the bare\n", "scheme", "compute",
               "comm", "floor", "comm/floor");
-  std::printf("  %-10s %10s %10s %10s %10s    all-reduces of the same bytes)\n", "", "", "", "", "");
+  std::printf("  %-12s %10s %10s %10s %10s    collectives of the same sizes)\n", "", "", "", "", "");
   for (const auto& r : results) {
-    const bool talks = r.formula.calls() > 0;
     char ratio[16] = "-";
-    if (talks && r.floor.median > 0) std::snprintf(ratio, sizeof ratio, "%.2f", r.timing.comm.median / r.floor.median);
-    std::printf("  %-10s %10.3f %10.3f %10.3f %10s\n", scheme_name(r.scheme), r.timing.compute.median,
+    if (r.forward.counted.calls() > 0 && r.floor.median > 0)
+      std::snprintf(ratio, sizeof ratio, "%.2f", r.timing.comm.median / r.floor.median);
+    std::printf("  %-12s %10.3f %10.3f %10.3f %10s\n", scheme_name(r.scheme), r.timing.compute.median,
                 r.timing.comm.median, r.floor.median, ratio);
   }
-  std::printf("\n  %-10s %14s %12s %12s\n", "scheme", "GFLOP/s/rank", "speed-up", "efficiency");
+  std::printf("\n  %-12s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
+              "/bound", "speed-up", "effic.");
   for (const auto& r : results) {
-    const double s = speedup(r);
-    const int ranks = r.scheme == Scheme::serial ? 1 : cfg.tp_size;
+    const double rate = gflops(r.forward.flops_per_rank, r.timing.total.median);
+    const double bound = bound_ms(r.forward.flops_per_rank, peak_gflops_, r.floor);
+    std::printf("  %-12s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(r.scheme), rate,
+                100 * rate / peak_gflops_, bound, r.timing.total.median / bound);
     if (serial)
-      std::printf("  %-10s %14.1f %11.2fx %11.0f%%\n", scheme_name(r.scheme),
-                  gflops(r.flops_per_rank, r.timing.forward.median), s, 100.0 * s / ranks);
+      std::printf(" %8.2fx %8.0f%%\n", speedup(r), 100 * speedup(r) / ranks_used(r, cfg));
     else
-      std::printf("  %-10s %14.1f %12s %12s\n", scheme_name(r.scheme),
-                  gflops(r.flops_per_rank, r.timing.forward.median), "-", "-");
+      std::printf(" %9s %9s\n", "-", "-");
   }
-  std::printf(serial ? "  (speed-up = serial time / scheme time; efficiency = speed-up / ranks used)\n"
-                     : "  (speed-up and efficiency need the serial baseline: --scheme all)\n");
+  std::printf("  (GFLOP/s per rank; bound = this rank's FLOPs at the FMA peak + the floor;\n"
+              "   speed-up = serial time / scheme time, efficiency = speed-up / ranks%s)\n",
+              serial ? "" : "; both need serial: --scheme all");
+  bool any_backward = false;
+  for (const auto& r : results) any_backward = any_backward || r.has_backward;
+  if (any_backward) {
+    std::printf("\n  %-12s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme", "median",
+                "compute", "comm", "floor", "GFLOP/s", "% peak");
+    std::printf("  %-12s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
+    for (const auto& r : results) {
+      if (!r.has_backward) continue;
+      const double rate =
+          gflops(r.forward.flops_per_rank + r.backward.flops_per_rank, r.train_timing.total.median);
+      std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(r.scheme),
+                  r.train_timing.total.median, r.train_timing.compute.median,
+                  r.train_timing.comm.median, r.train_floor.median, rate, 100 * rate / peak_gflops_);
+    }
+  }
   std::printf("\nTP MLP forward pass (%s, median): %.3f ms\n", scheme_name(lead.scheme),
-              lead.timing.forward.median);
+              lead.timing.total.median);
   std::printf("Output shape: %s\n", shape_text(cfg).c_str());
   std::fflush(stdout);
 }
 
 void Report::scaling(const Config& cfg, const std::vector<SchemeResult>& results,
-                     double peak_rss_bytes) {
+                     const MemoryUse& memory) {
   constexpr long kExampleHidden = 4096;  // the script's example: H = 4096, T = 8
   constexpr int kExampleTp = 8;
   const ParamFormula run = param_formula(cfg.hidden_size, cfg.tp_size);
   const ParamFormula example = param_formula(kExampleHidden, kExampleTp);
-  const SchemeResult& lead = results.front();
   const double f = sizeof(float);
   json_["memory"] = {{"params_total", run.total},
                      {"params_per_rank", run.per_rank},
-                     {"weight_bytes_per_rank", lead.weight_bytes},
+                     {"weight_bytes_per_rank", results.front().weight_bytes},
                      {"weight_bytes_per_rank_formula", run.per_rank * f},
-                     {"peak_rss_bytes", peak_rss_bytes}};
+                     {"baseline_rss_bytes", memory.baseline_rss},
+                     {"peak_rss_bytes", memory.peak_rss},
+                     {"estimated_bytes", memory.estimate}};
   if (!prints_) return;
   section("SCALING ANALYSIS");
   std::printf("\nMemory scaling with Tensor Parallelism (fp32):\n\n"
@@ -265,11 +399,18 @@ void Report::scaling(const Config& cfg, const std::vector<SchemeResult>& results
                 bytes_text(p.per_rank * f).c_str());
   };
   show("This run", cfg.hidden_size, cfg.tp_size, run);
+  std::printf("\n  %-12s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
   for (const auto& r : results)
-    std::printf("  Allocated by one rank for %s: %s of weights\n", scheme_name(r.scheme),
-                bytes_text(double(r.weight_bytes)).c_str());
+    std::printf("  %-12s %16s %26s\n", scheme_name(r.scheme), bytes_text(double(r.weight_bytes)).c_str(),
+                bytes_text(r.boundary_bytes).c_str());
+  std::printf("  (as allocated; serial's on rank 0 only)\n");
   show("Example", kExampleHidden, kExampleTp, example);
-  std::printf("\nPeak resident memory of the largest rank: %s\n", bytes_text(peak_rss_bytes).c_str());
+  std::printf("\nRank 0's resident memory: peak %s = baseline %s (MPI, libraries)\n"
+              "  + %s, against an estimate of %s for its tensors (%.2fx)\n",
+              bytes_text(memory.peak_rss).c_str(), bytes_text(memory.baseline_rss).c_str(),
+              bytes_text(memory.peak_rss - memory.baseline_rss).c_str(),
+              bytes_text(memory.estimate).c_str(),
+              (memory.peak_rss - memory.baseline_rss) / memory.estimate);
   std::fflush(stdout);
 }
 

@@ -32,6 +32,10 @@ void save_tensors(const Config& cfg, const Matrix& x, const Matrix& y) {
   save_npy((dir / "x.npy").string(), x, activation_shape);
   save_master((dir / "w1.npy").string(), master_w1(cfg), cfg);
   save_master((dir / "w2.npy").string(), master_w2(cfg), cfg);
+  if (cfg.bias) {
+    save_master((dir / "b1.npy").string(), master_b1(cfg), cfg);
+    save_master((dir / "b2.npy").string(), master_b2(cfg), cfg);
+  }
   save_npy((dir / "y.npy").string(), y, activation_shape);
 }
 

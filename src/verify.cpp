@@ -1,4 +1,4 @@
-// verify: the blocked double-precision reference and the comparison (see verify.hpp).
+// verify: the blocked double-precision reference and the comparisons (see verify.hpp).
 #include "tp_mlp/verify.hpp"
 
 #include <algorithm>
@@ -8,46 +8,135 @@
 #include "tp_mlp/init.hpp"
 
 namespace tp_mlp {
+namespace {
 
-ReferenceRows reference_forward(const Config& cfg, const Matrix& x, int part, int parts) {
-  const long H = cfg.hidden_size, FF = cfg.intermediate_size();
-  const long first = cfg.tokens() * part / parts, rows = cfg.tokens() * (part + 1) / parts - first;
-  const long block = std::max(1L, (cfg.shard_width() + 1) / 2);
+using RowVectorD = Eigen::RowVectorXd;
 
-  ReferenceRows ref{first, MatrixD::Zero(rows, H)};
-  const MatrixD x_mine = x.middleRows(first, rows).cast<double>();  // [my tokens, H]
-  MatrixD w1_block, w2_block, h_block;
-  for (long col = 0; col < FF; col += block) {
-    const long width = std::min(block, FF - col);
-    w1_block.resize(H, width);  // [H, block] of the master W1
-    w2_block.resize(width, H);  // [block, H] of the master W2
-    fill_block(w1_block, master_w1(cfg), cfg.seed, 0, col);
-    fill_block(w2_block, master_w2(cfg), cfg.seed, col, 0);
-    h_block.noalias() = x_mine * w1_block;  // [my tokens, block]
-    h_block = h_block.unaryExpr([](double v) { return 0.5 * v * (1.0 + std::erf(v * M_SQRT1_2)); });
-    ref.y.noalias() += h_block * w2_block;
+double gelu_scalar(double v) { return 0.5 * v * (1.0 + std::erf(v * M_SQRT1_2)); }
+
+double gelu_derivative(double v) {  // Φ(v) + v·φ(v)
+  return 0.5 * (1.0 + std::erf(v * M_SQRT1_2)) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+}
+
+// Columns [col, col + width) of W1 and b1, and the same rows of W2, from the generator.
+struct ReferenceBlock {
+  MatrixD w1;     // [H, width]
+  MatrixD w2;     // [width, H]
+  RowVectorD b1;  // [width], zeros without bias
+  ReferenceBlock(const Config& cfg, long col, long width)
+      : w1(cfg.hidden_size, width), w2(width, cfg.hidden_size), b1(RowVectorD::Zero(width)) {
+    fill_block(w1, master_w1(cfg), cfg.seed, 0, col);
+    fill_block(w2, master_w2(cfg), cfg.seed, col, 0);
+    if (cfg.bias) {
+      MatrixD b(1, width);
+      fill_block(b, master_b1(cfg), cfg.seed, 0, col);
+      b1 = b.row(0);
+    }
+  }
+};
+
+long block_width(const Config& cfg) { return std::max(1L, (cfg.shard_width() + 1) / 2); }
+
+// Calls visit(col, width) for blocks covering columns [first, first + count) of 4H.
+template <typename Visit>
+void for_each_block(const Config& cfg, long first, long count, Visit visit) {
+  const long width = block_width(cfg);
+  for (long col = first; col < first + count; col += width) visit(col, std::min(width, first + count - col));
+}
+
+// Largest |got − ref| and largest |ref| seen, for one tensor on one rank.
+struct MaxDiff {
+  double diff = 0, scale = 0;
+  template <typename A, typename B>
+  void add(const A& got, const B& ref) {
+    if (ref.size() == 0) return;
+    diff = std::max(diff, (got.template cast<double>() - ref).cwiseAbs().maxCoeff());
+    scale = std::max(scale, ref.cwiseAbs().maxCoeff());
+  }
+};
+
+Verification conclude(const std::string& tensor, const MaxDiff& local, long terms,
+                      const World& world) {
+  Verification v;
+  v.tensor = tensor;
+  v.max_abs_diff = world.max(local.diff);
+  v.max_rel_diff = v.max_abs_diff / world.max(local.scale);
+  v.accumulated_terms = terms;
+  v.tolerance = fp32_tolerance(terms);
+  v.passed = v.max_rel_diff <= v.tolerance;  // false for NaN too
+  return v;
+}
+
+}  // namespace
+
+double fp32_tolerance(long accumulated_terms) {
+  return double(accumulated_terms) * std::numeric_limits<float>::epsilon() / 2;
+}
+
+ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy,
+                             long first_token, long rows) {
+  const long H = cfg.hidden_size;
+  const bool backward = dy.size() > 0;
+  ReferenceRows ref{first_token, MatrixD::Zero(rows, H), MatrixD::Zero(backward ? rows : 0, H)};
+  const MatrixD x_rows = x.middleRows(first_token, rows).cast<double>();  // [rows, H]
+  const MatrixD dy_rows = backward ? MatrixD(dy.middleRows(first_token, rows).cast<double>()) : MatrixD();
+  for_each_block(cfg, 0, cfg.intermediate_size(), [&](long col, long width) {
+    const ReferenceBlock b(cfg, col, width);
+    const MatrixD h = (x_rows * b.w1).rowwise() + b.b1;  // [rows, width]
+    ref.y.noalias() += h.unaryExpr(&gelu_scalar) * b.w2;
+    if (backward) {
+      const MatrixD dh = (dy_rows * b.w2.transpose()).cwiseProduct(h.unaryExpr(&gelu_derivative));
+      ref.dx.noalias() += dh * b.w1.transpose();
+    }
+  });
+  if (cfg.bias) {
+    MatrixD b2(1, H);
+    fill_block(b2, master_b2(cfg), cfg.seed, 0, 0);
+    ref.y.rowwise() += b2.row(0);
   }
   return ref;
 }
 
-double fp32_tolerance(const Config& cfg) {
-  const double u = std::numeric_limits<float>::epsilon() / 2;
-  return double(cfg.hidden_size + cfg.intermediate_size()) * u;
+Verification verify_output(const Matrix& y, long first_token, const ReferenceRows& ref,
+                           const Config& cfg, const World& world) {
+  MaxDiff d;
+  d.add(y.middleRows(ref.first_token - first_token, ref.y.rows()), ref.y);
+  return conclude("Y", d, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
 }
 
-Verification compare(const Matrix& y, const ReferenceRows& ref, const Config& cfg,
-                     const World& world) {
-  const MatrixD mine = y.middleRows(ref.first_token, ref.y.rows()).cast<double>();
-  const double local_diff = ref.y.size() ? (mine - ref.y).cwiseAbs().maxCoeff() : 0.0;
-  const double local_scale = ref.y.size() ? ref.y.cwiseAbs().maxCoeff() : 0.0;
-
-  Verification v;
-  v.max_abs_diff = world.max(local_diff);
-  v.max_rel_diff = v.max_abs_diff / world.max(local_scale);
-  v.tolerance = fp32_tolerance(cfg);
-  v.accumulated_terms = cfg.hidden_size + cfg.intermediate_size();
-  v.passed = v.max_rel_diff <= v.tolerance;  // false for NaN too
-  return v;
+std::vector<Verification> verify_gradients(const Matrix* dx, long first_token,
+                                           const Gradients& grads, const ReferenceRows& ref,
+                                           const Matrix& x, const Matrix& dy, const Config& cfg,
+                                           const World& world) {
+  MaxDiff d_dx, d_dw1, d_dw2, d_db1, d_db2;
+  if (dx) d_dx.add(dx->middleRows(ref.first_token - first_token, ref.dx.rows()), ref.dx);
+  if (grads.dw1) {
+    // Weight gradients sum over every token, so this rank needs all of X and dY.
+    const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]
+    const long shard_width = grads.dw1->cols();
+    for_each_block(cfg, grads.first_column, shard_width, [&](long col, long width) {
+      const long at = col - grads.first_column;  // within the shard
+      const ReferenceBlock b(cfg, col, width);
+      const MatrixD h = (x_all * b.w1).rowwise() + b.b1;  // [tokens, width]
+      const MatrixD dh = (dy_all * b.w2.transpose()).cwiseProduct(h.unaryExpr(&gelu_derivative));
+      d_dw2.add(grads.dw2->middleRows(at, width), MatrixD(h.unaryExpr(&gelu_scalar).transpose() * dy_all));
+      d_dw1.add(grads.dw1->middleCols(at, width), MatrixD(x_all.transpose() * dh));
+      if (cfg.bias) d_db1.add(grads.db1->middleCols(at, width), MatrixD(dh.colwise().sum()));
+    });
+    if (cfg.bias) d_db2.add(*grads.db2, MatrixD(dy_all.colwise().sum()));
+  }
+  // Terms along the longest path to each element: H for the pre-activation, H for dG,
+  // then the final sum: 4H for dX, the tokens for the weight and bias gradients.
+  const long H = cfg.hidden_size, tokens = cfg.tokens();
+  std::vector<Verification> checks = {
+      conclude("dX", d_dx, 2 * H + cfg.intermediate_size(), world),
+      conclude("dW1", d_dw1, 2 * H + tokens, world),
+      conclude("dW2", d_dw2, H + tokens, world)};
+  if (cfg.bias) {
+    checks.push_back(conclude("db1", d_db1, 2 * H + tokens, world));
+    checks.push_back(conclude("db2", d_db2, tokens, world));
+  }
+  return checks;
 }
 
 }  // namespace tp_mlp

@@ -1,34 +1,40 @@
-// bench: warm-up, then timed forward passes. An iteration's time is the slowest rank's,
-// because a tensor-parallel step is only done when every rank is.
+// bench: warm-up, then timed passes. An iteration's time is the slowest rank's, because a
+// tensor-parallel step is only done when every rank is.
 #pragma once
 
 #include <vector>
 
+#include "tp_mlp/analysis.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/mlp.hpp"
 
 namespace tp_mlp {
+
+// One core's FMA peak in GFLOP/s, measured on rank 0 while the others sleep (so that
+// oversubscribed ranks cannot halve it), and shared with every rank.
+double measure_fma_peak(const World& world);
 
 struct Summary {  // milliseconds
   double mean = 0, median = 0, min = 0, max = 0;
 };
 Summary summarize(std::vector<double> ms);
 
-struct SchemeTiming {
-  Summary forward;  // whole forward pass
+struct StepTiming {
+  Summary total;    // the whole step
   Summary comm;     // inside the collectives
-  Summary compute;  // the rest: GEMMs and GeLU
+  Summary compute;  // the rest: GEMMs, GeLU, biases
 };
 
-// Per iteration, each of forward, comm and compute is the slowest rank's. With
-// `on_every_rank` false, only the ranks given an `mlp` run it (serial: world rank 0) while
-// the rest sleep, so that it is timed with a core to itself.
-SchemeTiming time_forward(MlpScheme* mlp, bool on_every_rank, const Matrix& x, TpComm& tp,
-                          const World& world, int warmup, int iterations);
+// One step is forward(x), and with `dy` non-empty backward(dy) after it. Per iteration, each
+// of total, comm and compute is the slowest rank's. With `on_every_rank` false, only ranks
+// given an `mlp` run it (serial: world rank 0) while the rest sleep, so that it is timed
+// with a core to itself.
+StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const Matrix& dy,
+                      TpComm& tp, const World& world, int warmup, int iterations);
 
-// The floor under a scheme's communication: bare all-reduces of the same sizes on the same
-// communicator, with nothing else in the loop.
-Summary time_allreduces(const std::vector<long>& elements, TpComm& tp, const World& world,
-                        int warmup, int iterations);
+// The floor under a step's communication: the same collectives, of the same sizes, on the
+// same communicator, with nothing else in the loop.
+Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
+                         const World& world, int warmup, int iterations);
 
 }  // namespace tp_mlp

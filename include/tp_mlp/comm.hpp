@@ -19,12 +19,16 @@ namespace tp_mlp {
 
 struct CollectiveTally {
   long calls = 0;
-  long bytes = 0;       // payload bytes handed to the collective by this rank
+  long bytes = 0;       // bytes of the whole tensor each call reduced or assembled
   double seconds = 0;   // wall time spent inside the collective on this rank
 };
 
 struct CommStats {
   CollectiveTally all_reduce;
+  CollectiveTally all_gather;
+  CollectiveTally reduce_scatter;
+  long calls() const { return all_reduce.calls + all_gather.calls + reduce_scatter.calls; }
+  double seconds() const { return all_reduce.seconds + all_gather.seconds + reduce_scatter.seconds; }
 };
 
 class World {
@@ -67,11 +71,16 @@ class TpComm {
 
   // In place: every rank's `count` floats are replaced by their sum over the group.
   void all_reduce_sum(float* data, long count);
+  // full [T x local_count] = every rank's `local` in rank order.
+  void all_gather(const float* local, float* full, long local_count);
+  // local = rank r's block of local_count floats of the sum over ranks of `full`.
+  void reduce_scatter_sum(const float* full, float* local, long local_count);
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
  private:
+  void tally(CollectiveTally& t, double start, long tensor_elements);
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;

@@ -10,8 +10,8 @@
 
 namespace tp_mlp {
 
-// The three ways this program computes the same MLP forward pass (see mlp.hpp).
-enum class Scheme { megatron, naive, serial };
+// The ways this program computes the same MLP (see mlp.hpp).
+enum class Scheme { megatron, megatron_sp, naive, serial };
 
 struct Config {
   int tp_size = 4;        // ranks in one tensor-parallel group (T)
@@ -22,13 +22,16 @@ struct Config {
   int warmup = 10;        // untimed forward passes before them
   std::uint64_t seed = 42;
   std::string scheme = "all";  // megatron, naive, serial or all
+  bool sequence_parallel = false;  // also run megatron-sp
+  bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
+  bool bias = false;               // the linears have biases b1 [4H] and b2 [H]
   std::string json_path;    // empty: no JSON report
   std::string tensors_dir;  // empty: no .npy files
 
   long tokens() const { return long(batch_size) * seq_len; }
   long intermediate_size() const { return 4L * hidden_size; }
   long shard_width() const { return intermediate_size() / tp_size; }  // 4H/T
-  std::vector<Scheme> schemes() const;  // what --scheme selects, in report order
+  std::vector<Scheme> schemes() const;  // what the flags select, in report order
 };
 
 const char* scheme_name(Scheme scheme);

@@ -6,9 +6,12 @@
 
 namespace tp_mlp {
 
-// c = a · b for row-major a [m, k], b [k, n], c [m, n]; c must not alias a or b.
-void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c);
+enum class Op { none, transpose };
 
-const char* gemm_backend();  // for the report, e.g. "Eigen 3.4.0"
+// c = op(a) · op(b) for row-major operands, op(a) [m, k], op(b) [k, n], c [m, n]; c must
+// not alias a or b. A transposed operand is read in place, never copied.
+void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c, Op op_a = Op::none, Op op_b = Op::none);
+
+const char* gemm_backend();  // for the report: "Eigen 3.4.0", "oneDNN 2.6.3 (dnnl_sgemm)"
 
 }  // namespace tp_mlp

@@ -19,16 +19,20 @@ namespace tp_mlp {
 
 // A full ("master") tensor that is never materialised, only sampled.
 struct MasterTensor {
-  enum class Distribution { xavier_uniform, standard_normal };
+  enum class Distribution { uniform, standard_normal };
   std::uint64_t stream;  // keeps tensors independent of each other under one seed
   Distribution distribution;
   long rows;
   long cols;
+  double bound = 0;  // uniform: U(-bound, bound)
 };
 
 MasterTensor master_w1(const Config& cfg);     // [H, 4H], xavier-uniform
 MasterTensor master_w2(const Config& cfg);     // [4H, H], xavier-uniform
+MasterTensor master_b1(const Config& cfg);     // [1, 4H], like torch.nn.Linear's bias
+MasterTensor master_b2(const Config& cfg);     // [1, H]
 MasterTensor master_input(const Config& cfg);  // [tokens, H], N(0, 1)
+MasterTensor master_grad_output(const Config& cfg);  // dY [tokens, H], N(0, 1)
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col);
 

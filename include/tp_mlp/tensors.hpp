@@ -1,5 +1,5 @@
 // tensors: the verification pass written out for anyone to check in NumPy:
-//   y = gelu(x @ w1) @ w2, with gelu the exact erf form.
+//   y = gelu(x @ w1 + b1) @ w2 + b2, with gelu the exact erf form (biases with --bias).
 #pragma once
 
 #include <string>
@@ -9,7 +9,8 @@
 
 namespace tp_mlp {
 
-// x.npy [b, s, H], w1.npy [H, 4H], w2.npy [4H, H], y.npy [b, s, H] in `cfg.tensors_dir`.
+// x.npy [b, s, H], w1.npy [H, 4H], w2.npy [4H, H], y.npy [b, s, H] in `cfg.tensors_dir`,
+// and with --bias b1.npy [1, 4H], b2.npy [1, H].
 // The full master weights are streamed from the generator block by block, so saving needs
 // no more memory than one shard, like the reference.
 void save_tensors(const Config& cfg, const Matrix& x, const Matrix& y);

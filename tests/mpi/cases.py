@@ -138,7 +138,8 @@ def case_two_tp_groups():
 
 def save_tensors(ranks, directory, *flags):
     run_ok(ranks, "--tp-size", str(ranks), "--save-tensors", directory, *flags, *QUICK)
-    return {name: np.load(os.path.join(directory, name + ".npy")) for name in ["x", "w1", "w2", "y"]}
+    names = ["x", "w1", "w2", "y"] + (["b1", "b2"] if "--bias" in flags else [])
+    return {name: np.load(os.path.join(directory, name + ".npy")) for name in names}
 
 
 def gelu(h):
@@ -290,6 +291,95 @@ def case_one_rank_out_of_memory_aborts():
     expect(seconds < 30, f"took {seconds:.1f} s to end", result)
 
 
+def case_bias_is_added_once():
+    # b2 must be added after the all-reduce; added on every rank before it, it counts T times.
+    hidden, ranks = 64, 2
+    with tempfile.TemporaryDirectory() as tmp:
+        t = save_tensors(ranks, tmp, "--hidden-size", str(hidden), "--bias", "--scheme", "megatron")
+    expect(t["b1"].shape == (1, 4 * hidden) and t["b2"].shape == (1, hidden), "bias shapes")
+    expect(np.abs(t["b2"]).max() > 0, "a bias that is all zeros would prove nothing")
+    x, w1, w2, b1, b2 = (t[n].astype(np.float64) for n in ["x", "w1", "w2", "b1", "b2"])
+    y_ref = gelu(x @ w1 + b1) @ w2 + b2
+    diff = np.abs(t["y"] - y_ref).max()
+    expect(diff <= tolerance(hidden, y_ref), f"y differs from NumPy's forward with biases by {diff:.3e}")
+    wrong = gelu(x @ w1 + b1) @ w2 + ranks * b2
+    expect(np.abs(t["y"] - wrong).max() > 100 * tolerance(hidden, y_ref), "T x b2 must be caught")
+
+
+def check_whole_block(ranks, *flags):
+    """--backward, --bias, --sequence-parallel (some or all): verified and counted."""
+    hidden = 128
+    result, doc = report(ranks, ranks, "--hidden-size", str(hidden), *flags, *QUICK)
+    expect("Correct: True" in result.stdout, "verification passes", result)
+    expect(doc["verification"]["passed"] is True, "JSON verification passed")
+    y_bytes = 4 * 16 * hidden * 4
+    schemes = doc["schemes"]
+    backward, sp = "--backward" in flags, "--sequence-parallel" in flags
+    expect(("megatron-sp" in schemes) == sp, "megatron-sp runs exactly with --sequence-parallel")
+    expect(doc["config"]["bias"] == ("--bias" in flags), "bias echoed")
+
+    def counted(scheme, direction):
+        return schemes[scheme][direction]["counted"]
+
+    # Shoeybi et al. 2019: one all-reduce forward (g), one backward (f).
+    directions = ["forward", "backward"] if backward else ["forward"]
+    for d in directions:
+        c = counted("megatron", d)
+        expect(c["all_reduce"] == {"calls": 1, "bytes": y_bytes}, f"megatron {d}: {c}")
+        expect(c["all_gather"]["calls"] == 0 and c["reduce_scatter"]["calls"] == 0, f"megatron {d}: {c}")
+        expect(schemes["megatron"][d]["matches_formula"] is True, f"megatron {d} matches formula")
+        s = counted("serial", d)
+        expect(s["calls"] == 0, f"serial {d} communicates nothing: {s}")
+        if sp:  # Korthikanti et al. 2022: all-gather + reduce-scatter of the same total volume.
+            c_sp = counted("megatron-sp", d)
+            expect(c_sp["all_reduce"]["calls"] == 0, f"megatron-sp {d} has no all-reduce: {c_sp}")
+            expect(c_sp["all_gather"] == {"calls": 1, "bytes": y_bytes}, f"megatron-sp {d}: {c_sp}")
+            expect(c_sp["reduce_scatter"] == {"calls": 1, "bytes": y_bytes}, f"megatron-sp {d}: {c_sp}")
+            expect(math.isclose(c_sp["ring_bytes_per_rank"], c["ring_bytes_per_rank"]),
+                   f"{d}: sequence parallelism must move the all-reduce's bytes")
+    if not backward:
+        expect("backward" not in schemes["megatron"], "no backward without --backward")
+        return
+    for scheme in ["megatron", "serial"] + (["megatron-sp"] if sp else []):
+        checks = schemes[scheme]["backward"]["verification"]
+        wanted = {"dX", "dW1", "dW2"} | ({"db1", "db2"} if "--bias" in flags else set())
+        expect(set(checks) == wanted, f"{scheme} checks {sorted(checks)}")
+        expect(all(v["passed"] for v in checks.values()), f"{scheme} gradients verified: {checks}")
+        for key in ["step_ms", "compute_ms", "comm_ms", "floor_ms"]:
+            dig(schemes[scheme]["backward"], key + ".median")
+    dig(doc, "backward.verification.dX.passed")
+    dig(doc, "backward.counted.all_reduce.calls")
+    if sp:
+        dig(doc, "sequence_parallel.forward.counted.all_gather.calls")
+        dig(doc, "sequence_parallel.backward.verification.dW1.passed")
+        expect(doc["sequence_parallel"]["boundary_activation_bytes"] * ranks ==
+               schemes["megatron"]["boundary_activation_bytes"], "X, Y, dY, dX split T ways")
+
+
+def case_backward_alone():
+    check_whole_block(2, "--backward")
+
+
+def case_bias_alone():
+    check_whole_block(2, "--bias")
+
+
+def case_sequence_parallel_alone():
+    check_whole_block(2, "--sequence-parallel")
+
+
+def case_whole_block_1_rank():
+    check_whole_block(1, "--backward", "--bias", "--sequence-parallel")
+
+
+def case_whole_block_2_ranks():
+    check_whole_block(2, "--backward", "--bias", "--sequence-parallel")
+
+
+def case_whole_block_4_ranks():
+    check_whole_block(4, "--backward", "--bias", "--sequence-parallel")
+
+
 def case_runs_without_mpiexec():
     result = run_ok(1, "--tp-size", "1", "--hidden-size", "32", *QUICK, mpiexec=False)
     expect("Correct: True" in result.stdout, "singleton run verifies", result)
@@ -319,6 +409,11 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--hidden-size", "1048576"], "of memory on this node"),
     (["--tp-size", "2", "--batch-size", "1048576", "--seq-len", "1048576", "--hidden-size", "1048576"],
      "exceeds the largest tensor MPI can send"),
+    (["--tp-size", "2", "--sequence-parallel", "--batch-size", "1", "--seq-len", "3"],
+     "--sequence-parallel splits the 3 tokens (--batch-size x --seq-len) over --tp-size 2 ranks"),
+    (["--tp-size", "2", "--sequence-parallel", "--scheme", "naive"], "--sequence-parallel is a variant of the megatron scheme"),
+    (["--tp-size", "2", "--backward", "--scheme", "naive"], "--backward is implemented for megatron, megatron-sp and serial"),
+    (["--tp-size", "2", "--backward", "--backward"], "--backward"),
     (["--tp-size", "2", "--json", "/nonexistent-dir/report.json"], "--json /nonexistent-dir/report.json: cannot write there"),
     (["--tp-size", "2", "--json", "/"], "--json /: cannot write there (it is a directory)"),
     (["--tp-size", "2", "--save-tensors", "/proc/tp_mlp"], "--save-tensors /proc/tp_mlp: cannot write there"),

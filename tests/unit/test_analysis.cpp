@@ -1,4 +1,4 @@
-// The script's formulas, checked against numbers worked out by hand.
+// The script's formulas and the papers' claims, checked against numbers worked out by hand.
 #include <gtest/gtest.h>
 
 #include "tp_mlp/analysis.hpp"
@@ -12,41 +12,73 @@ Config script_config(int tp) {  // batch 4, seq 16, hidden 256
   cfg.hidden_size = 256;
   return cfg;
 }
+constexpr long kY = 4 * 16 * 256;  // elements of [tokens, H]
 }  // namespace
 
-TEST(Analysis, MegatronIsOneAllReduceOfTokensTimesHidden) {
-  const CommFormula f = comm_formula(Scheme::megatron, script_config(4));
-  EXPECT_EQ(f.calls(), 1);
-  EXPECT_EQ(f.elements(), 4 * 16 * 256);
-  EXPECT_EQ(f.bytes(), 4 * 16 * 256 * 4);
-  EXPECT_DOUBLE_EQ(f.ring_bytes_per_rank(4), 2.0 * 65536 * 3 / 4);  // 96 KiB
+TEST(Analysis, MegatronIsOneAllReduceOfTokensTimesHiddenEachWay) {
+  for (Direction d : {Direction::forward, Direction::backward}) {
+    const CommFormula f = comm_formula(Scheme::megatron, script_config(4), d);
+    EXPECT_EQ(f.count(), 1);
+    EXPECT_EQ(f.count(Collective::all_reduce), 1);
+    EXPECT_EQ(f.bytes(), kY * 4);
+    EXPECT_DOUBLE_EQ(f.ring_bytes_per_rank(4), 2.0 * kY * 4 * 3 / 4);  // 96 KiB
+  }
 }
 
 TEST(Analysis, NaiveIsTwoAllReducesAndFiveTimesTheBytes) {
   const Config cfg = script_config(4);
-  const CommFormula naive = comm_formula(Scheme::naive, cfg);
-  const CommFormula megatron = comm_formula(Scheme::megatron, cfg);
-  EXPECT_EQ(naive.calls(), 2);
-  EXPECT_EQ(naive.allreduce_elements[0], 4 * 16 * 1024);  // [tokens, 4H] before GeLU
-  EXPECT_EQ(naive.allreduce_elements[1], 4 * 16 * 256);   // [tokens, H] after W2
+  const CommFormula naive = comm_formula(Scheme::naive, cfg, Direction::forward);
+  const CommFormula megatron = comm_formula(Scheme::megatron, cfg, Direction::forward);
+  ASSERT_EQ(naive.count(Collective::all_reduce), 2);
+  EXPECT_EQ(naive.calls[0].elements, 4 * kY);  // [tokens, 4H] before GeLU
+  EXPECT_EQ(naive.calls[1].elements, kY);      // [tokens, H] after W2
   EXPECT_EQ(naive.bytes(), 5 * megatron.bytes());
 }
 
-TEST(Analysis, SerialCommunicatesNothingAndOneRankMovesNothing) {
-  EXPECT_EQ(comm_formula(Scheme::serial, script_config(4)).calls(), 0);
-  EXPECT_EQ(comm_formula(Scheme::megatron, script_config(1)).ring_bytes_per_rank(1), 0.0);
+TEST(Analysis, SequenceParallelMovesTheSameRingBytesAsTheAllReduce) {
+  // Korthikanti et al. 2022: all-gather + reduce-scatter = one all-reduce, per direction.
+  for (int tp : {2, 4, 8})
+    for (Direction d : {Direction::forward, Direction::backward}) {
+      const Config cfg = script_config(tp);
+      const CommFormula sp = comm_formula(Scheme::megatron_sp, cfg, d);
+      EXPECT_EQ(sp.count(Collective::all_gather), 1);
+      EXPECT_EQ(sp.count(Collective::reduce_scatter), 1);
+      EXPECT_DOUBLE_EQ(sp.ring_bytes_per_rank(tp),
+                       comm_formula(Scheme::megatron, cfg, d).ring_bytes_per_rank(tp));
+    }
 }
 
-TEST(Analysis, FlopsSplitEvenlyOverRanks) {
+TEST(Analysis, CountedStatsUseTheSameRingRule) {
+  CommStats s;
+  s.all_reduce.bytes = 1000;
+  s.all_gather.bytes = 1000;
+  s.reduce_scatter.bytes = 1000;
+  EXPECT_DOUBLE_EQ(ring_bytes_per_rank(s, 4), 2 * 750.0 + 750.0 + 750.0);
+}
+
+TEST(Analysis, SerialCommunicatesNothingAndOneRankMovesNothing) {
+  EXPECT_EQ(comm_formula(Scheme::serial, script_config(4), Direction::forward).count(), 0);
+  EXPECT_EQ(comm_formula(Scheme::megatron, script_config(1), Direction::forward).ring_bytes_per_rank(1), 0.0);
+}
+
+TEST(Analysis, FlopsSplitEvenlyOverRanksAndBackwardIsTwiceForward) {
   const Config cfg = script_config(4);
   const double total = 2.0 * 2 * 64 * 256 * 1024;  // two GEMMs of tokens x H x 4H
-  EXPECT_DOUBLE_EQ(forward_flops_per_rank(Scheme::serial, cfg), total);
-  EXPECT_DOUBLE_EQ(forward_flops_per_rank(Scheme::megatron, cfg), total / 4);
-  EXPECT_DOUBLE_EQ(forward_flops_per_rank(Scheme::naive, cfg), total / 4);
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::serial, cfg, Direction::forward), total);
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::megatron, cfg, Direction::forward), total / 4);
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::naive, cfg, Direction::forward), total / 4);
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::megatron, cfg, Direction::backward), total / 2);
 }
 
 TEST(Analysis, ParametersAreEightHSquaredOverT) {
   const ParamFormula p = param_formula(4096, 8);  // the script's example
   EXPECT_DOUBLE_EQ(p.total, 134217728.0);
   EXPECT_DOUBLE_EQ(p.per_rank, 16777216.0);
+}
+
+TEST(Analysis, SequenceParallelSplitsTheBoundaryActivations) {
+  Config cfg = script_config(4);
+  cfg.backward = true;
+  EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron, cfg), 4.0 * kY * 4);
+  EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron_sp, cfg), 4.0 * kY * 4 / 4);
 }
