@@ -166,7 +166,9 @@ MemoryEstimate estimate_memory(const Config& cfg) {
   // The reference takes a share of the tokens and blocks of W1 and W2 half a shard wide,
   // in double: about one shard's bytes.
   const double block = std::ceil(FF / T / 2);
-  m.reference = (2 * H * block + tokens * (block + 2 * H)) * d;
+  m.reference = (2 * H * block + tokens * (2 * block + 2 * H)) * d;
+  // Weight gradients sum over all tokens: X and dY whole, and three [tokens, block] blocks.
+  if (cfg.backward) m.reference += tokens * (2 * H + 3 * block) * d;
   return m;
 }
 

@@ -106,8 +106,6 @@ void benchmark(MlpScheme* mlp, SchemeResult& r, const Inputs& in, const Config& 
 }
 
 int run(const World& world, int argc, char** argv) {
-  const double baseline_rss = current_rss_bytes();
-
   // Every rank parses and validates the same input and so reaches the same verdict; the
   // lowest rank that objects says why, once, and all ranks leave together.
   const ParsedArgs args = parse_args(argc, argv);
@@ -127,6 +125,7 @@ int run(const World& world, int argc, char** argv) {
   TpComm tp(world, cfg.tp_size);
   Report report(world.is_root());
   report.banner(cfg, {world.size(), world.size() / cfg.tp_size, gemm_backend(), measure_fma_peak(world)});
+  const double baseline_rss = current_rss_bytes();  // MPI is up and has communicated
 
   // The model: every rank builds only its own shards, from the same master tensors.
   const Inputs in(cfg, tp);
