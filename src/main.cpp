@@ -41,7 +41,7 @@ struct Inputs {
     const long rows = cfg.tokens() / tp.size();
     sp_first = tp.rank() * rows;
     x_sp = x.middleRows(sp_first, rows);
-    dy_sp = dy.middleRows(sp_first, cfg.backward ? rows : 0);
+    if (cfg.backward) dy_sp = dy.middleRows(sp_first, rows);
   }
   const Matrix& x_for(Scheme s) const { return s == Scheme::megatron_sp ? x_sp : x; }
   const Matrix& dy_for(Scheme s) const { return s == Scheme::megatron_sp ? dy_sp : dy; }
@@ -72,20 +72,27 @@ ReferenceRows reference_for(const Config& cfg, const Inputs& in, const World& wo
   return reference_rows(cfg, in.x, in.dy, first, next - first);
 }
 
+// A scheme's output on every rank: serial's is broadcast from rank 0, so that every rank
+// can check its share of the rows.
+Matrix everywhere(const Matrix* mine, Scheme s, const Config& cfg, const World& world) {
+  Matrix out = mine ? *mine : Matrix(cfg.tokens(), cfg.hidden_size);
+  if (!on_every_rank(s)) world.broadcast_from_root(out.data(), out.size());
+  return out;
+}
+
 // One forward (and backward) pass: counted, then checked against the reference.
 void verify_and_count(MlpScheme* mlp, SchemeResult& r, const Inputs& in, const ReferenceRows& ref,
                       const Config& cfg, TpComm& tp, const World& world) {
   const long first = mlp ? mlp->first_token() : 0;
   tp.reset_stats();
-  Matrix y = mlp ? mlp->forward(in.x_for(r.scheme)) : Matrix(cfg.tokens(), cfg.hidden_size);
+  const Matrix y = everywhere(mlp ? &mlp->forward(in.x_for(r.scheme)) : nullptr, r.scheme, cfg, world);
   r.forward.counted = tp.stats();
-  if (!on_every_rank(r.scheme)) world.broadcast_from_root(y.data(), y.size());
   r.output = verify_output(y, first, ref, cfg, world);
   const bool first_scheme = r.scheme == cfg.schemes().front();  // its Y is the one saved
   if (first_scheme && world.is_root() && !cfg.tensors_dir.empty()) save_tensors(cfg, in.x, y);
   if (!r.has_backward) return;
   tp.reset_stats();
-  const Matrix* dx = mlp ? &mlp->backward(in.dy_for(r.scheme)) : nullptr;
+  const Matrix dx = everywhere(mlp ? &mlp->backward(in.dy_for(r.scheme)) : nullptr, r.scheme, cfg, world);
   r.backward.counted = tp.stats();
   r.gradients = verify_gradients(dx, first, mlp ? mlp->gradients() : Gradients{}, ref, in.x, in.dy,
                                  cfg, world);

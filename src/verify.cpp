@@ -104,12 +104,12 @@ Verification verify_output(const Matrix& y, long first_token, const ReferenceRow
   return conclude("Y", d, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
 }
 
-std::vector<Verification> verify_gradients(const Matrix* dx, long first_token,
+std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
                                            const Gradients& grads, const ReferenceRows& ref,
                                            const Matrix& x, const Matrix& dy, const Config& cfg,
                                            const World& world) {
   MaxDiff d_dx, d_dw1, d_dw2, d_db1, d_db2;
-  if (dx) d_dx.add(dx->middleRows(ref.first_token - first_token, ref.dx.rows()), ref.dx);
+  d_dx.add(dx.middleRows(ref.first_token - first_token, ref.dx.rows()), ref.dx);
   if (grads.dw1) {
     // Weight gradients sum over every token, so this rank needs all of X and dY.
     const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]

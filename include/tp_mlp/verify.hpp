@@ -44,9 +44,9 @@ double fp32_tolerance(long accumulated_terms);
 Verification verify_output(const Matrix& y, long first_token, const ReferenceRows& ref,
                            const Config& cfg, const World& world);
 
-// dX, dW1, dW2 (and db1, db2 with --bias) of one scheme: dX on its rows, the weight
-// gradients on each rank's shard (ranks without one pass `grads` with null pointers).
-std::vector<Verification> verify_gradients(const Matrix* dx, long first_token,
+// dX, dW1, dW2 (and db1, db2 with --bias) of one scheme: dX on the reference's rows, the
+// weight gradients on each rank's shard (ranks without one pass `grads` with null pointers).
+std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
                                            const Gradients& grads, const ReferenceRows& ref,
                                            const Matrix& x, const Matrix& dy, const Config& cfg,
                                            const World& world);
