@@ -111,11 +111,3 @@ INSTANTIATE_TEST_SUITE_P(EveryScheme, NoAllocation,
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
-
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  const int result = RUN_ALL_TESTS();
-  MPI_Finalize();
-  return result;
-}
