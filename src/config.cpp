@@ -31,7 +31,9 @@ const char* kDescription =
     "  megatron: W1 split by columns -> GeLU local -> W2 split by rows -> 1 all-reduce\n"
     "  naive:    W1 and W2 split by rows -> all-reduce before GeLU and after W2: 2, 5x bytes\n"
     "  serial:   the whole MLP on one rank, no communication\n"
-    "  megatron-sp (--sequence-parallel): megatron with X and Y split by tokens\n"
+    "  megatron-sp (--sequence-parallel): megatron with X and Y split by tokens,\n"
+    "           all-gather in, reduce-scatter out: the all-reduce's bytes\n"
+    "  --backward adds dX, dW1, dW2 (one more all-reduce); --bias adds b1 and b2.\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
