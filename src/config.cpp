@@ -116,12 +116,17 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
       ->type_name("NAME")
       ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}).description(""));
+  // A flag given twice is a mistake worth pointing out, as for the options.
+  const auto once = CLI::MultiOptionPolicy::Throw;
   app.add_flag("--backward", cfg.backward,
-               "Also run and verify the backward pass, given a fixed upstream gradient dY");
-  app.add_flag("--bias", cfg.bias, "Give both linears a bias (b1 split with W1, b2 added once)");
+               "Also run and verify the backward pass, given a fixed upstream gradient dY")
+      ->multi_option_policy(once);
+  app.add_flag("--bias", cfg.bias, "Give both linears a bias (b1 split with W1, b2 added once)")
+      ->multi_option_policy(once);
   app.add_flag("--sequence-parallel", cfg.sequence_parallel,
                "Also run megatron with sequence parallelism (megatron-sp): all-gather and "
-               "reduce-scatter instead of all-reduce");
+               "reduce-scatter instead of all-reduce")
+      ->multi_option_policy(once);
   app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file")
       ->type_name("FILE");
   app.add_option("--save-tensors", cfg.tensors_dir,

@@ -11,6 +11,7 @@ import math
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ FAIL_FAST_SECONDS = 10  # a refused input must end the job within this
 U = 2.0 ** -24          # fp32 unit round-off
 SECTIONS = ["CORRECTNESS VERIFICATION", "COMMUNICATION ANALYSIS", "BENCHMARK", "SCALING ANALYSIS"]
 QUICK = ["--iterations", "3", "--warmup", "1"]
+SKIPPED = 77            # exit status of a case that cannot run here: SKIP_RETURN_CODE in CMakeLists.txt
 
 ARGS = None
 
@@ -440,6 +442,148 @@ def case_bad_input_fails_fast():
     expect(not failures, f"{len(failures)} bad inputs mishandled:\n" + "\n".join(failures))
 
 
+class Skipped(Exception):
+    """Raised by a case that cannot run on this machine (not a failure of the program)."""
+
+
+# Two "hosts" on one machine: each is a network namespace of its own, joined to the other by
+# a veth pair on a private subnet that exists only inside them. Nothing outside is touched.
+HOST_ADDRESSES = ["10.213.7.1", "10.213.7.2"]  # host A (runs mpirun, rank 0), host B (rank 1)
+HOST_PREFIX_LENGTH = 30                        # a /30 holds exactly these two addresses
+IP_TIMEOUT = 5                                 # seconds for one `ip` command
+TWO_HOSTS_TIMEOUT = 45                         # seconds for the mpirun; ctest allows the case 90
+
+# Open MPI's remote-shell agent, called as `<agent> <host> <orted command line>`. A host here
+# is an address, and "logging in" to it is entering its namespace. Like ssh, it hands the
+# command line (quoted for a remote shell) to a shell.
+AGENT_SCRIPT = """#!/bin/sh
+host=$1; shift
+case $host in
+{cases}
+  *) echo "$0: unknown host $host" >&2; exit 1 ;;
+esac
+exec ip netns exec "$ns" /bin/sh -c "$*"
+"""
+
+# Wraps each rank: writes down the namespace the rank runs in, then becomes the program.
+RECORDER_SCRIPT = """#!/bin/sh
+ip netns identify > {directory}/rank.$OMPI_COMM_WORLD_RANK
+exec "$@"
+"""
+
+
+def read_record(path):
+    if not os.path.exists(path):
+        return "(no record)"
+    with open(path) as f:
+        return f.read().strip()
+
+
+def ip(*args):
+    """One `ip` command, bounded in time; the caller judges its exit status."""
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT)
+    result.cmd = " ".join(["ip", *args])
+    return result
+
+
+def ip_ok(*args):
+    result = ip(*args)
+    expect(result.returncode == 0, "setting up the namespaces failed", result)
+
+
+def write_script(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+
+
+def remove_namespaces(namespaces):
+    """Kills whatever still runs in them (a timed-out job), deletes them (and with them the
+    veth pair); returns the names that could not be removed. Never raises: runs in finally."""
+    for ns in namespaces:
+        try:
+            for pid in ip("netns", "pids", ns).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            ip("netns", "delete", ns)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            print(f"cleaning up {ns}: {e}", file=sys.stderr)
+    try:
+        listed = ip("netns", "list").stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return list(namespaces)
+    return [ns for ns in namespaces if ns in listed]
+
+
+def case_two_hosts_in_network_namespaces():
+    # A multi-host run on one machine: rank 0 on host A, rank 1 on host B, each in its own
+    # network namespace, with MPI traffic and Open MPI's own control channel forced onto TCP
+    # over the veth pair between them, the only path there is from one host to the other.
+    if os.geteuid() != 0:
+        raise Skipped("creating network namespaces needs root")
+    if shutil.which("ip") is None:
+        raise Skipped("the ip command (iproute2) is not installed")
+    tag = os.getpid()  # every name is this run's own: parallel or leftover runs cannot collide
+    namespaces = [f"tp_mlp_a_{tag}", f"tp_mlp_b_{tag}"]
+    hosts = dict(zip(HOST_ADDRESSES, namespaces))
+    veth = f"tpmlp{tag}"  # the same name at both ends, one end in each namespace
+    created = []
+    try:
+        for ns in namespaces:
+            made = ip("netns", "add", ns)
+            if made.returncode != 0:
+                raise Skipped(f"cannot create a network namespace: {made.stderr.strip()}")
+            created.append(ns)
+        entered = ip("netns", "exec", namespaces[0], "true")
+        if entered.returncode != 0:
+            raise Skipped(f"cannot enter a network namespace: {entered.stderr.strip()}")
+        # Made inside A with its peer in B, the pair never appears among this machine's interfaces.
+        paired = ip("-n", namespaces[0], "link", "add", veth, "type", "veth",
+                    "peer", "name", veth, "netns", namespaces[1])
+        if paired.returncode != 0:
+            raise Skipped(f"cannot create a veth pair: {paired.stderr.strip()}")
+        for address, ns in hosts.items():
+            ip_ok("-n", ns, "link", "set", "lo", "up")
+            ip_ok("-n", ns, "address", "add", f"{address}/{HOST_PREFIX_LENGTH}", "dev", veth)
+            ip_ok("-n", ns, "link", "set", veth, "up")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            hostfile, agent, recorder = (os.path.join(tmp, n) for n in ["hosts", "agent", "recorder"])
+            with open(hostfile, "w") as f:
+                f.writelines(f"{address} slots=1\n" for address in hosts)
+            write_script(agent, AGENT_SCRIPT.format(cases="\n".join(
+                f"  {address}) ns={ns} ;;" for address, ns in hosts.items())))
+            write_script(recorder, RECORDER_SCRIPT.format(directory=shlex.quote(tmp)))
+            path = os.path.join(tmp, "report.json")
+            cmd = ["ip", "netns", "exec", namespaces[0],
+                   ARGS.mpiexec, *shlex.split(ARGS.preflags), ARGS.np_flag, "2",
+                   "--hostfile", hostfile, "--map-by", "node", "--bind-to", "none",
+                   "--mca", "plm_rsh_agent", agent,
+                   "--mca", "pml", "ob1", "--mca", "btl", "tcp,self",
+                   "--mca", "btl_tcp_if_include", veth, "--mca", "oob_tcp_if_include", veth,
+                   recorder, ARGS.binary, "--tp-size", "2", "--hidden-size", "64", *QUICK,
+                   "--scheme", "megatron", "--json", path]
+            # On a timeout only mpirun is killed here; the finally kills the rest, by namespace.
+            start = time.monotonic()
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=TWO_HOSTS_TIMEOUT)
+            result.cmd, seconds = " ".join(cmd), time.monotonic() - start
+            expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
+            expect("Correct: True" in result.stdout, "verification should pass", result)
+            with open(path) as f:
+                doc = json.load(f)
+            ran_in = {rank: read_record(os.path.join(tmp, f"rank.{rank}")) for rank in range(2)}
+        expect(dig(doc, "config.world_size") == 2 and dig(doc, "config.tp_size") == 2, "2 ranks, TP 2")
+        expect(dig(doc, "verification.passed") is True, "JSON verification passed")
+        expect(ran_in == dict(enumerate(namespaces)), f"rank 0 belongs in {namespaces[0]} and "
+               f"rank 1 in {namespaces[1]}; they ran in {ran_in}", result)
+        print(f"ranks ran in {ran_in}; the job took {seconds:.1f} s")
+    finally:
+        leftovers = remove_namespaces(created)
+    expect(not leftovers, f"namespaces left behind: {leftovers}")
+
+
 def main():
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__)
@@ -451,6 +595,9 @@ def main():
     ARGS = parser.parse_args()
     try:
         globals()["case_" + ARGS.case]()
+    except Skipped as e:
+        print(f"SKIPPED {ARGS.case}: {e}")
+        return SKIPPED
     except (AssertionError, subprocess.TimeoutExpired) as e:
         print(f"FAILED {ARGS.case}: {e}", file=sys.stderr)
         return 1
