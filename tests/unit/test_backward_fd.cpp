@@ -1,31 +1,20 @@
 // The analytic backward pass against finite differences of the forward pass: for the loss
 // L = Σ Y ⊙ dY, dL/dX is exactly the dX that backward(dY) returns.
-#include <algorithm>
 #include <cmath>
 
 #include <gtest/gtest.h>
 
-#include "tp_mlp/comm.hpp"
-#include "tp_mlp/init.hpp"
-#include "tp_mlp/mlp.hpp"
+#include "one_rank_model.hpp"
 
 using namespace tp_mlp;
 
 class FiniteDifferences : public ::testing::TestWithParam<Scheme> {};
 
 TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
-  Config cfg;
-  cfg.tp_size = 1;
-  cfg.hidden_size = 8;
-  cfg.batch_size = 2;
-  cfg.seq_len = 3;
-  cfg.backward = cfg.bias = cfg.sequence_parallel = true;
-  const World world;
-  TpComm tp(world, 1);
-  auto mlp = make_scheme(GetParam(), cfg, tp);
-  Matrix x(cfg.tokens(), cfg.hidden_size), dy(cfg.tokens(), cfg.hidden_size);
-  fill_block(x, master_input(cfg), cfg.seed, 0, 0);
-  fill_block(dy, master_grad_output(cfg), cfg.seed, 0, 0);
+  OneRankModel m(GetParam(), 8, 2, 3);
+  MlpScheme* mlp = m.mlp.get();
+  const Matrix& x = m.x;
+  const Matrix& dy = m.dy;
 
   mlp->forward(x);
   const Matrix dx = mlp->backward(dy);
@@ -49,8 +38,4 @@ TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
 
 INSTANTIATE_TEST_SUITE_P(ColumnRowSchemes, FiniteDifferences,
                          ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::serial),
-                         [](const auto& info) {
-                           std::string name = scheme_name(info.param);
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         scheme_test_name);

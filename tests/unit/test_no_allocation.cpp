@@ -3,23 +3,17 @@
 // MPI library may allocate inside a collective (Open MPI's reduce-scatter does); what the
 // same collectives allocate on their own is measured and is all a pass may allocate.
 //
-// Built with Eigen's GEMM the count must be zero. oneDNN's dnnl_sgemm takes no workspace
+// Built with Eigen's GEMM nothing else may allocate. oneDNN's dnnl_sgemm takes no workspace
 // argument and mallocs one per call inside the library, so with that backend the test is
 // skipped; the eigen preset, which CI runs, proves the rest of the code allocation-free.
-#include <dlfcn.h>
-#include <mpi.h>
-
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <gtest/gtest.h>
 
+#include "one_rank_model.hpp"
 #include "tp_mlp/analysis.hpp"
-#include "tp_mlp/comm.hpp"
 #include "tp_mlp/gemm.hpp"
-#include "tp_mlp/init.hpp"
-#include "tp_mlp/mlp.hpp"
 
 extern "C" {
 void* __libc_malloc(std::size_t);
@@ -80,21 +74,12 @@ class NoAllocation : public ::testing::TestWithParam<Scheme> {};
 TEST_P(NoAllocation, ForwardAndBackwardAllocateNothing) {
   if (std::strncmp(gemm_backend(), "Eigen", 5) != 0)
     GTEST_SKIP() << gemm_backend() << " allocates its own GEMM workspace; see the eigen preset";
-  Config cfg;
-  cfg.tp_size = 1;
-  cfg.hidden_size = 32;
-  cfg.backward = cfg.bias = cfg.sequence_parallel = true;
-  const World world;
-  TpComm tp(world, 1);
-  auto mlp = make_scheme(GetParam(), cfg, tp);
-  Matrix x(cfg.tokens(), cfg.hidden_size), dy(cfg.tokens(), cfg.hidden_size);
-  fill_block(x, master_input(cfg), cfg.seed, 0, 0);
-  fill_block(dy, master_grad_output(cfg), cfg.seed, 0, 0);
+  OneRankModel m(GetParam(), 32, 4, 16);
   auto pass = [&] {
-    mlp->forward(x);
-    if (mlp->has_backward()) mlp->backward(dy);
+    m.mlp->forward(m.x);
+    if (m.mlp->has_backward()) m.mlp->backward(m.dy);
   };
-  const long by_mpi = mpi_allocations(GetParam(), cfg, tp);
+  const long by_mpi = mpi_allocations(GetParam(), m.cfg, m.tp);
   pass();  // MPI may set up its buffers on first use
   allocations = 0;
   counting = true;
@@ -106,8 +91,4 @@ TEST_P(NoAllocation, ForwardAndBackwardAllocateNothing) {
 INSTANTIATE_TEST_SUITE_P(EveryScheme, NoAllocation,
                          ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::naive,
                                            Scheme::serial),
-                         [](const auto& info) {
-                           std::string name = scheme_name(info.param);
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         scheme_test_name);

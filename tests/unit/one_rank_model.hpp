@@ -1,0 +1,54 @@
+// A scheme built for a world of one rank, with every option on, and its inputs: what the
+// unit tests that run real forward and backward passes start from.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tp_mlp/comm.hpp"
+#include "tp_mlp/config.hpp"
+#include "tp_mlp/init.hpp"
+#include "tp_mlp/mlp.hpp"
+
+namespace tp_mlp {
+
+struct OneRankModel {
+  Config cfg;
+  World world;
+  TpComm tp;
+  std::unique_ptr<MlpScheme> mlp;
+  Matrix x, dy;  // [tokens, H]
+
+  OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len)
+      : cfg(options(hidden_size, batch_size, seq_len)),
+        tp(world, 1),
+        mlp(make_scheme(scheme, cfg, tp)),
+        x(cfg.tokens(), cfg.hidden_size),
+        dy(cfg.tokens(), cfg.hidden_size) {
+    fill_block(x, master_input(cfg), cfg.seed, 0, 0);
+    fill_block(dy, master_grad_output(cfg), cfg.seed, 0, 0);
+  }
+
+ private:
+  static Config options(int hidden_size, int batch_size, int seq_len) {
+    Config c;
+    c.tp_size = 1;
+    c.hidden_size = hidden_size;
+    c.batch_size = batch_size;
+    c.seq_len = seq_len;
+    c.backward = c.bias = c.sequence_parallel = true;
+    return c;
+  }
+};
+
+// gtest's name for a parameter: the scheme's, as an identifier ("megatron_sp").
+inline std::string scheme_test_name(const ::testing::TestParamInfo<Scheme>& info) {
+  std::string name = scheme_name(info.param);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+}  // namespace tp_mlp
