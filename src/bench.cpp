@@ -66,28 +66,34 @@ StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const
   return {summary(total), summary(comm), summary(compute)};
 }
 
-Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
-                         const World& world, int warmup, int iterations) {
+CollectiveReplay::CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp)
+    : calls_(calls), tp_(tp) {
   long largest = 0;
   for (const auto& c : calls) largest = std::max(largest, c.elements);
-  std::vector<float> full(std::size_t(largest), 0.0f);  // zeros stay finite when summed
-  std::vector<float> part(std::size_t(largest / tp.size()), 0.0f);
-  auto step = [&] {
-    for (const auto& c : calls) {
-      const long local = c.elements / tp.size();
-      switch (c.kind) {
-        case Collective::all_reduce: tp.all_reduce_sum(full.data(), c.elements); break;
-        case Collective::all_gather: tp.all_gather(part.data(), full.data(), local); break;
-        case Collective::reduce_scatter: tp.reduce_scatter_sum(full.data(), part.data(), local); break;
-      }
+  full_.assign(std::size_t(largest), 0.0f);  // zeros stay finite when summed
+  part_.assign(std::size_t(largest / tp.size()), 0.0f);
+}
+
+void CollectiveReplay::run() {
+  for (const auto& c : calls_) {
+    const long local = c.elements / tp_.size();
+    switch (c.kind) {
+      case Collective::all_reduce: tp_.all_reduce_sum(full_.data(), c.elements); break;
+      case Collective::all_gather: tp_.all_gather(part_.data(), full_.data(), local); break;
+      case Collective::reduce_scatter: tp_.reduce_scatter_sum(full_.data(), part_.data(), local); break;
     }
-  };
+  }
+}
+
+Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
+                         const World& world, int warmup, int iterations) {
+  CollectiveReplay replay(calls, tp);
   std::vector<double> ms(static_cast<std::size_t>(iterations));
-  for (int i = 0; i < warmup; ++i) step();
+  for (int i = 0; i < warmup; ++i) replay.run();
   world.barrier();
   for (int i = 0; i < iterations; ++i) {
     const auto start = Clock::now();
-    step();
+    replay.run();
     ms[std::size_t(i)] = ms_since(start);
   }
   world.max_in_place(ms);

@@ -58,6 +58,12 @@ const SchemeResult* find(const std::vector<SchemeResult>& results, Scheme scheme
   return nullptr;
 }
 
+bool any_backward(const std::vector<SchemeResult>& results) {
+  for (const auto& r : results)
+    if (r.has_backward) return true;
+  return false;
+}
+
 bool all_passed(const std::vector<SchemeResult>& results) {
   for (const auto& r : results)
     if (!r.passed()) return false;
@@ -193,9 +199,7 @@ void Report::verification(const Config& cfg, const std::vector<SchemeResult>& re
   std::printf("  %-12s %-5s %13s %13s %11s  %s\n", "scheme", "", "max abs diff", "max rel diff",
               "tolerance", "correct");
   for (const auto& r : results) print_verification_row(scheme_name(r.scheme), r.output);
-  bool any_backward = false;
-  for (const auto& r : results) any_backward = any_backward || r.has_backward;
-  if (any_backward) {
+  if (any_backward(results)) {
     std::printf("\n  Backward, given a fixed upstream gradient dY %s:\n", shape_text(cfg).c_str());
     for (const auto& r : results)
       for (const auto& g : r.gradients) print_verification_row(scheme_name(r.scheme), g);
@@ -350,9 +354,7 @@ void Report::benchmark(const Config& cfg, const std::vector<SchemeResult>& resul
   std::printf("  (GFLOP/s per rank; bound = this rank's FLOPs at the FMA peak + the floor;\n"
               "   speed-up = serial time / scheme time, efficiency = speed-up / ranks%s)\n",
               serial ? "" : "; both need serial: --scheme all");
-  bool any_backward = false;
-  for (const auto& r : results) any_backward = any_backward || r.has_backward;
-  if (any_backward) {
+  if (any_backward(results)) {
     std::printf("\n  %-12s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme", "median",
                 "compute", "comm", "floor", "GFLOP/s", "% peak");
     std::printf("  %-12s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");

@@ -32,6 +32,18 @@ struct StepTiming {
 StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const Matrix& dy,
                       TpComm& tp, const World& world, int warmup, int iterations);
 
+// A list of collectives run bare, on buffers allocated once: the body of the floor's loop.
+class CollectiveReplay {
+ public:
+  CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp);
+  void run();  // every call in order, once
+
+ private:
+  std::vector<CollectiveCall> calls_;
+  TpComm& tp_;
+  std::vector<float> full_, part_;  // the largest whole tensor, and one rank's share of it
+};
+
 // The floor under a step's communication: the same collectives, of the same sizes, on the
 // same communicator, with nothing else in the loop.
 Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,

@@ -13,6 +13,7 @@
 
 #include "one_rank_model.hpp"
 #include "tp_mlp/analysis.hpp"
+#include "tp_mlp/bench.hpp"
 #include "tp_mlp/gemm.hpp"
 
 extern "C" {
@@ -51,18 +52,11 @@ namespace {
 long mpi_allocations(Scheme scheme, const Config& cfg, TpComm& tp) {
   std::vector<CollectiveCall> calls = comm_formula(scheme, cfg, Direction::forward).calls;
   for (const auto& c : comm_formula(scheme, cfg, Direction::backward).calls) calls.push_back(c);
-  std::vector<float> full(std::size_t(cfg.tokens() * cfg.intermediate_size())), part(full.size());
-  auto replay = [&] {
-    for (const auto& c : calls) {
-      if (c.kind == Collective::all_reduce) tp.all_reduce_sum(full.data(), c.elements);
-      if (c.kind == Collective::all_gather) tp.all_gather(part.data(), full.data(), c.elements);
-      if (c.kind == Collective::reduce_scatter) tp.reduce_scatter_sum(full.data(), part.data(), c.elements);
-    }
-  };
-  replay();
+  CollectiveReplay replay(calls, tp);
+  replay.run();
   allocations = 0;
   counting = true;
-  replay();
+  replay.run();
   counting = false;
   return allocations;
 }
