@@ -12,6 +12,7 @@ packages=(
   libdnnl-dev                      # oneDNN, the fast GEMM backend (Eigen is the fallback)
   ocl-icd-opencl-dev               # dnnl's CMake package requires OpenCL, only recommended
   libgtest-dev                     # GTest::gtest_main
+  clang-format clang-tidy          # the style and lint tests (release preset)
   python3 python3-numpy            # the MPI tests check saved tensors with NumPy
 )
 

@@ -11,7 +11,7 @@ scripts/install-deps.sh
 presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=(release eigen asan mpich)
 for preset in "${presets[@]}"; do
-  echo "=== ${preset}: $(grep -A1 "\"name\": \"${preset}\"" CMakePresets.json | sed -n 's/.*"displayName": "\(.*\)".*/\1/p')"
+  echo "=== $(cmake --list-presets | grep "\"${preset}\"" | sed 's/^ *//')"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$(nproc)"
   ctest --preset "$preset"

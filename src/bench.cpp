@@ -16,6 +16,12 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+long largest(const std::vector<CollectiveCall>& calls) {
+  long elements = 0;
+  for (const auto& c : calls) elements = std::max(elements, c.elements);
+  return elements;
+}
+
 }  // namespace
 
 double measure_fma_peak(const World& world) {
@@ -36,42 +42,43 @@ Summary summarize(std::vector<double> ms) {
   return s;
 }
 
-StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const Matrix& dy,
-                      TpComm& tp, const World& world, int warmup, int iterations) {
-  auto step = [&] {
-    mlp->forward(x);
-    if (dy.size()) mlp->backward(dy);
-  };
+StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
+                      const std::function<void()>& step) {
+  const int iterations = run.cfg.iterations;
   // [total | comm | compute] per iteration, reduced to the slowest rank in one call;
   // a rank that sits out contributes zeros.
   std::vector<double> record(3 * std::size_t(iterations), 0.0);
   double* total = record.data();
-  double* comm = total + iterations;
-  double* compute = comm + iterations;
-  if (on_every_rank) world.barrier();
-  if (mlp) {
-    for (int i = 0; i < warmup; ++i) step();
+  double* inside = total + iterations;
+  double* compute = inside + iterations;
+  if (placement.on_every_rank()) run.world.barrier();
+  if (placement.computes_here()) {
+    for (int i = 0; i < run.cfg.warmup; ++i) step();
     for (int i = 0; i < iterations; ++i) {
-      const double comm_before = tp.stats().seconds();
+      const double comm_before = comm.stats().seconds();
       const auto start = Clock::now();
       step();
       total[i] = ms_since(start);
-      comm[i] = (tp.stats().seconds() - comm_before) * 1e3;
-      compute[i] = total[i] - comm[i];
+      inside[i] = (comm.stats().seconds() - comm_before) * 1e3;
+      compute[i] = total[i] - inside[i];
     }
   }
-  if (!on_every_rank) world.wait_idle();
-  world.max_in_place(record);
+  if (!placement.on_every_rank()) run.world.wait_idle();
+  run.world.max_in_place(record);
   auto summary = [&](const double* first) { return summarize({first, first + iterations}); };
-  return {summary(total), summary(comm), summary(compute)};
+  return {summary(total), summary(inside), summary(compute)};
 }
 
 CollectiveReplay::CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp)
     : calls_(calls), tp_(tp) {
-  long largest = 0;
-  for (const auto& c : calls) largest = std::max(largest, c.elements);
-  full_.assign(std::size_t(largest), 0.0f);  // zeros stay finite when summed
-  part_.assign(std::size_t(largest / tp.size()), 0.0f);
+  const long elements = largest(calls);
+  full_.assign(std::size_t(elements), 0.0f);  // zeros stay finite when summed
+  part_.assign(std::size_t(elements / tp.size()), 0.0f);
+}
+
+double CollectiveReplay::bytes(const std::vector<CollectiveCall>& calls, int tp_size) {
+  const double elements = double(largest(calls));
+  return (elements + elements / tp_size) * double(sizeof(float));  // full_, part_
 }
 
 void CollectiveReplay::run() {
@@ -80,23 +87,24 @@ void CollectiveReplay::run() {
     switch (c.kind) {
       case Collective::all_reduce: tp_.all_reduce_sum(full_.data(), c.elements); break;
       case Collective::all_gather: tp_.all_gather(part_.data(), full_.data(), local); break;
-      case Collective::reduce_scatter: tp_.reduce_scatter_sum(full_.data(), part_.data(), local); break;
+      case Collective::reduce_scatter:
+        tp_.reduce_scatter_sum(full_.data(), part_.data(), local);
+        break;
     }
   }
 }
 
-Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
-                         const World& world, int warmup, int iterations) {
-  CollectiveReplay replay(calls, tp);
-  std::vector<double> ms(static_cast<std::size_t>(iterations));
-  for (int i = 0; i < warmup; ++i) replay.run();
-  world.barrier();
-  for (int i = 0; i < iterations; ++i) {
+Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls) {
+  CollectiveReplay replay(calls, comm);
+  std::vector<double> ms(static_cast<std::size_t>(run.cfg.iterations));
+  for (int i = 0; i < run.cfg.warmup; ++i) replay.run();
+  run.world.barrier();
+  for (double& t : ms) {
     const auto start = Clock::now();
     replay.run();
-    ms[std::size_t(i)] = ms_since(start);
+    t = ms_since(start);
   }
-  world.max_in_place(ms);
+  run.world.max_in_place(ms);
   return summarize(ms);
 }
 

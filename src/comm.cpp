@@ -1,9 +1,13 @@
-// comm: MPI behind two small classes; see comm.hpp for the data plane / control plane split.
+// comm: MPI behind three small classes; see comm.hpp for the data plane / control plane split.
 #include "tp_mlp/comm.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <stdexcept>
+#include <utility>
 
 namespace tp_mlp {
 namespace {
@@ -17,11 +21,23 @@ void mpi_check(int status, const char* call, const char* file, int line) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   std::fprintf(stderr, "tp_mlp: rank %d: %s failed at %s:%d: %s\n", rank, call, file, line, text);
   MPI_Abort(MPI_COMM_WORLD, 3);
+  std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }
 
 #define mpiCheck(call) mpi_check((call), #call, __FILE__, __LINE__)
 
 }  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+
+MpiSession::~MpiSession() { MPI_Finalize(); }
+
+int mpi_count(long count) {
+  if (count < 0 || count > INT_MAX)
+    throw std::length_error("a collective of " + std::to_string(count) +
+                            " elements does not fit MPI's int count");
+  return static_cast<int>(count);
+}
 
 World::World() {
   // Errors come back to mpi_check, which names the call before aborting.
@@ -48,8 +64,8 @@ double World::max(double local) const {
 }
 
 void World::max_in_place(std::vector<double>& values) const {
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_DOUBLE, MPI_MAX,
-                         MPI_COMM_WORLD));
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
+                         MPI_MAX, MPI_COMM_WORLD));
 }
 
 void World::barrier() const { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
@@ -66,50 +82,67 @@ void World::wait_idle() const {
 }
 
 void World::broadcast_from_root(float* data, long count) const {
-  mpiCheck(MPI_Bcast(data, int(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
+  mpiCheck(MPI_Bcast(data, mpi_count(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
 }
 
 void World::abort(const std::string& message) const {
   std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
-  __builtin_unreachable();
+  std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }
 
 TpComm::TpComm(const World& world, int tp_size) {
-  int group = world.rank() / tp_size;
+  const int group = world.rank() / tp_size;
   mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, group, world.rank(), &comm_));
   mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   mpiCheck(MPI_Comm_rank(comm_, &rank_));
   mpiCheck(MPI_Comm_size(comm_, &size_));
 }
 
-TpComm::~TpComm() { MPI_Comm_free(&comm_); }
+TpComm TpComm::group_of_one() { return TpComm(); }
 
-// MPI counts are int; config validation keeps every tensor below INT_MAX elements.
+TpComm::TpComm(TpComm&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      rank_(other.rank_),
+      size_(other.size_),
+      stats_(other.stats_) {}
+
+TpComm::~TpComm() {
+  if (!alone()) MPI_Comm_free(&comm_);
+}
+
 void TpComm::all_reduce_sum(float* data, long count) {
+  if (alone()) return;
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, comm_));
-  tally(stats_.all_reduce, start, count);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, comm_));
+  tally(Collective::all_reduce, start, count);
 }
 
 void TpComm::all_gather(const float* local, float* full, long local_count) {
+  if (alone()) {  // the whole tensor is this rank's block
+    std::copy(local, local + local_count, full);
+    return;
+  }
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Allgather(local, int(local_count), MPI_FLOAT, full, int(local_count), MPI_FLOAT,
-                         comm_));
-  tally(stats_.all_gather, start, local_count * size_);
+  const int count = mpi_count(local_count);
+  mpiCheck(MPI_Allgather(local, count, MPI_FLOAT, full, count, MPI_FLOAT, comm_));
+  tally(Collective::all_gather, start, local_count * size_);
 }
 
 void TpComm::reduce_scatter_sum(const float* full, float* local, long local_count) {
+  if (alone()) {
+    std::copy(full, full + local_count, local);
+    return;
+  }
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Reduce_scatter_block(full, local, int(local_count), MPI_FLOAT, MPI_SUM, comm_));
-  tally(stats_.reduce_scatter, start, local_count * size_);
+  mpiCheck(
+      MPI_Reduce_scatter_block(full, local, mpi_count(local_count), MPI_FLOAT, MPI_SUM, comm_));
+  tally(Collective::reduce_scatter, start, local_count * size_);
 }
 
-void TpComm::tally(CollectiveTally& t, double start, long tensor_elements) {
-  t.seconds += MPI_Wtime() - start;
-  t.calls += 1;
-  t.bytes += tensor_elements * long(sizeof(float));
+void TpComm::tally(Collective kind, double start, long tensor_elements) {
+  stats_.add({kind, tensor_elements}, MPI_Wtime() - start);
 }
 
 }  // namespace tp_mlp

@@ -2,8 +2,8 @@
 #include "tp_mlp/config.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -21,7 +21,6 @@ namespace {
 constexpr int kMaxTpSize = 4096;
 constexpr int kMaxDimension = 1 << 20;
 constexpr int kMaxIterations = 1000000;
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 const char* kDescription =
     "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
@@ -37,6 +36,13 @@ const char* kDescription =
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
+
+// --scheme's values, in the order --help and its error message list them.
+const std::vector<std::pair<std::string, SchemeChoice>> kSchemeChoices = {
+    {"megatron", SchemeChoice::megatron},
+    {"naive", SchemeChoice::naive},
+    {"serial", SchemeChoice::serial},
+    {"all", SchemeChoice::all}};
 
 const char* kFooter =
     "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
@@ -65,12 +71,6 @@ void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
       ->check(whole_number);
 }
 
-std::string gib(double bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f GiB", bytes / kGiB);
-  return text;
-}
-
 }  // namespace
 
 const char* scheme_name(Scheme scheme) {
@@ -83,15 +83,22 @@ const char* scheme_name(Scheme scheme) {
   return "?";
 }
 
+const char* choice_name(SchemeChoice choice) {
+  for (const auto& [name, value] : kSchemeChoices)
+    if (value == choice) return name.c_str();
+  return "?";
+}
+
 std::vector<Scheme> Config::schemes() const {
-  std::vector<Scheme> chosen;
-  for (Scheme s : {Scheme::megatron, Scheme::megatron_sp, Scheme::naive, Scheme::serial}) {
-    // megatron-sp is megatron with --sequence-parallel, so it goes where megatron goes.
-    const char* selector = scheme_name(s == Scheme::megatron_sp ? Scheme::megatron : s);
-    if ((scheme == "all" || scheme == selector) && (s != Scheme::megatron_sp || sequence_parallel))
-      chosen.push_back(s);
-  }
-  return chosen;
+  auto chosen = [this](SchemeChoice c) {
+    return scheme_choice == SchemeChoice::all || scheme_choice == c;
+  };
+  std::vector<Scheme> schemes;
+  if (chosen(SchemeChoice::megatron)) schemes.push_back(Scheme::megatron);
+  if (chosen(SchemeChoice::megatron) && sequence_parallel) schemes.push_back(Scheme::megatron_sp);
+  if (chosen(SchemeChoice::naive)) schemes.push_back(Scheme::naive);
+  if (chosen(SchemeChoice::serial)) schemes.push_back(Scheme::serial);
+  return schemes;
 }
 
 ParsedArgs parse_args(int argc, const char* const* argv) {
@@ -112,10 +119,11 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                    "Untimed forward passes before timing");
   add_whole_number(app, "--seed", cfg.seed, 0, std::numeric_limits<std::uint64_t>::max(),
                    "Seed of the master weights and the input");
-  app.add_option("--scheme", cfg.scheme,
+  std::string scheme_choice = choice_name(cfg.scheme_choice);
+  app.add_option("--scheme", scheme_choice,
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"megatron", "naive", "serial", "all"}).description(""));
+      ->check(CLI::IsMember(kSchemeChoices).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.
   const auto once = CLI::MultiOptionPolicy::Throw;
   app.add_flag("--backward", cfg.backward,
@@ -136,6 +144,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   ParsedArgs parsed;
   try {
     app.parse(argc, argv);
+    for (const auto& [name, value] : kSchemeChoices)
+      if (name == scheme_choice) cfg.scheme_choice = value;
     parsed.config = cfg;
   } catch (const CLI::ParseError& e) {
     std::ostringstream out, err;
@@ -144,39 +154,6 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
     parsed.text = out.str() + err.str();
   }
   return parsed;
-}
-
-MemoryEstimate estimate_memory(const Config& cfg) {
-  const double f = sizeof(float), d = sizeof(double);
-  const double H = cfg.hidden_size, FF = 4.0 * H, T = cfg.tp_size, tokens = double(cfg.tokens());
-  MemoryEstimate m;
-  m.activations = tokens * H * f;  // X
-  for (Scheme s : cfg.schemes()) {
-    switch (s) {
-      case Scheme::megatron:
-      case Scheme::megatron_sp:  // its token-split buffers are extra, and small
-        m.weights += 2 * H * FF / T * f;
-        m.activations += tokens * (FF / T + 2 * H) * f;
-        if (cfg.backward) m.activations += tokens * (3 * FF / T + 2 * H) * f;
-        break;
-      case Scheme::naive:
-        m.weights += 2 * H * FF / T * f;
-        m.activations += 2 * tokens * (FF + H) * f;  // its buffers and the floor's
-        break;
-      case Scheme::serial:
-        m.serial = (2 * H * FF + tokens * (FF + H)) * f;
-        if (cfg.backward) m.serial += (2 * H * FF + tokens * (2 * FF + H)) * f;
-        m.activations += 2 * tokens * H * f;  // copies of its output and dX, to verify
-        break;
-    }
-  }
-  // The reference takes a share of the tokens and blocks of W1 and W2 half a shard wide,
-  // in double: about one shard's bytes.
-  const double block = std::ceil(FF / T / 2);
-  m.reference = (2 * H * block + tokens * (2 * block + 2 * H)) * d;
-  // Weight gradients sum over all tokens: X and dY whole, and three [tokens, block] blocks.
-  if (cfg.backward) m.reference += tokens * (2 * H + 3 * block) * d;
-  return m;
 }
 
 std::string validate(const Config& cfg, const LaunchFacts& launch) {
@@ -191,37 +168,30 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     why << "--tp-size " << T << " must divide the number of MPI ranks (" << world
         << "): launch a multiple of " << T << " ranks, or pick a --tp-size that divides " << world;
   } else if (cfg.intermediate_size() % T != 0) {
-    why << "--tp-size " << T << " must divide the intermediate size 4 x --hidden-size = "
-        << cfg.intermediate_size() << ", which W1's columns and W2's rows are split along";
+    why << "--tp-size " << T
+        << " must divide the intermediate size 4 x --hidden-size = " << cfg.intermediate_size()
+        << ", which W1's columns and W2's rows are split along";
   } else if (cfg.hidden_size % T != 0 && runs_naive) {
     why << "the naive scheme splits --hidden-size " << cfg.hidden_size << " over --tp-size " << T
         << " ranks, so T must divide H"
-        << (cfg.scheme == "all" ? ": choose another size, or --scheme megatron to skip it" : "");
-  } else if (cfg.sequence_parallel && cfg.scheme != "all" && cfg.scheme != "megatron") {
+        << (cfg.scheme_choice == SchemeChoice::all
+                ? ": choose another size, or --scheme megatron to skip it"
+                : "");
+  } else if (cfg.sequence_parallel && cfg.scheme_choice != SchemeChoice::all &&
+             cfg.scheme_choice != SchemeChoice::megatron) {
     why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
-           "megatron or all, not " << cfg.scheme;
+           "megatron or all, not "
+        << choice_name(cfg.scheme_choice);
   } else if (cfg.sequence_parallel && cfg.tokens() % T != 0) {
     why << "--sequence-parallel splits the " << cfg.tokens()
         << " tokens (--batch-size x --seq-len) over --tp-size " << T
         << " ranks, so T must divide them";
-  } else if (cfg.backward && cfg.scheme == "naive") {
+  } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
   } else if (cfg.tokens() * cfg.intermediate_size() > INT_MAX) {
     why << "--batch-size x --seq-len x 4 x --hidden-size = "
         << cfg.tokens() * cfg.intermediate_size()
         << " elements exceeds the largest tensor MPI can send in one call (" << INT_MAX << ")";
-  } else {
-    const MemoryEstimate estimate = estimate_memory(cfg);
-    const double per_rank = estimate.per_rank() + estimate.serial;  // rank 0, the largest
-    const double needed = estimate.on_node(launch.ranks_on_this_node);
-    if (needed > launch.available_bytes) {
-      why << "this configuration needs about " << gib(needed) << " of memory on this node ("
-          << gib(per_rank) << " on rank 0 with " << launch.ranks_on_this_node << " rank"
-          << (launch.ranks_on_this_node == 1 ? "" : "s") << " here), but only "
-          << gib(launch.available_bytes)
-          << " is available: lower --hidden-size, --batch-size or --seq-len, raise --tp-size, "
-             "or run fewer schemes with --scheme megatron";
-    }
   }
   return why.str();
 }
@@ -241,7 +211,8 @@ std::string check_output_paths(const Config& cfg) {
     std::error_code ec;
     fs::create_directories(cfg.tensors_dir, ec);
     std::string why = ec ? ec.message() : probe((fs::path(cfg.tensors_dir) / "x.npy").string());
-    if (!why.empty()) return "--save-tensors " + cfg.tensors_dir + ": cannot write there (" + why + ")";
+    if (!why.empty())
+      return "--save-tensors " + cfg.tensors_dir + ": cannot write there (" + why + ")";
   }
   if (!cfg.json_path.empty()) {
     std::string why = fs::is_directory(cfg.json_path) ? "it is a directory" : probe(cfg.json_path);

@@ -9,11 +9,7 @@
 
 namespace tp_mlp {
 
-void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c, Op op_a, Op op_b) {
-  // Debian's oneDNN is built with OpenMP and would start a thread per core in every rank.
-  // The limit belongs to the calling thread, and only the main thread calls gemm.
-  static const bool single_threaded = (omp_set_num_threads(1), true);
-  (void)single_threaded;
+void gemm(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c, Op op_a, Op op_b) {
   const bool ta = op_a == Op::transpose, tb = op_b == Op::transpose;
   const long k = ta ? a.rows() : a.cols();
   eigen_assert((ta ? a.cols() : a.rows()) == c.rows() && (tb ? b.rows() : b.cols()) == c.cols() &&
@@ -25,6 +21,10 @@ void gemm(ConstMatrixRef a, ConstMatrixRef b, MatrixRef c, Op op_a, Op op_b) {
   if (status != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(int(status)));
 }
+
+// Debian's oneDNN is built with OpenMP and would start a thread per core in every rank. The
+// limit belongs to the calling thread, which is why it is set on the one that calls gemm().
+void gemm_use_one_thread() { omp_set_num_threads(1); }
 
 const char* gemm_backend() {
   static const std::string name = [] {

@@ -43,11 +43,21 @@ MasterTensor standard_normal(std::uint64_t stream, long rows, long cols) {
 
 }  // namespace
 
-MasterTensor master_w1(const Config& cfg) { return xavier(kW1, cfg.hidden_size, cfg.intermediate_size()); }
-MasterTensor master_w2(const Config& cfg) { return xavier(kW2, cfg.intermediate_size(), cfg.hidden_size); }
-MasterTensor master_b1(const Config& cfg) { return linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size()); }
-MasterTensor master_b2(const Config& cfg) { return linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size); }
-MasterTensor master_input(const Config& cfg) { return standard_normal(kInput, cfg.tokens(), cfg.hidden_size); }
+MasterTensor master_w1(const Config& cfg) {
+  return xavier(kW1, cfg.hidden_size, cfg.intermediate_size());
+}
+MasterTensor master_w2(const Config& cfg) {
+  return xavier(kW2, cfg.intermediate_size(), cfg.hidden_size);
+}
+MasterTensor master_b1(const Config& cfg) {
+  return linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size());
+}
+MasterTensor master_b2(const Config& cfg) {
+  return linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size);
+}
+MasterTensor master_input(const Config& cfg) {
+  return standard_normal(kInput, cfg.tokens(), cfg.hidden_size);
+}
 MasterTensor master_grad_output(const Config& cfg) {
   return standard_normal(kGradOutput, cfg.tokens(), cfg.hidden_size);
 }
@@ -75,6 +85,12 @@ void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed
   for (Eigen::Index r = 0; r < out.rows(); ++r)
     for (Eigen::Index c = 0; c < out.cols(); ++c)
       out(r, c) = Scalar(master_value(t, seed, row0 + r, col0 + c));
+}
+
+Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols) {
+  Matrix m(rows.count, cols.count);
+  fill_block(m, t, seed, rows.first, cols.first);
+  return m;
 }
 
 template void fill_block<float>(Matrix&, const MasterTensor&, std::uint64_t, long, long);

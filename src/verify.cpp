@@ -41,7 +41,8 @@ long block_width(const Config& cfg) { return std::max(1L, (cfg.shard_width() + 1
 template <typename Visit>
 void for_each_block(const Config& cfg, long first, long count, Visit visit) {
   const long width = block_width(cfg);
-  for (long col = first; col < first + count; col += width) visit(col, std::min(width, first + count - col));
+  for (long col = first; col < first + count; col += width)
+    visit(col, std::min(width, first + count - col));
 }
 
 // Largest |got − ref| and largest |ref| seen, for one tensor on one rank.
@@ -73,13 +74,14 @@ double fp32_tolerance(long accumulated_terms) {
   return double(accumulated_terms) * std::numeric_limits<float>::epsilon() / 2;
 }
 
-ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy,
-                             long first_token, long rows) {
+ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows) {
   const long H = cfg.hidden_size;
   const bool backward = dy.size() > 0;
-  ReferenceRows ref{first_token, MatrixD::Zero(rows, H), MatrixD::Zero(backward ? rows : 0, H)};
-  const MatrixD x_rows = x.middleRows(first_token, rows).cast<double>();  // [rows, H]
-  const MatrixD dy_rows = backward ? MatrixD(dy.middleRows(first_token, rows).cast<double>()) : MatrixD();
+  ReferenceRows ref{rows.first, MatrixD::Zero(rows.count, H),
+                    MatrixD::Zero(backward ? rows.count : 0, H)};
+  const MatrixD x_rows = x.middleRows(rows.first, rows.count).cast<double>();  // [rows, H]
+  const MatrixD dy_rows =
+      backward ? MatrixD(dy.middleRows(rows.first, rows.count).cast<double>()) : MatrixD();
   for_each_block(cfg, 0, cfg.intermediate_size(), [&](long col, long width) {
     const ReferenceBlock b(cfg, col, width);
     const MatrixD h = (x_rows * b.w1).rowwise() + b.b1;  // [rows, width]
@@ -97,6 +99,16 @@ ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& d
   return ref;
 }
 
+double reference_bytes(const Config& cfg, long rows) {
+  // Blocks of W1 and W2 half a shard wide, and the rows' activations, in double.
+  const double d = sizeof(double), H = cfg.hidden_size, block = double(block_width(cfg));
+  const double tokens = double(cfg.tokens());
+  double bytes = (2 * H * block + double(rows) * (2 * block + 2 * H)) * d;
+  // Weight gradients sum over all tokens: X and dY whole, and three [tokens, block] blocks.
+  if (cfg.backward) bytes += tokens * (2 * H + 3 * block) * d;
+  return bytes;
+}
+
 Verification verify_output(const Matrix& y, long first_token, const ReferenceRows& ref,
                            const Config& cfg, const World& world) {
   MaxDiff d;
@@ -105,12 +117,14 @@ Verification verify_output(const Matrix& y, long first_token, const ReferenceRow
 }
 
 std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
-                                           const Gradients& grads, const ReferenceRows& ref,
-                                           const Matrix& x, const Matrix& dy, const Config& cfg,
+                                           const std::optional<Gradients>& shard,
+                                           const ReferenceRows& ref, const Matrix& x,
+                                           const Matrix& dy, const Config& cfg,
                                            const World& world) {
   MaxDiff d_dx, d_dw1, d_dw2, d_db1, d_db2;
   d_dx.add(dx.middleRows(ref.first_token - first_token, ref.dx.rows()), ref.dx);
-  if (grads.dw1) {
+  if (shard) {
+    const Gradients& grads = *shard;
     // Weight gradients sum over every token, so this rank needs all of X and dY.
     const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]
     const long shard_width = grads.dw1->cols();
@@ -119,7 +133,8 @@ std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
       const ReferenceBlock b(cfg, col, width);
       const MatrixD h = (x_all * b.w1).rowwise() + b.b1;  // [tokens, width]
       const MatrixD dh = (dy_all * b.w2.transpose()).cwiseProduct(h.unaryExpr(&gelu_derivative));
-      d_dw2.add(grads.dw2->middleRows(at, width), MatrixD(h.unaryExpr(&gelu_scalar).transpose() * dy_all));
+      d_dw2.add(grads.dw2->middleRows(at, width),
+                MatrixD(h.unaryExpr(&gelu_scalar).transpose() * dy_all));
       d_dw1.add(grads.dw1->middleCols(at, width), MatrixD(x_all.transpose() * dh));
       if (cfg.bias) d_db1.add(grads.db1->middleCols(at, width), MatrixD(dh.colwise().sum()));
     });
@@ -128,10 +143,9 @@ std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
   // Terms along the longest path to each element: H for the pre-activation, H for dG,
   // then the final sum: 4H for dX, the tokens for the weight and bias gradients.
   const long H = cfg.hidden_size, tokens = cfg.tokens();
-  std::vector<Verification> checks = {
-      conclude("dX", d_dx, 2 * H + cfg.intermediate_size(), world),
-      conclude("dW1", d_dw1, 2 * H + tokens, world),
-      conclude("dW2", d_dw2, H + tokens, world)};
+  std::vector<Verification> checks = {conclude("dX", d_dx, 2 * H + cfg.intermediate_size(), world),
+                                      conclude("dW1", d_dw1, 2 * H + tokens, world),
+                                      conclude("dW2", d_dw2, H + tokens, world)};
   if (cfg.bias) {
     checks.push_back(conclude("db1", d_db1, 2 * H + tokens, world));
     checks.push_back(conclude("db2", d_db2, tokens, world));

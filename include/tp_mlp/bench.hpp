@@ -2,11 +2,14 @@
 // tensor-parallel step is only done when every rank is.
 #pragma once
 
+#include <functional>
 #include <vector>
 
-#include "tp_mlp/analysis.hpp"
+#include "tp_mlp/collective.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/mlp.hpp"
+#include "tp_mlp/results.hpp"
+#include "tp_mlp/run.hpp"
 
 namespace tp_mlp {
 
@@ -14,28 +17,19 @@ namespace tp_mlp {
 // oversubscribed ranks cannot halve it), and shared with every rank.
 double measure_fma_peak(const World& world);
 
-struct Summary {  // milliseconds
-  double mean = 0, median = 0, min = 0, max = 0;
-};
 Summary summarize(std::vector<double> ms);
 
-struct StepTiming {
-  Summary total;    // the whole step
-  Summary comm;     // inside the collectives
-  Summary compute;  // the rest: GEMMs, GeLU, biases
-};
-
-// One step is forward(x), and with `dy` non-empty backward(dy) after it. Per iteration, each
-// of total, comm and compute is the slowest rank's. With `on_every_rank` false, only ranks
-// given an `mlp` run it (serial: world rank 0) while the rest sleep, so that it is timed
-// with a core to itself.
-StepTiming time_steps(MlpScheme* mlp, bool on_every_rank, const Matrix& x, const Matrix& dy,
-                      TpComm& tp, const World& world, int warmup, int iterations);
+// Times `step` over --warmup + --iterations repetitions on the ranks where the scheme is
+// placed, the others waiting idle. Per iteration, each of total, comm (time inside the
+// collectives of `comm`) and compute is the slowest rank's.
+StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
+                      const std::function<void()>& step);
 
 // A list of collectives run bare, on buffers allocated once: the body of the floor's loop.
 class CollectiveReplay {
  public:
   CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp);
+  static double bytes(const std::vector<CollectiveCall>& calls, int tp_size);  // its buffers
   void run();  // every call in order, once
 
  private:
@@ -46,7 +40,6 @@ class CollectiveReplay {
 
 // The floor under a step's communication: the same collectives, of the same sizes, on the
 // same communicator, with nothing else in the loop.
-Summary time_collectives(const std::vector<CollectiveCall>& calls, TpComm& tp,
-                         const World& world, int warmup, int iterations);
+Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls);
 
 }  // namespace tp_mlp

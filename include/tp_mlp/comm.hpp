@@ -1,4 +1,4 @@
-// comm: the only part of the program that calls MPI after start-up.
+// comm: the only part of the program that calls MPI.
 //
 // Two kinds of traffic, kept apart so that the numbers the program reports are honest:
 //  - the data plane, TpComm: the collectives the tensor-parallel model itself needs. Each
@@ -15,25 +15,25 @@
 
 #include <mpi.h>
 
+#include "tp_mlp/collective.hpp"
+
 namespace tp_mlp {
 
-struct CollectiveTally {
-  long calls = 0;
-  long bytes = 0;       // bytes of the whole tensor each call reduced or assembled
-  double seconds = 0;   // wall time spent inside the collective on this rank
+// MPI_Init for the lifetime of this object, MPI_Finalize after it.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
 };
 
-struct CommStats {
-  CollectiveTally all_reduce;
-  CollectiveTally all_gather;
-  CollectiveTally reduce_scatter;
-  long calls() const { return all_reduce.calls + all_gather.calls + reduce_scatter.calls; }
-  double seconds() const { return all_reduce.seconds + all_gather.seconds + reduce_scatter.seconds; }
-};
+// MPI counts are int: a count that does not fit is an error at the call, not a wrap-around.
+int mpi_count(long count);
 
 class World {
  public:
-  World();  // needs MPI_Init first
+  World();  // needs an MpiSession
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
@@ -62,9 +62,15 @@ class TpComm {
   // Groups of tp_size consecutive world ranks, like the script's tp_group; the world size
   // must be a multiple of tp_size (validated before this is built).
   TpComm(const World& world, int tp_size);
+  // The serial baseline's group: this rank alone, with nobody to talk to, so every
+  // collective returns at once and nothing is counted (Megatron-LM bypasses its collectives
+  // the same way when the tensor-parallel group has one rank).
+  static TpComm group_of_one();
   ~TpComm();
+  TpComm(TpComm&& other) noexcept;
   TpComm(const TpComm&) = delete;
   TpComm& operator=(const TpComm&) = delete;
+  TpComm& operator=(TpComm&&) = delete;
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -80,7 +86,10 @@ class TpComm {
   void reset_stats() { stats_ = {}; }
 
  private:
-  void tally(CollectiveTally& t, double start, long tensor_elements);
+  TpComm() = default;
+  bool alone() const { return comm_ == MPI_COMM_NULL; }
+  void tally(Collective kind, double start, long tensor_elements);
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;

@@ -1,6 +1,7 @@
-// config: the command line, the ranges of its flags, and the checks that need the
-// whole configuration (divisibility, rank count, memory). Knows nothing of MPI or Eigen,
-// so every rank can run it on its own and reach the same verdict.
+// config: the command line, the ranges of its flags, and the checks that need the whole
+// configuration (divisibility, rank count, sizes MPI can send). Knows nothing of MPI or Eigen,
+// so every rank can run it on its own and reach the same verdict. (Memory is checked by
+// memory.hpp, which asks each part of the program what it will allocate.)
 #pragma once
 
 #include <cstdint>
@@ -12,21 +13,23 @@ namespace tp_mlp {
 
 // The ways this program computes the same MLP (see mlp.hpp).
 enum class Scheme { megatron, megatron_sp, naive, serial };
+// What --scheme selects; megatron-sp comes with --sequence-parallel wherever megatron runs.
+enum class SchemeChoice { all, megatron, naive, serial };
 
 struct Config {
-  int tp_size = 4;        // ranks in one tensor-parallel group (T)
-  int hidden_size = 64;   // H; the intermediate size is 4H
-  int batch_size = 4;     // b
-  int seq_len = 16;       // s; tokens = b * s
-  int iterations = 100;   // timed forward passes
-  int warmup = 10;        // untimed forward passes before them
+  int tp_size = 4;       // ranks in one tensor-parallel group (T)
+  int hidden_size = 64;  // H; the intermediate size is 4H
+  int batch_size = 4;    // b
+  int seq_len = 16;      // s; tokens = b * s
+  int iterations = 100;  // timed forward passes
+  int warmup = 10;       // untimed forward passes before them
   std::uint64_t seed = 42;
-  std::string scheme = "all";  // megatron, naive, serial or all
+  SchemeChoice scheme_choice = SchemeChoice::all;
   bool sequence_parallel = false;  // also run megatron-sp
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
   bool bias = false;               // the linears have biases b1 [4H] and b2 [H]
-  std::string json_path;    // empty: no JSON report
-  std::string tensors_dir;  // empty: no .npy files
+  std::string json_path;           // empty: no JSON report
+  std::string tensors_dir;         // empty: no .npy files
 
   long tokens() const { return long(batch_size) * seq_len; }
   long intermediate_size() const { return 4L * hidden_size; }
@@ -35,6 +38,7 @@ struct Config {
 };
 
 const char* scheme_name(Scheme scheme);
+const char* choice_name(SchemeChoice choice);  // as spelled on the command line
 
 // The outcome of reading argv: a configuration to run, or text to print and an exit code
 // (help is text with exit code 0).
@@ -46,18 +50,6 @@ struct ParsedArgs {
 };
 ParsedArgs parse_args(int argc, const char* const* argv);
 
-// Bytes a configuration allocates, by what they hold. Computed in double so that no
-// product of flags can overflow before it is compared with the machine.
-struct MemoryEstimate {
-  double weights = 0;      // every rank: W1 and W2 shards of the parallel schemes
-  double activations = 0;  // every rank: X, hidden activations, Y, the floor's buffer
-  double reference = 0;    // every rank: verification's reference blocks
-  double serial = 0;       // world rank 0 alone: the serial scheme's full weights and buffers
-  double per_rank() const { return weights + activations + reference; }
-  double on_node(int ranks) const { return per_rank() * ranks + serial; }
-};
-MemoryEstimate estimate_memory(const Config& cfg);
-
 // The facts about the launch that validation needs.
 struct LaunchFacts {
   int world_size = 1;
@@ -65,7 +57,7 @@ struct LaunchFacts {
   double available_bytes = 0;  // on this node
 };
 
-// Empty when the configuration can run on this launch; otherwise one sentence that names
+// Empty when the flags fit together and fit this launch; otherwise one sentence that names
 // the flag, the value and what would be allowed.
 std::string validate(const Config& cfg, const LaunchFacts& launch);
 

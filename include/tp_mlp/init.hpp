@@ -13,7 +13,8 @@
 #include <cstdint>
 
 #include "tp_mlp/config.hpp"
-#include "tp_mlp/tensor.hpp"
+#include "tp_mlp/matrix.hpp"
+#include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 
@@ -27,11 +28,11 @@ struct MasterTensor {
   double bound = 0;  // uniform: U(-bound, bound)
 };
 
-MasterTensor master_w1(const Config& cfg);     // [H, 4H], xavier-uniform
-MasterTensor master_w2(const Config& cfg);     // [4H, H], xavier-uniform
-MasterTensor master_b1(const Config& cfg);     // [1, 4H], like torch.nn.Linear's bias
-MasterTensor master_b2(const Config& cfg);     // [1, H]
-MasterTensor master_input(const Config& cfg);  // [tokens, H], N(0, 1)
+MasterTensor master_w1(const Config& cfg);           // [H, 4H], xavier-uniform
+MasterTensor master_w2(const Config& cfg);           // [4H, H], xavier-uniform
+MasterTensor master_b1(const Config& cfg);           // [1, 4H], like torch.nn.Linear's bias
+MasterTensor master_b2(const Config& cfg);           // [1, H]
+MasterTensor master_input(const Config& cfg);        // [tokens, H], N(0, 1)
 MasterTensor master_grad_output(const Config& cfg);  // dY [tokens, H], N(0, 1)
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col);
@@ -40,5 +41,8 @@ float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col
 template <typename Scalar>
 void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed, long row0,
                 long col0);
+
+// The block rows x cols of a master tensor, as a new matrix: what a rank's shard starts from.
+Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols);
 
 }  // namespace tp_mlp

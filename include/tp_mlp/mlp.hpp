@@ -15,21 +15,32 @@
 //   serial       the whole MLP on one rank, no communication: the baseline.
 //
 // All buffers are allocated by the constructors; forward() and backward() allocate nothing.
+// Each scheme states beside its constructor what that constructor allocates (scheme_bytes),
+// so that memory is checked before anything is allocated, by the same account.
 #pragma once
 
 #include <memory>
 
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
-#include "tp_mlp/tensor.hpp"
+#include "tp_mlp/matrix.hpp"
 
 namespace tp_mlp {
 
-// Exact GeLU, x·Φ(x) = x/2·(1 + erf(x/√2)): what torch.nn.functional.gelu computes by
-// default (not the tanh approximation). `out` may be `h`.
-void gelu(ConstMatrixRef h, MatrixRef out);
-// grad ⊙= GeLU'(h) = Φ(h) + h·φ(h).
-void gelu_backward(ConstMatrixRef h, MatrixRef grad);
+// Which ranks compute a scheme. The parallel schemes run on every rank of each TP group; the
+// serial baseline on world rank 0 alone, while the others wait, so that it is timed with a
+// core to itself.
+class Placement {
+ public:
+  Placement(Scheme scheme, const World& world)
+      : on_every_rank_(scheme != Scheme::serial), here_(on_every_rank_ || world.is_root()) {}
+  bool on_every_rank() const { return on_every_rank_; }
+  bool computes_here() const { return here_; }
+
+ private:
+  bool on_every_rank_;
+  bool here_;
+};
 
 // This rank's slice of the model's gradients after backward(). The shard covers columns
 // [first_column, first_column + width) of the 4H dimension.
@@ -39,6 +50,13 @@ struct Gradients {
   const Matrix* dw2 = nullptr;  // [width, H]
   const Matrix* db1 = nullptr;  // [1, width], empty without --bias
   const Matrix* db2 = nullptr;  // [1, H], empty without --bias
+};
+
+// What a scheme's constructor allocates on one rank, in bytes.
+struct SchemeBytes {
+  double weights = 0;  // the W1 and W2 shards
+  double buffers = 0;  // biases, activations, gradients
+  double total() const { return weights + buffers; }
 };
 
 class MlpScheme {
@@ -57,7 +75,11 @@ class MlpScheme {
   virtual long weight_bytes() const = 0;  // this rank's share of W1 and W2
 };
 
-// Builds `scheme` for this rank's place in `tp`, which it keeps for its collectives.
+// Builds `scheme` for this rank's place in `tp`, which it keeps for its collectives (the
+// serial scheme is given a group of one).
 std::unique_ptr<MlpScheme> make_scheme(Scheme scheme, const Config& cfg, TpComm& tp);
+
+// What make_scheme allocates on the rank of a TP group that holds the most.
+SchemeBytes scheme_bytes(Scheme scheme, const Config& cfg);
 
 }  // namespace tp_mlp

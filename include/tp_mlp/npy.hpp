@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tp_mlp/tensor.hpp"
+#include "tp_mlp/matrix.hpp"
 
 namespace tp_mlp {
 

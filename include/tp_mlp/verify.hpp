@@ -7,13 +7,16 @@
 // double, so no rank needs more memory than about its own shard, at any size.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/matrix.hpp"
 #include "tp_mlp/mlp.hpp"
-#include "tp_mlp/tensor.hpp"
+#include "tp_mlp/partition.hpp"
+#include "tp_mlp/results.hpp"
 
 namespace tp_mlp {
 
@@ -24,17 +27,9 @@ struct ReferenceRows {
   MatrixD dx;  // [rows, H], empty without dY
 };
 // x and dy (empty: no backward) hold all tokens.
-ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy,
-                             long first_token, long rows);
-
-struct Verification {
-  std::string tensor;       // "Y", "dX", "dW1", ...
-  double max_abs_diff = 0;
-  double max_rel_diff = 0;  // max_abs_diff / max |reference|
-  double tolerance = 0;     // on max_rel_diff
-  long accumulated_terms = 0;
-  bool passed = false;
-};
+ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows);
+// The most it allocates on one rank, for `rows` token rows, with the gradient check.
+double reference_bytes(const Config& cfg, long rows);
 
 // fp32 rounding grows at worst like n·u in a sum of n terms (u = 2^-24); n is the number of
 // fp32 products accumulated along the longest path to an element of the tensor.
@@ -45,10 +40,11 @@ Verification verify_output(const Matrix& y, long first_token, const ReferenceRow
                            const Config& cfg, const World& world);
 
 // dX, dW1, dW2 (and db1, db2 with --bias) of one scheme: dX on the reference's rows, the
-// weight gradients on each rank's shard (ranks without one pass `grads` with null pointers).
+// weight gradients on each rank's shard (a rank that holds none, as when world rank 0 alone
+// computes the serial baseline, passes no shard).
 std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
-                                           const Gradients& grads, const ReferenceRows& ref,
-                                           const Matrix& x, const Matrix& dy, const Config& cfg,
-                                           const World& world);
+                                           const std::optional<Gradients>& shard,
+                                           const ReferenceRows& ref, const Matrix& x,
+                                           const Matrix& dy, const Config& cfg, const World& world);
 
 }  // namespace tp_mlp

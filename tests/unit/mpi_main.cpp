@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include "tp_mlp/gemm.hpp"
+
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  tp_mlp::gemm_use_one_thread();
   ::testing::InitGoogleTest(&argc, argv);
   const int result = RUN_ALL_TESTS();
   MPI_Finalize();

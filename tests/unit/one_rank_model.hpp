@@ -1,5 +1,6 @@
 // A scheme built for a world of one rank, with every option on, and its inputs: what the
-// unit tests that run real forward and backward passes start from.
+// unit tests that run real forward and backward passes start from. The serial baseline gets
+// a group of one, as in the program.
 #pragma once
 
 #include <algorithm>
@@ -24,7 +25,7 @@ struct OneRankModel {
 
   OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len)
       : cfg(options(hidden_size, batch_size, seq_len)),
-        tp(world, 1),
+        tp(scheme == Scheme::serial ? TpComm::group_of_one() : TpComm(world, 1)),
         mlp(make_scheme(scheme, cfg, tp)),
         x(cfg.tokens(), cfg.hidden_size),
         dy(cfg.tokens(), cfg.hidden_size) {

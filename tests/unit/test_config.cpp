@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/memory.hpp"
 
 using namespace tp_mlp;
 
@@ -17,7 +18,9 @@ constexpr double kPlenty = 1e15;  // bytes: memory that never limits
 std::string check(const std::vector<const char*>& args, int world, double memory = kPlenty) {
   ParsedArgs parsed = parse(args);
   EXPECT_TRUE(parsed.config.has_value()) << parsed.text;
-  return validate(*parsed.config, {world, world, memory});
+  const LaunchFacts launch = {world, world, memory};
+  const std::string why = validate(*parsed.config, launch);
+  return why.empty() ? check_memory(*parsed.config, launch) : why;
 }
 
 }  // namespace
@@ -37,7 +40,8 @@ TEST(Config, DefaultsMirrorTheScript) {
 }
 
 TEST(Config, ShortAndLongFlags) {
-  const ParsedArgs parsed = parse({"-t", "2", "-H", "128", "-b", "3", "-s", "5", "--scheme", "naive"});
+  const ParsedArgs parsed =
+      parse({"-t", "2", "-H", "128", "-b", "3", "-s", "5", "--scheme", "naive"});
   ASSERT_TRUE(parsed.config);
   EXPECT_EQ(parsed.config->tp_size, 2);
   EXPECT_EQ(parsed.config->hidden_size, 128);
@@ -54,7 +58,10 @@ TEST(Config, HelpIsTextWithExitZero) {
 }
 
 TEST(Config, ParseErrorsNameTheFlagAndRange) {
-  struct Case { std::vector<const char*> args; const char* expected; };
+  struct Case {
+    std::vector<const char*> args;
+    const char* expected;
+  };
   const std::vector<Case> cases = {
       {{"--tp-size", "0"}, "--tp-size: must be a whole number in 1..4096, not '0'"},
       {{"--hidden-size", "-5"}, "--hidden-size: must be a whole number in 1..1048576"},
@@ -83,8 +90,10 @@ TEST(Config, ValidRunsPass) {
 }
 
 TEST(Config, RankCountMustBeAMultipleOfTpSize) {
-  EXPECT_NE(check({"-t", "4"}, 2).find("--tp-size 4 needs at least 4 MPI ranks"), std::string::npos);
-  EXPECT_NE(check({"-t", "2"}, 3).find("must divide the number of MPI ranks (3)"), std::string::npos);
+  EXPECT_NE(check({"-t", "4"}, 2).find("--tp-size 4 needs at least 4 MPI ranks"),
+            std::string::npos);
+  EXPECT_NE(check({"-t", "2"}, 3).find("must divide the number of MPI ranks (3)"),
+            std::string::npos);
 }
 
 TEST(Config, TpSizeMustDivideTheSplitDimensions) {
@@ -108,14 +117,14 @@ TEST(Config, MpiCountLimitIsChecked) {
 TEST(Config, EstimateGrowsWithTheSchemesRun) {
   Config cfg;
   cfg.hidden_size = 1024;
-  cfg.scheme = "megatron";
-  const MemoryEstimate megatron = estimate_memory(cfg);
+  cfg.scheme_choice = SchemeChoice::megatron;
+  const MemoryEstimate megatron = estimate_memory(cfg, cfg.tp_size);
   EXPECT_DOUBLE_EQ(megatron.weights, 2.0 / 4 * 1024 * 4096 * 4);  // 8H²/T floats
   EXPECT_EQ(megatron.serial, 0.0);
-  cfg.scheme = "all";
-  const MemoryEstimate all = estimate_memory(cfg);
-  EXPECT_DOUBLE_EQ(all.weights, 2 * megatron.weights);            // megatron + naive shards
-  EXPECT_GE(all.serial, 2.0 * 1024 * 4096 * 4);                   // 8H² floats on rank 0 only
+  cfg.scheme_choice = SchemeChoice::all;
+  const MemoryEstimate all = estimate_memory(cfg, cfg.tp_size);
+  EXPECT_DOUBLE_EQ(all.weights, 2 * megatron.weights);  // megatron + naive shards
+  EXPECT_GE(all.serial, 2.0 * 1024 * 4096 * 4);         // 8H² floats on rank 0 only
   EXPECT_DOUBLE_EQ(all.on_node(4), 4 * all.per_rank() + all.serial);
 }
 

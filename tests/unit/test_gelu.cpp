@@ -3,16 +3,15 @@
 
 #include <gtest/gtest.h>
 
-#include "tp_mlp/mlp.hpp"
+#include "tp_mlp/activation.hpp"
 
 using namespace tp_mlp;
 
 namespace {
 // x·Φ(x) for x in {-3, -1, -0.5, 0, 0.5, 1, 2, 3}, from x * (1 + erf(x/√2)) / 2.
 const std::vector<std::pair<float, double>> kGelu = {
-    {-3.0f, -0.0040496941}, {-1.0f, -0.15865525393}, {-0.5f, -0.15426876936},
-    {0.0f, 0.0},            {0.5f, 0.34573123064},   {1.0f, 0.84134474607},
-    {2.0f, 1.9544997361},   {3.0f, 2.9959503059}};
+    {-3.0f, -0.0040496941}, {-1.0f, -0.15865525393}, {-0.5f, -0.15426876936}, {0.0f, 0.0},
+    {0.5f, 0.34573123064},  {1.0f, 0.84134474607},   {2.0f, 1.9544997361},    {3.0f, 2.9959503059}};
 
 Matrix row_of(const std::vector<float>& values) {
   Matrix m(1, Eigen::Index(values.size()));
@@ -23,6 +22,7 @@ Matrix row_of(const std::vector<float>& values) {
 
 TEST(Gelu, MatchesExactErfForm) {
   std::vector<float> xs;
+  xs.reserve(kGelu.size());
   for (const auto& [x, _] : kGelu) xs.push_back(x);
   Matrix h = row_of(xs);
   gelu(h, h);

@@ -2,6 +2,8 @@
 // (operator new goes through malloc) while every scheme runs, after one warm-up pass. The
 // MPI library may allocate inside a collective (Open MPI's reduce-scatter does); what the
 // same collectives allocate on their own is measured and is all a pass may allocate.
+// The same counter, summing bytes, checks that each scheme's own account of what its
+// constructor allocates (scheme_bytes, which the memory check trusts) is what it allocates.
 //
 // Built with Eigen's GEMM nothing else may allocate. oneDNN's dnnl_sgemm takes no workspace
 // argument and mallocs one per call inside the library, so with that backend the test is
@@ -16,29 +18,37 @@
 #include "tp_mlp/bench.hpp"
 #include "tp_mlp/gemm.hpp"
 
+// glibc's own allocator, under its own (reserved) names, which the counters below call.
 extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
+void* __libc_malloc(std::size_t);                 // NOLINT(bugprone-reserved-identifier)
+void* __libc_calloc(std::size_t, std::size_t);    // NOLINT(bugprone-reserved-identifier)
+void* __libc_realloc(void*, std::size_t);         // NOLINT(bugprone-reserved-identifier)
+void* __libc_memalign(std::size_t, std::size_t);  // NOLINT(bugprone-reserved-identifier)
 }
 
 namespace {
 bool counting = false;
 long allocations = 0;
-void note() {
-  if (counting) ++allocations;
+long allocated_bytes = 0;
+void note(std::size_t bytes) {
+  if (!counting) return;
+  ++allocations;
+  allocated_bytes += long(bytes);
 }
 }  // namespace
 
 extern "C" {
-void* malloc(std::size_t n) { return note(), __libc_malloc(n); }
-void* calloc(std::size_t n, std::size_t size) { return note(), __libc_calloc(n, size); }
-void* realloc(void* p, std::size_t n) { return note(), __libc_realloc(p, n); }
-void* aligned_alloc(std::size_t alignment, std::size_t n) { return note(), __libc_memalign(alignment, n); }
-void* memalign(std::size_t alignment, std::size_t n) { return note(), __libc_memalign(alignment, n); }
+void* malloc(std::size_t n) { return note(n), __libc_malloc(n); }
+void* calloc(std::size_t n, std::size_t size) { return note(n * size), __libc_calloc(n, size); }
+void* realloc(void* p, std::size_t n) { return note(n), __libc_realloc(p, n); }
+void* aligned_alloc(std::size_t alignment, std::size_t n) {
+  return note(n), __libc_memalign(alignment, n);
+}
+void* memalign(std::size_t alignment, std::size_t n) {
+  return note(n), __libc_memalign(alignment, n);
+}
 int posix_memalign(void** p, std::size_t alignment, std::size_t n) {
-  note();
+  note(n);
   *p = __libc_memalign(alignment, n);
   return *p ? 0 : ENOMEM;
 }
@@ -50,8 +60,8 @@ namespace {
 
 // Allocations made by MPI itself for the collectives of one forward and backward pass.
 long mpi_allocations(Scheme scheme, const Config& cfg, TpComm& tp) {
-  std::vector<CollectiveCall> calls = comm_formula(scheme, cfg, Direction::forward).calls;
-  for (const auto& c : comm_formula(scheme, cfg, Direction::backward).calls) calls.push_back(c);
+  std::vector<CollectiveCall> calls = comm_formula(scheme, cfg, Direction::forward);
+  for (const auto& c : comm_formula(scheme, cfg, Direction::backward)) calls.push_back(c);
   CollectiveReplay replay(calls, tp);
   replay.run();
   allocations = 0;
@@ -81,6 +91,43 @@ TEST_P(NoAllocation, ForwardAndBackwardAllocateNothing) {
   counting = false;
   EXPECT_EQ(allocations, by_mpi) << scheme_name(GetParam()) << ": MPI alone allocates " << by_mpi;
 }
+
+// Eigen pads each aligned allocation by up to its alignment, which scheme_bytes (tensor
+// bytes) leaves out.
+constexpr long kAlignmentPadding = EIGEN_MAX_ALIGN_BYTES;
+
+class SchemeBytesAccount : public ::testing::TestWithParam<Scheme> {};
+
+TEST_P(SchemeBytesAccount, CoversWhatTheConstructorAllocates) {
+  World world;
+  for (bool backward : {false, true})
+    for (bool bias : {false, true}) {
+      Config cfg;
+      cfg.tp_size = 1;
+      cfg.hidden_size = 48;
+      cfg.batch_size = 2;
+      cfg.seq_len = 8;
+      cfg.backward = backward;
+      cfg.bias = bias;
+      cfg.sequence_parallel = true;
+      TpComm tp = GetParam() == Scheme::serial ? TpComm::group_of_one() : TpComm(world, 1);
+      allocations = allocated_bytes = 0;
+      counting = true;
+      const std::unique_ptr<MlpScheme> mlp = make_scheme(GetParam(), cfg, tp);
+      counting = false;
+      const double estimate = scheme_bytes(GetParam(), cfg).total();
+      const std::string what = std::string(scheme_name(GetParam())) +
+                               (backward ? " --backward" : "") + (bias ? " --bias" : "");
+      EXPECT_LE(double(allocated_bytes), estimate + double(allocations * kAlignmentPadding))
+          << what;
+      EXPECT_GE(double(allocated_bytes), estimate) << what << ": the account claims more";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryScheme, SchemeBytesAccount,
+                         ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::naive,
+                                           Scheme::serial),
+                         scheme_test_name);
 
 INSTANTIATE_TEST_SUITE_P(EveryScheme, NoAllocation,
                          ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::naive,

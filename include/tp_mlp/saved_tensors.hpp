@@ -5,7 +5,7 @@
 #include <string>
 
 #include "tp_mlp/config.hpp"
-#include "tp_mlp/tensor.hpp"
+#include "tp_mlp/matrix.hpp"
 
 namespace tp_mlp {
 

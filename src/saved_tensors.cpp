@@ -1,5 +1,5 @@
 // tensors: .npy files of the verification pass (see tensors.hpp).
-#include "tp_mlp/tensors.hpp"
+#include "tp_mlp/saved_tensors.hpp"
 
 #include <algorithm>
 #include <filesystem>

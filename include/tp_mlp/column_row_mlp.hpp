@@ -1,0 +1,51 @@
+// column_row_mlp: megatron, megatron-sp and serial, which share one shape: W1 split by
+// columns, GeLU local, W2 split by rows (serial holds every column, as a group of one).
+//
+// Megatron-LM names the communication at the region's edges as conjugate operators
+// (megatron/core/tensor_parallel/mappings.py), each a pair forward | backward:
+//   f  copy_to_tensor_model_parallel_region        identity       | all-reduce
+//   g  reduce_from_tensor_model_parallel_region    all-reduce     | identity
+//   f̄  gather_from_sequence_parallel_region         all-gather     | reduce-scatter
+//   ḡ  reduce_scatter_to_sequence_parallel_region   reduce-scatter | all-gather
+// The forward enters through f (f̄) and leaves through g (ḡ); the backward enters through
+// g's (ḡ's) backward and leaves through f's (f̄'s). Entering is the same operation in both
+// directions, and so is leaving: enter_region() and leave_region() serve both.
+#pragma once
+
+#include "tp_mlp/mlp.hpp"
+#include "tp_mlp/partition.hpp"
+
+namespace tp_mlp {
+
+class ColumnRowMlp final : public MlpScheme {
+ public:
+  ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp);
+  // What the constructor allocates for the shard `columns` of 4H.
+  static SchemeBytes bytes(Scheme scheme, const Config& cfg, Block columns, Block tokens);
+
+  Scheme scheme() const override { return scheme_; }
+  long first_token() const override { return tokens_.first; }
+  long tokens_here() const override { return tokens_.count; }
+  long weight_bytes() const override;
+  bool has_backward() const override { return dw1_.size() > 0; }
+  Gradients gradients() const override;
+
+  const Matrix& forward(const Matrix& x) override;
+  const Matrix& backward(const Matrix& dy) override;
+
+ private:
+  const Matrix& enter_region(const Matrix& here, Matrix& full);
+  Matrix& leave_region(Matrix& partial, Matrix& here);
+
+  const Scheme scheme_;
+  TpComm& tp_;
+  const bool sp_, bias_;
+  const Block columns_;        // this rank's shard of 4H
+  const Block tokens_;         // the token rows x and y hold here
+  const Matrix* x_ = nullptr;  // the forward's whole input, kept for dW1
+  Matrix w1_, w2_, b1_, b2_;
+  Matrix x_full_, h_, activated_, y_sum_, y_here_;
+  Matrix dy_full_, dh_, dw1_, dw2_, db1_, db2_, dx_sum_, dx_here_;
+};
+
+}  // namespace tp_mlp

@@ -1,0 +1,132 @@
+// metrics: the run's results turned into the numbers the report shows, as plain rows: ratios,
+// bounds, speed-ups, counted traffic against the formulas. No MPI, no printing: every number
+// the text and the JSON print is computed here, once, and can be unit-tested.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "tp_mlp/analysis.hpp"
+#include "tp_mlp/collective.hpp"
+#include "tp_mlp/config.hpp"
+#include "tp_mlp/results.hpp"
+
+namespace tp_mlp {
+
+// ---- 1. CORRECTNESS VERIFICATION
+struct SchemeChecks {
+  Scheme scheme = Scheme::megatron;
+  Verification output;                  // Y
+  std::vector<Verification> gradients;  // with --backward
+  bool passed = false;                  // Y and every gradient
+};
+struct VerificationMetrics {
+  std::vector<SchemeChecks> schemes;
+  bool any_gradients = false;
+  bool passed = false;  // every scheme: the run's verdict
+};
+VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results);
+
+// ---- 2. COMMUNICATION ANALYSIS
+struct PassTraffic {
+  Scheme scheme = Scheme::megatron;
+  Direction direction = Direction::forward;
+  CommStats counted;        // in one real pass
+  CommStats formula;        // what analysis.hpp predicts
+  double counted_ring = 0;  // bytes each rank sends with ring algorithms, per rank
+  double formula_ring = 0;
+  bool matches_formula = false;
+  double flops_per_rank = 0;
+};
+struct CommunicationMetrics {
+  // The script's figures, for the first scheme's forward pass.
+  Scheme lead = Scheme::megatron;
+  long lead_allreduce_calls = 0;
+  long lead_calls = 0;
+  long bytes_per_call = 0;
+  long elements_per_call = 0;
+  double ring_per_rank = 0;
+  double ring_total = 0;
+  std::vector<PassTraffic> passes;  // every scheme's forward, then its backward
+  std::optional<double> naive_over_megatron_bytes;
+  struct SequenceParallel {
+    double sp_ring = 0, megatron_ring = 0;  // per rank, per forward
+    double sp_boundary = 0, megatron_boundary = 0;
+  };
+  std::optional<SequenceParallel> sequence_parallel;
+};
+CommunicationMetrics communication_metrics(const Config& cfg,
+                                           const std::vector<SchemeResult>& results);
+
+// ---- 3. BENCHMARK
+struct StepSpeed {
+  double gflops_per_rank = 0;
+  double percent_of_peak = 0;
+  double bound_ms = 0;  // this rank's FLOPs at the FMA peak, plus the floor
+  double over_bound = 0;
+};
+struct SchemeSpeed {
+  Scheme scheme = Scheme::megatron;
+  StepTiming timing;
+  Summary floor;
+  std::optional<double> comm_over_floor;  // when the scheme communicates
+  StepSpeed forward;
+  std::optional<double> speedup;     // serial time / this scheme's, when serial ran
+  std::optional<double> efficiency;  // speed-up / ranks used
+  bool has_backward = false;
+  StepTiming train_timing;  // forward + backward
+  Summary train_floor;
+  StepSpeed train;
+};
+struct BenchmarkMetrics {
+  std::vector<SchemeSpeed> schemes;
+  bool has_serial = false;
+  bool any_backward = false;
+  Scheme lead = Scheme::megatron;
+  Summary lead_forward;
+  double lead_gflops = 0;  // the whole model's, over every rank it used
+  double lead_gflops_per_rank = 0;
+  struct Floor {
+    long bytes = 0;
+    Summary all_reduce;
+  };
+  std::optional<Floor> megatron_floor;  // bare all-reduce of megatron's message
+};
+BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
+                                   double peak_gflops);
+
+// ---- 4. SCALING ANALYSIS
+struct SchemeMemory {
+  Scheme scheme = Scheme::megatron;
+  long weight_bytes = 0;  // allocated
+  double boundary_bytes = 0;
+};
+// The script's parameter count for one H and T, and what it weighs.
+struct ParamRow {
+  long hidden_size = 0;
+  int tp_size = 1;
+  ParamFormula params;
+  double bytes_total = 0;
+  double bytes_per_rank = 0;
+};
+struct ScalingMetrics {
+  ParamRow run;
+  ParamRow example;  // the script's: H = 4096, T = 8
+  long lead_weight_bytes = 0;
+  std::vector<SchemeMemory> schemes;
+  MemoryUse memory;
+  double rss_growth = 0;         // rank 0's peak above its baseline
+  double rss_over_estimate = 0;  // that growth / the estimate
+};
+ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
+                               const MemoryUse& memory);
+
+// Everything the report shows, for the JSON document written at the end.
+struct Metrics {
+  VerificationMetrics verification;
+  CommunicationMetrics communication;
+  BenchmarkMetrics benchmark;
+  ScalingMetrics scaling;
+};
+
+}  // namespace tp_mlp

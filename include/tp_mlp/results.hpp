@@ -1,0 +1,71 @@
+// results: what a run measured, counted and checked, as plain data with no MPI and no
+// printing. The program fills these in as it goes; metrics.hpp turns them into the numbers
+// the report prints.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tp_mlp/analysis.hpp"
+#include "tp_mlp/collective.hpp"
+#include "tp_mlp/config.hpp"
+
+namespace tp_mlp {
+
+struct Summary {  // milliseconds
+  double mean = 0, median = 0, min = 0, max = 0;
+};
+
+struct StepTiming {
+  Summary total;    // the whole step
+  Summary comm;     // inside the collectives
+  Summary compute;  // the rest: GEMMs, GeLU, biases
+};
+
+// One tensor of one scheme against the reference.
+struct Verification {
+  std::string tensor;  // "Y", "dX", "dW1", ...
+  double max_abs_diff = 0;
+  double max_rel_diff = 0;  // max_abs_diff / max |reference|
+  double tolerance = 0;     // on max_rel_diff
+  long accumulated_terms = 0;
+  bool passed = false;
+};
+
+// One direction of one scheme: what theory predicts and what was counted.
+struct PassResult {
+  std::vector<CollectiveCall> formula;
+  CommStats counted;  // in one pass, by the communication layer
+  double flops_per_rank = 0;
+};
+
+// Everything the run learnt about one scheme, filled in stage by stage.
+struct SchemeResult {
+  Scheme scheme = Scheme::megatron;
+  long weight_bytes = 0;      // this rank's W1 and W2, as allocated
+  double boundary_bytes = 0;  // activations outside the TP region, per rank
+  bool has_backward = false;
+  PassResult forward, backward;
+  Verification output;                  // Y
+  std::vector<Verification> gradients;  // dX, dW1, dW2 (db1, db2)
+  StepTiming timing;                    // forward passes
+  Summary floor;                        // bare collectives of the forward's sizes
+  StepTiming train_timing;              // forward + backward
+  Summary train_floor;
+};
+
+// The launch and the machine, as the banner describes them.
+struct Launch {
+  int world_size = 1;
+  int tp_groups = 1;
+  const char* gemm_backend = "";
+  double peak_gflops = 0;  // one core's FMA peak, measured
+};
+
+struct MemoryUse {
+  double baseline_rss = 0;  // rank 0 before allocating the model
+  double peak_rss = 0;      // rank 0's high-water mark
+  double estimate = 0;      // rank 0's tensors, estimated before the run
+};
+
+}  // namespace tp_mlp

@@ -1,0 +1,154 @@
+// metrics: every derived number of the report, computed once (see metrics.hpp).
+#include "tp_mlp/metrics.hpp"
+
+namespace tp_mlp {
+namespace {
+
+constexpr long kExampleHidden = 4096;  // the script's example: H = 4096, T = 8
+constexpr int kExampleTp = 8;
+
+const SchemeResult* find(const std::vector<SchemeResult>& results, Scheme scheme) {
+  for (const auto& r : results)
+    if (r.scheme == scheme) return &r;
+  return nullptr;
+}
+
+double gflops(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
+
+int ranks_used(Scheme scheme, const Config& cfg) {
+  return scheme == Scheme::serial ? 1 : cfg.tp_size;
+}
+
+// How fast a step ran against the fastest it could: this rank's FLOPs at the core's FMA
+// peak, plus the bare collectives it needs.
+StepSpeed speed(double flops, const Summary& time, const Summary& floor, double peak_gflops) {
+  StepSpeed s;
+  s.gflops_per_rank = gflops(flops, time.median);
+  s.percent_of_peak = 100 * s.gflops_per_rank / peak_gflops;
+  s.bound_ms = flops / (peak_gflops * 1e6) + floor.median;
+  s.over_bound = time.median / s.bound_ms;
+  return s;
+}
+
+PassTraffic traffic(const SchemeResult& r, Direction direction, int tp_size) {
+  const PassResult& p = direction == Direction::forward ? r.forward : r.backward;
+  PassTraffic t;
+  t.scheme = r.scheme;
+  t.direction = direction;
+  t.counted = p.counted;
+  t.formula = tally(p.formula);
+  t.counted_ring = t.counted.ring_bytes_per_rank(tp_size);
+  t.formula_ring = t.formula.ring_bytes_per_rank(tp_size);
+  t.matches_formula = t.counted.same_traffic(t.formula);
+  t.flops_per_rank = p.flops_per_rank;
+  return t;
+}
+
+ParamRow param_row(long hidden_size, int tp_size) {
+  const ParamFormula p = param_formula(hidden_size, tp_size);
+  const double f = sizeof(float);
+  return {hidden_size, tp_size, p, p.total * f, p.per_rank * f};
+}
+
+}  // namespace
+
+VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results) {
+  VerificationMetrics m;
+  m.passed = true;
+  for (const SchemeResult& r : results) {
+    SchemeChecks c{r.scheme, r.output, r.gradients, r.output.passed};
+    for (const Verification& g : r.gradients) c.passed = c.passed && g.passed;
+    m.any_gradients = m.any_gradients || !r.gradients.empty();
+    m.passed = m.passed && c.passed;
+    m.schemes.push_back(c);
+  }
+  return m;
+}
+
+CommunicationMetrics communication_metrics(const Config& cfg,
+                                           const std::vector<SchemeResult>& results) {
+  const int T = cfg.tp_size;
+  CommunicationMetrics m;
+  const SchemeResult& lead = results.front();
+  const CommStats& counted = lead.forward.counted;
+  m.lead = lead.scheme;
+  m.lead_allreduce_calls = counted[Collective::all_reduce].calls;
+  m.lead_calls = counted.calls();
+  m.bytes_per_call = m.lead_calls ? counted.bytes() / m.lead_calls : 0;
+  m.elements_per_call = m.bytes_per_call / long(sizeof(float));
+  m.ring_per_rank = tally(lead.forward.formula).ring_bytes_per_rank(T);
+  m.ring_total = m.ring_per_rank * T;
+  for (const SchemeResult& r : results) {
+    m.passes.push_back(traffic(r, Direction::forward, T));
+    if (r.has_backward) m.passes.push_back(traffic(r, Direction::backward, T));
+  }
+  const SchemeResult* megatron = find(results, Scheme::megatron);
+  const SchemeResult* naive = find(results, Scheme::naive);
+  const SchemeResult* sp = find(results, Scheme::megatron_sp);
+  if (megatron && naive && megatron->forward.counted.bytes() > 0)
+    m.naive_over_megatron_bytes =
+        double(naive->forward.counted.bytes()) / double(megatron->forward.counted.bytes());
+  if (megatron && sp)
+    m.sequence_parallel =
+        CommunicationMetrics::SequenceParallel{sp->forward.counted.ring_bytes_per_rank(T),
+                                               megatron->forward.counted.ring_bytes_per_rank(T),
+                                               sp->boundary_bytes, megatron->boundary_bytes};
+  return m;
+}
+
+BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
+                                   double peak_gflops) {
+  BenchmarkMetrics m;
+  const SchemeResult* serial = find(results, Scheme::serial);
+  m.has_serial = serial != nullptr;
+  for (const SchemeResult& r : results) {
+    SchemeSpeed s;
+    s.scheme = r.scheme;
+    s.timing = r.timing;
+    s.floor = r.floor;
+    if (r.forward.counted.calls() > 0 && r.floor.median > 0)
+      s.comm_over_floor = r.timing.comm.median / r.floor.median;
+    s.forward = speed(r.forward.flops_per_rank, r.timing.total, r.floor, peak_gflops);
+    if (serial) {
+      const double speedup =
+          r.timing.total.median > 0 ? serial->timing.total.median / r.timing.total.median : 0.0;
+      s.speedup = speedup;
+      s.efficiency = speedup / ranks_used(r.scheme, cfg);
+    }
+    s.has_backward = r.has_backward;
+    if (r.has_backward) {
+      s.train_timing = r.train_timing;
+      s.train_floor = r.train_floor;
+      s.train = speed(r.forward.flops_per_rank + r.backward.flops_per_rank, r.train_timing.total,
+                      r.train_floor, peak_gflops);
+      m.any_backward = true;
+    }
+    m.schemes.push_back(s);
+  }
+  const SchemeResult& lead = results.front();
+  m.lead = lead.scheme;
+  m.lead_forward = lead.timing.total;
+  m.lead_gflops =
+      gflops(lead.forward.flops_per_rank * ranks_used(lead.scheme, cfg), lead.timing.total.median);
+  m.lead_gflops_per_rank = gflops(lead.forward.flops_per_rank, lead.timing.total.median);
+  if (const SchemeResult* megatron = find(results, Scheme::megatron))
+    m.megatron_floor =
+        BenchmarkMetrics::Floor{tally(megatron->forward.formula).bytes(), megatron->floor};
+  return m;
+}
+
+ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
+                               const MemoryUse& memory) {
+  ScalingMetrics m;
+  m.run = param_row(cfg.hidden_size, cfg.tp_size);
+  m.example = param_row(kExampleHidden, kExampleTp);
+  m.lead_weight_bytes = results.front().weight_bytes;
+  for (const SchemeResult& r : results)
+    m.schemes.push_back({r.scheme, r.weight_bytes, r.boundary_bytes});
+  m.memory = memory;
+  m.rss_growth = memory.peak_rss - memory.baseline_rss;
+  m.rss_over_estimate = m.rss_growth / memory.estimate;
+  return m;
+}
+
+}  // namespace tp_mlp

@@ -1,0 +1,159 @@
+// report_json: the JSON document (see report_json.hpp and the README's key table).
+#include "tp_mlp/report_json.hpp"
+
+#include "tp_mlp/npy.hpp"
+
+namespace tp_mlp {
+namespace {
+
+using nlohmann::json;
+
+json summary_json(const Summary& s) {
+  return {{"mean", s.mean}, {"median", s.median}, {"min", s.min}, {"max", s.max}};
+}
+
+json verification_json(const Verification& v) {
+  return {{"tensor", v.tensor},
+          {"passed", v.passed},
+          {"max_abs_diff", v.max_abs_diff},
+          {"max_rel_diff", v.max_rel_diff},
+          {"tolerance", v.tolerance},
+          {"accumulated_terms", v.accumulated_terms}};
+}
+
+json traffic_json(const PassTraffic& p) {
+  json counted;
+  for (Collective kind : kCollectives)
+    counted[collective_key(kind)] = {{"calls", p.counted[kind].calls},
+                                     {"bytes", p.counted[kind].bytes}};
+  counted["calls"] = p.counted.calls();
+  counted["bytes"] = p.counted.bytes();
+  counted["ring_bytes_per_rank"] = p.counted_ring;
+  return {{"counted", counted},
+          {"formula",
+           {{"calls", p.formula.calls()},
+            {"bytes", p.formula.bytes()},
+            {"ring_bytes_per_rank", p.formula_ring}}},
+          {"matches_formula", p.matches_formula},
+          {"flops_per_rank", p.flops_per_rank}};
+}
+
+json config_json(const Config& cfg, const Launch& launch) {
+  return {{"tp_size", cfg.tp_size},
+          {"world_size", launch.world_size},
+          {"tp_groups", launch.tp_groups},
+          {"hidden_size", cfg.hidden_size},
+          {"intermediate_size", cfg.intermediate_size()},
+          {"batch_size", cfg.batch_size},
+          {"seq_len", cfg.seq_len},
+          {"iterations", cfg.iterations},
+          {"warmup", cfg.warmup},
+          {"seed", cfg.seed},
+          {"scheme", choice_name(cfg.scheme_choice)},
+          {"backward", cfg.backward},
+          {"bias", cfg.bias},
+          {"sequence_parallel", cfg.sequence_parallel},
+          {"gemm_backend", launch.gemm_backend}};
+}
+
+// schemes.<name>: its verification, traffic and speed.
+void add_schemes(json& schemes, const Metrics& m) {
+  for (const SchemeChecks& c : m.verification.schemes) {
+    json& j = schemes[scheme_name(c.scheme)];
+    j["verification"] = verification_json(c.output);
+    j["verification"]["passed"] = c.passed;
+    for (const Verification& g : c.gradients)
+      j["backward"]["verification"][g.tensor] = verification_json(g);
+  }
+  for (const PassTraffic& p : m.communication.passes) {
+    json& j = schemes[scheme_name(p.scheme)];
+    if (p.direction == Direction::backward) {
+      j["backward"].update(traffic_json(p));
+      continue;
+    }
+    j["allreduce_calls_per_forward"] = p.counted[Collective::all_reduce].calls;
+    j["allreduce_bytes_per_forward"] = p.counted[Collective::all_reduce].bytes;
+    j["forward"] = traffic_json(p);
+  }
+  for (const SchemeMemory& s : m.scaling.schemes)
+    schemes[scheme_name(s.scheme)]["boundary_activation_bytes"] = s.boundary_bytes;
+  for (const SchemeSpeed& s : m.benchmark.schemes) {
+    json& j = schemes[scheme_name(s.scheme)];
+    j["forward_ms"] = summary_json(s.timing.total);
+    j["compute_ms"] = summary_json(s.timing.compute);
+    j["comm_ms"] = summary_json(s.timing.comm);
+    j["floor_ms"] = summary_json(s.floor);
+    j["gflops_per_rank"] = s.forward.gflops_per_rank;
+    j["percent_of_peak"] = s.forward.percent_of_peak;
+    j["bound_ms"] = s.forward.bound_ms;
+    j["forward_over_bound"] = s.forward.over_bound;
+    if (s.speedup) j["speedup_vs_serial"] = *s.speedup;
+    if (s.efficiency) j["parallel_efficiency"] = *s.efficiency;
+    if (!s.has_backward) continue;
+    json& b = j["backward"];
+    b["step_ms"] = summary_json(s.train_timing.total);
+    b["compute_ms"] = summary_json(s.train_timing.compute);
+    b["comm_ms"] = summary_json(s.train_timing.comm);
+    b["floor_ms"] = summary_json(s.train_floor);
+    b["gflops_per_rank"] = s.train.gflops_per_rank;
+    b["bound_ms"] = s.train.bound_ms;
+  }
+}
+
+}  // namespace
+
+json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
+  json doc;
+  doc["schema_version"] = kSchemaVersion;
+  doc["config"] = config_json(cfg, launch);
+  doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops}};
+
+  const SchemeChecks& lead_checks = m.verification.schemes.front();
+  doc["verification"] = verification_json(lead_checks.output);
+  doc["verification"]["passed"] = m.verification.passed;
+  doc["verification"]["scheme"] = scheme_name(lead_checks.scheme);
+
+  const CommunicationMetrics& c = m.communication;
+  doc["communication"] = {{"scheme", scheme_name(c.lead)},
+                          {"allreduce_calls_per_forward", c.lead_allreduce_calls},
+                          {"collective_calls_per_forward", c.lead_calls},
+                          {"bytes_per_allreduce", c.bytes_per_call},
+                          {"elements_per_allreduce", c.elements_per_call},
+                          {"ring_bytes_per_rank", c.ring_per_rank},
+                          {"ring_bytes_total", c.ring_total}};
+
+  const BenchmarkMetrics& b = m.benchmark;
+  doc["benchmark"] = {{"scheme", scheme_name(b.lead)},
+                      {"forward_ms", summary_json(b.lead_forward)},
+                      {"gflops", b.lead_gflops},
+                      {"gflops_per_rank", b.lead_gflops_per_rank}};
+  if (b.megatron_floor)
+    doc["floor"] = {{"bytes", b.megatron_floor->bytes},
+                    {"allreduce_ms", summary_json(b.megatron_floor->all_reduce)}};
+
+  const ScalingMetrics& s = m.scaling;
+  doc["memory"] = {{"params_total", s.run.params.total},
+                   {"params_per_rank", s.run.params.per_rank},
+                   {"weight_bytes_per_rank", s.lead_weight_bytes},
+                   {"weight_bytes_per_rank_formula", s.run.bytes_per_rank},
+                   {"baseline_rss_bytes", s.memory.baseline_rss},
+                   {"peak_rss_bytes", s.memory.peak_rss},
+                   {"estimated_bytes", s.memory.estimate}};
+
+  add_schemes(doc["schemes"], m);
+  // Shortcuts kept from the first schema: megatron's backward, and megatron-sp whole.
+  const json& schemes = doc["schemes"];
+  if (schemes.contains("megatron") && schemes["megatron"].contains("backward"))
+    doc["backward"] = schemes["megatron"]["backward"];
+  if (schemes.contains("megatron-sp")) doc["sequence_parallel"] = schemes["megatron-sp"];
+  return doc;
+}
+
+void write_json(const std::string& path, const nlohmann::json& doc) {
+  const std::string text = doc.dump(2) + "\n";
+  AtomicFile file(path);
+  file.write(text.data(), text.size());
+  file.commit();
+}
+
+}  // namespace tp_mlp

@@ -1,0 +1,243 @@
+// report_text: the text sections (see report_text.hpp).
+#include "tp_mlp/report_text.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace tp_mlp {
+namespace {
+
+constexpr int kRule = 60;  // the script's section width
+
+void section(const char* title) {
+  const std::string rule(kRule, '=');
+  std::printf("\n%s\n %s\n%s\n", rule.c_str(), title, rule.c_str());
+}
+
+std::string bytes_text(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (std::fabs(bytes) >= 1024.0 && unit < 4) {
+    bytes /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit ? "%.1f %s" : "%.0f %s", bytes, units[unit]);
+  return text;
+}
+
+std::string grouped(long n) {  // 1234567 -> "1,234,567"
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string shape_text(const Config& cfg) {
+  return "[" + std::to_string(cfg.batch_size) + ", " + std::to_string(cfg.seq_len) + ", " +
+         std::to_string(cfg.hidden_size) + "]";
+}
+
+const char* yes_no(bool b) { return b ? "True" : "False"; }
+
+// "1 all-gather + 1 reduce-scatter", as counted.
+std::string collectives_text(const CommStats& s) {
+  std::string text;
+  for (Collective kind : kCollectives) {
+    if (!s[kind].calls) continue;
+    text +=
+        (text.empty() ? "" : " + ") + std::to_string(s[kind].calls) + " " + collective_name(kind);
+  }
+  return text.empty() ? "none" : text;
+}
+
+void print_verification_row(Scheme scheme, const Verification& v) {
+  std::printf("  %-12s %-5s %13.2e %13.2e %11.2e  %s\n", scheme_name(scheme), v.tensor.c_str(),
+              v.max_abs_diff, v.max_rel_diff, v.tolerance, yes_no(v.passed));
+}
+
+void print_params(const char* title, const ParamRow& p) {
+  std::printf("\n%s: H=%ld, T=%d\n", title, p.hidden_size, p.tp_size);
+  std::printf("  Non-parallel: %s parameters (%s)\n", grouped(long(p.params.total)).c_str(),
+              bytes_text(p.bytes_total).c_str());
+  std::printf("  With %d-way TP: %s parameters (%s per rank)\n", p.tp_size,
+              grouped(long(p.params.per_rank)).c_str(), bytes_text(p.bytes_per_rank).c_str());
+}
+
+}  // namespace
+
+void TextReport::banner(const Config& cfg, const Launch& launch) const {
+  if (!prints_) return;
+  const std::string title = "TENSOR-PARALLEL MLP BLOCK";
+  const int inner = kRule - 2, left = (inner - int(title.size())) / 2;
+  std::string bar;
+  for (int i = 0; i < inner; ++i) bar += "═";
+  std::printf("╔%s╗\n║%*s%s%*s║\n╚%s╝\n", bar.c_str(), left, "", title.c_str(),
+              inner - left - int(title.size()), "", bar.c_str());
+  std::printf("\nTP degree: %d (%d MPI rank%s: %d group%s of %d)\n", cfg.tp_size, launch.world_size,
+              launch.world_size == 1 ? "" : "s", launch.tp_groups, launch.tp_groups == 1 ? "" : "s",
+              cfg.tp_size);
+  std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size,
+              cfg.intermediate_size());
+  std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+  std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", cfg.bias ? " + b1" : "", cfg.bias ? " + b2" : "",
+              cfg.backward ? ", forward and backward" : ", forward");
+  std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
+  std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
+  std::fflush(stdout);
+}
+
+void TextReport::verification(const Config& cfg, const VerificationMetrics& m) const {
+  if (!prints_) return;
+  const Verification& lead = m.schemes.front().output;
+  section("CORRECTNESS VERIFICATION");
+  std::printf("\nReference: the same model unsharded, in float64, split over ranks by tokens\n");
+  std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
+              shape_text(cfg).c_str());
+  std::printf(
+      "Tolerance: max|diff| / max|reference| <= n*u, u = 2^-24, where n is the number\n"
+      "of fp32 products accumulated into an element (for Y, n = H + 4H = %ld): the\n"
+      "worst-case growth of rounding error in a sum of n terms.\n\n",
+      lead.accumulated_terms);
+  std::printf("  %-12s %-5s %13s %13s %11s  %s\n", "scheme", "", "max abs diff", "max rel diff",
+              "tolerance", "correct");
+  for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
+  if (m.any_gradients) {
+    std::printf("\n  Backward, given a fixed upstream gradient dY %s:\n", shape_text(cfg).c_str());
+    for (const SchemeChecks& s : m.schemes)
+      for (const Verification& g : s.gradients) print_verification_row(s.scheme, g);
+  }
+  std::printf("\nMax difference from reference: %.2e\n", lead.max_abs_diff);
+  std::printf("Correct: %s\n", yes_no(m.passed));
+  std::fflush(stdout);
+}
+
+void TextReport::communication(const Config& cfg, const CommunicationMetrics& m) const {
+  if (!prints_) return;
+  section("COMMUNICATION ANALYSIS");
+  std::printf(
+      "\nConfiguration:\n  Hidden size: %d\n  Batch size: %d\n  Sequence length: %d\n"
+      "  TP degree: %d\n",
+      cfg.hidden_size, cfg.batch_size, cfg.seq_len, cfg.tp_size);
+  std::printf("\nPer forward pass (%s, counted by the communication layer):\n",
+              scheme_name(m.lead));
+  std::printf("  All-reduce calls: %ld\n", m.lead_allreduce_calls);
+  std::printf("  Elements per all-reduce: %s\n", grouped(m.elements_per_call).c_str());
+  std::printf("  Bytes per all-reduce: %s\n", bytes_text(double(m.bytes_per_call)).c_str());
+  std::printf("\nCommunication volume (ring algorithm, 2 x bytes x (T-1)/T):\n");
+  std::printf("  Per rank: %s\n  Total across all ranks: %s\n", bytes_text(m.ring_per_rank).c_str(),
+              bytes_text(m.ring_total).c_str());
+
+  std::printf(
+      "\nEvery scheme, one pass each, as counted (bytes: the whole tensors reduced or\n"
+      "assembled; ring bytes: what each rank sends, all-reduce 2B(T-1)/T, all-gather and\n"
+      "reduce-scatter B(T-1)/T):\n\n");
+  std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
+              "ring B/rank", "= formula");
+  for (const PassTraffic& p : m.passes)
+    std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", scheme_name(p.scheme),
+                direction_name(p.direction), collectives_text(p.counted).c_str(),
+                bytes_text(double(p.counted.bytes())).c_str(), bytes_text(p.counted_ring).c_str(),
+                p.matches_formula ? "yes" : "NO");
+  if (m.naive_over_megatron_bytes)
+    std::printf(
+        "\nNaive moves %.1fx Megatron's bytes: it must sum the [tokens, 4H] pre-activation\n"
+        "before GeLU, because GeLU of a partial sum is not the sum of GeLUs.\n",
+        *m.naive_over_megatron_bytes);
+  if (m.sequence_parallel)
+    std::printf(
+        "\nSequence parallelism replaces each all-reduce by an all-gather and a\n"
+        "reduce-scatter: %s vs %s sent per rank per forward, while X and Y (and dY, dX)\n"
+        "shrink from %s to %s per rank.\n",
+        bytes_text(m.sequence_parallel->sp_ring).c_str(),
+        bytes_text(m.sequence_parallel->megatron_ring).c_str(),
+        bytes_text(m.sequence_parallel->megatron_boundary).c_str(),
+        bytes_text(m.sequence_parallel->sp_boundary).c_str());
+  std::printf(
+      "\nThe price of tensor parallelism is this communication; serial needs none,\n"
+      "but holds all 8H^2 weights on one rank.\n");
+  std::fflush(stdout);
+}
+
+void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
+  if (!prints_) return;
+  section("BENCHMARK");
+  std::printf(
+      "\n%d warm-up + %d timed passes per scheme; each is timed on every rank and\n"
+      "counts as the slowest rank's time. Serial runs alone on rank 0.\n",
+      cfg.warmup, cfg.iterations);
+  std::printf("\n  %-12s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
+              "max");
+  for (const SchemeSpeed& s : m.schemes)
+    std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
+                s.timing.total.median, s.timing.total.min, s.timing.total.max);
+  std::printf("\n  %-12s %10s %10s %10s %10s   (median ms; floor = the bare\n", "scheme", "compute",
+              "comm", "floor", "comm/floor");
+  std::printf("  %-12s %10s %10s %10s %10s    collectives of the same sizes)\n", "", "", "", "",
+              "");
+  for (const SchemeSpeed& s : m.schemes) {
+    char ratio[16] = "-";
+    if (s.comm_over_floor) std::snprintf(ratio, sizeof ratio, "%.2f", *s.comm_over_floor);
+    std::printf("  %-12s %10.3f %10.3f %10.3f %10s\n", scheme_name(s.scheme),
+                s.timing.compute.median, s.timing.comm.median, s.floor.median, ratio);
+  }
+  std::printf("\n  %-12s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
+              "/bound", "speed-up", "effic.");
+  for (const SchemeSpeed& s : m.schemes) {
+    std::printf("  %-12s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(s.scheme),
+                s.forward.gflops_per_rank, s.forward.percent_of_peak, s.forward.bound_ms,
+                s.forward.over_bound);
+    if (s.speedup)
+      std::printf(" %8.2fx %8.0f%%\n", *s.speedup, 100 * *s.efficiency);
+    else
+      std::printf(" %9s %9s\n", "-", "-");
+  }
+  std::printf(
+      "  (GFLOP/s per rank; bound = this rank's FLOPs at the FMA peak + the floor;\n"
+      "   speed-up = serial time / scheme time, efficiency = speed-up / ranks%s)\n",
+      m.has_serial ? "" : "; both need serial: --scheme all");
+  if (m.any_backward) {
+    std::printf("\n  %-12s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
+                "median", "compute", "comm", "floor", "GFLOP/s", "% peak");
+    std::printf("  %-12s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
+    for (const SchemeSpeed& s : m.schemes) {
+      if (!s.has_backward) continue;
+      std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(s.scheme),
+                  s.train_timing.total.median, s.train_timing.compute.median,
+                  s.train_timing.comm.median, s.train_floor.median, s.train.gflops_per_rank,
+                  s.train.percent_of_peak);
+    }
+  }
+  std::printf("\nTP MLP forward pass (%s, median): %.3f ms\n", scheme_name(m.lead),
+              m.lead_forward.median);
+  std::printf("Output shape: %s\n", shape_text(cfg).c_str());
+  std::fflush(stdout);
+}
+
+void TextReport::scaling(const ScalingMetrics& m) const {
+  if (!prints_) return;
+  section("SCALING ANALYSIS");
+  std::printf(
+      "\nMemory scaling with Tensor Parallelism (fp32):\n\n"
+      "For an MLP with hidden_size H and intermediate_size 4H:\n"
+      "  Non-parallel: W1 H x 4H + W2 4H x H = 8H^2 parameters\n"
+      "  With TP degree T: 8H^2/T parameters per rank\n");
+  print_params("This run", m.run);
+  std::printf("\n  %-12s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
+  for (const SchemeMemory& s : m.schemes)
+    std::printf("  %-12s %16s %26s\n", scheme_name(s.scheme),
+                bytes_text(double(s.weight_bytes)).c_str(), bytes_text(s.boundary_bytes).c_str());
+  std::printf("  (as allocated; serial's on rank 0 only)\n");
+  print_params("Example", m.example);
+  std::printf(
+      "\nRank 0's resident memory: peak %s = baseline %s (MPI, libraries)\n"
+      "  + %s, against an estimate of %s for its tensors (%.2fx)\n",
+      bytes_text(m.memory.peak_rss).c_str(), bytes_text(m.memory.baseline_rss).c_str(),
+      bytes_text(m.rss_growth).c_str(), bytes_text(m.memory.estimate).c_str(), m.rss_over_estimate);
+  std::fflush(stdout);
+}
+
+}  // namespace tp_mlp
