@@ -13,6 +13,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tp_mlp/output.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -135,11 +137,18 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                "Also run megatron with sequence parallelism (megatron-sp): all-gather and "
                "reduce-scatter instead of all-reduce")
       ->multi_option_policy(once);
-  app.add_option("--json", cfg.json_path, "Also write the whole report as JSON to this file")
-      ->type_name("FILE");
+  // An empty path would silently mean "no output": refuse it instead.
+  const CLI::Validator named(
+      [](std::string& text) { return text.empty() ? std::string("must name a path, not ''") : ""; },
+      "");
+  app.add_option("--json", cfg.json_path,
+                 "Also write the whole report as JSON to this file (- for standard output)")
+      ->type_name("FILE")
+      ->check(named);
   app.add_option("--save-tensors", cfg.tensors_dir,
                  "Write x, w1, w2, y of the verification pass as .npy files here")
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->check(named);
 
   ParsedArgs parsed;
   try {
@@ -196,28 +205,28 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
   return why.str();
 }
 
-std::string check_output_paths(const Config& cfg) {
+std::string check_output_paths(const Config& cfg, const std::vector<std::string>& tensor_names) {
   namespace fs = std::filesystem;
-  // Writes and removes the temporary file the real output will be written to first.
-  auto probe = [](const std::string& path) -> std::string {
-    const std::string temporary = path + ".tmp";
-    std::FILE* file = std::fopen(temporary.c_str(), "w");
-    if (!file) return std::strerror(errno);
-    std::fclose(file);
-    std::remove(temporary.c_str());
-    return "";
-  };
   if (!cfg.tensors_dir.empty()) {
-    std::error_code ec;
-    fs::create_directories(cfg.tensors_dir, ec);
-    std::string why = ec ? ec.message() : probe((fs::path(cfg.tensors_dir) / "x.npy").string());
+    const std::string why = FileSet::check(cfg.tensors_dir, tensor_names);
     if (!why.empty())
       return "--save-tensors " + cfg.tensors_dir + ": cannot write there (" + why + ")";
   }
-  if (!cfg.json_path.empty()) {
-    std::string why = fs::is_directory(cfg.json_path) ? "it is a directory" : probe(cfg.json_path);
-    if (!why.empty()) return "--json " + cfg.json_path + ": cannot write there (" + why + ")";
+  if (cfg.json_path.empty()) return "";
+  if (!cfg.tensors_dir.empty() && cfg.json_path != "-") {
+    // The report must not be one of the tensors, or one would overwrite the other.
+    auto resolved = [](const fs::path& p) {
+      std::error_code ec;  // on error, the path as written: at worst the check misses a match
+      const fs::path absolute = fs::absolute(p, ec);
+      return fs::weakly_canonical(absolute, ec).lexically_normal();
+    };
+    for (const std::string& name : tensor_names)
+      if (resolved(cfg.json_path) == resolved(fs::path(cfg.tensors_dir) / name))
+        return "--json " + cfg.json_path + " is " + name + " of --save-tensors " + cfg.tensors_dir +
+               ": write the report elsewhere";
   }
+  const std::string why = check_output_file(cfg.json_path);
+  if (!why.empty()) return "--json " + cfg.json_path + ": cannot write there (" + why + ")";
   return "";
 }
 

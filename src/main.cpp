@@ -14,6 +14,7 @@
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/memory.hpp"
 #include "tp_mlp/metrics.hpp"
+#include "tp_mlp/output.hpp"
 #include "tp_mlp/report_json.hpp"
 #include "tp_mlp/report_text.hpp"
 #include "tp_mlp/saved_tensors.hpp"
@@ -31,7 +32,7 @@ std::string objection(const Config& cfg, const World& world) {
   const LaunchFacts launch = {world.size(), world.ranks_on_this_node(), available_memory_bytes()};
   std::string error = validate(cfg, launch);
   if (error.empty()) error = check_memory(cfg, launch);
-  if (error.empty() && world.is_root()) error = check_output_paths(cfg);
+  if (error.empty() && world.is_root()) error = check_output_paths(cfg, saved_tensor_names(cfg));
   return error;
 }
 
@@ -90,6 +91,7 @@ int run(const World& world, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const MpiSession mpi(&argc, &argv);
+  remove_temporaries_on_termination();  // a SIGTERM leaves no half-written output behind
   const World world;
   gemm_use_one_thread();
   // An exception is seen by one rank only: abort the job, naming the rank, rather than

@@ -1,42 +1,22 @@
-// npy: atomic files and the .npy 1.0 format (magic, version, header length, a Python dict).
+// npy: the .npy 1.0 format (magic, version, header length, a Python dict).
 #include "tp_mlp/npy.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 
 namespace tp_mlp {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, ".npy files are written as '<f4'");
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temporary_(path_ + ".tmp") {
-  file_ = std::fopen(temporary_.c_str(), "wb");
-  if (!file_) throw std::runtime_error(temporary_ + ": " + std::strerror(errno));
-}
-
-AtomicFile::~AtomicFile() {
-  if (!file_) return;
-  std::fclose(file_);
-  std::remove(temporary_.c_str());
-}
-
-void AtomicFile::write(const void* data, std::size_t bytes) {
-  if (std::fwrite(data, 1, bytes, file_) != bytes)
-    throw std::runtime_error(temporary_ + ": " + std::strerror(errno));
-}
-
-void AtomicFile::commit() {
-  bool ok = std::fflush(file_) == 0;
-  ok = std::fclose(file_) == 0 && ok;
-  file_ = nullptr;
-  if (!ok || std::rename(temporary_.c_str(), path_.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    std::remove(temporary_.c_str());
-    throw std::runtime_error(path_ + ": " + why);
-  }
-}
-
 NpyWriter::NpyWriter(const std::string& path, const std::vector<long>& shape) : file_(path) {
+  write_header(shape);
+}
+
+NpyWriter::NpyWriter(FileSet& set, const std::string& name, const std::vector<long>& shape)
+    : file_(set.open(name)) {
+  write_header(shape);
+}
+
+void NpyWriter::write_header(const std::vector<long>& shape) {
   std::string dims;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     dims += (i ? ", " : "") + std::to_string(shape[i]);
@@ -69,6 +49,13 @@ void NpyWriter::commit() {
 
 void save_npy(const std::string& path, const Matrix& m, const std::vector<long>& shape) {
   NpyWriter npy(path, shape);
+  npy.append(m);
+  npy.commit();
+}
+
+void save_npy(FileSet& set, const std::string& name, const Matrix& m,
+              const std::vector<long>& shape) {
+  NpyWriter npy(set, name, shape);
   npy.append(m);
   npy.commit();
 }

@@ -1,7 +1,7 @@
 // report_json: the JSON document (see report_json.hpp and the README's key table).
 #include "tp_mlp/report_json.hpp"
 
-#include "tp_mlp/npy.hpp"
+#include "tp_mlp/output.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -151,7 +151,7 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
 
 void write_json(const std::string& path, const nlohmann::json& doc) {
   const std::string text = doc.dump(2) + "\n";
-  AtomicFile file(path);
+  OutputFile file(path);
   file.write(text.data(), text.size());
   file.commit();
 }

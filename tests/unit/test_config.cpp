@@ -131,8 +131,10 @@ TEST(Config, EstimateGrowsWithTheSchemesRun) {
 TEST(Config, UnwritableOutputsAreRefused) {
   Config cfg;
   cfg.json_path = "/nonexistent-dir/report.json";
-  EXPECT_NE(check_output_paths(cfg).find("--json /nonexistent-dir/report.json"), std::string::npos);
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--json /nonexistent-dir/report.json"),
+            std::string::npos);
   cfg.json_path.clear();
   cfg.tensors_dir = "/proc/tp_mlp";
-  EXPECT_NE(check_output_paths(cfg).find("--save-tensors /proc/tp_mlp"), std::string::npos);
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--save-tensors /proc/tp_mlp"),
+            std::string::npos);
 }

@@ -1,4 +1,5 @@
 // .npy files: a header NumPy accepts, the data in C order, and nothing left half-written.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -47,15 +48,33 @@ TEST(Npy, OneDimensionalShapeIsAPythonTuple) {
 }
 
 TEST(Npy, AnUnfinishedFileNeverAppears) {
-  const fs::path path = scratch("tp_mlp_test_partial.npy");
-  fs::remove(path);
+  std::string pattern = scratch("tp_mlp_test_partial_XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  const fs::path dir = pattern;
   {
-    NpyWriter npy(path.string(), {4, 4});
+    NpyWriter npy((dir / "partial.npy").string(), {4, 4});
     npy.append(Matrix::Zero(2, 4));
     EXPECT_THROW(npy.commit(), std::logic_error);  // 8 of 16 elements
   }
-  EXPECT_FALSE(fs::exists(path));
-  EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+  EXPECT_TRUE(fs::is_empty(dir));  // neither the file nor its temporary
+  fs::remove(dir);
+}
+
+TEST(Npy, ArraysOfASetAppearAtItsCommit) {
+  const fs::path dir = scratch("tp_mlp_test_npy_set");
+  fs::remove_all(dir);
+  {
+    FileSet set(dir.string());
+    save_npy(set, "x.npy", Matrix::Ones(2, 2), {2, 2});
+    NpyWriter y(set, "y.npy", {4});
+    y.append(Matrix::Zero(1, 4));
+    y.commit();
+    EXPECT_FALSE(fs::exists(dir / "x.npy"));
+    set.commit();
+  }
+  EXPECT_NE(slurp(dir / "x.npy").find("'shape': (2, 2)"), std::string::npos);
+  EXPECT_NE(slurp(dir / "y.npy").find("'shape': (4,)"), std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST(Npy, UnwritablePathThrows) {
