@@ -410,7 +410,7 @@ std::string FileSet::check(const std::string& dir, const std::vector<std::string
     if (std::string why = directory_problem(dir, "files"); !why.empty()) return why;
     for (const std::string& name : names)
       if (std::string why = check_output_file(join(dir, name)); !why.empty())
-        return name + ": " + why;
+        return why.insert(0, name + ": ");
     return "";
   }
   if (errno != ENOENT && errno != ENOTDIR) return reason(errno);

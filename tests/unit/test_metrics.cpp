@@ -25,7 +25,7 @@ SchemeResult result(Scheme scheme, const Config& cfg, double forward_ms, double 
   r.forward.formula = comm_formula(scheme, cfg, Direction::forward);
   r.forward.counted = tally(r.forward.formula);
   r.forward.flops_per_rank = flops_per_rank(scheme, cfg, Direction::forward);
-  r.output = {"Y", 1e-7, 1e-7, 1e-5, 5 * cfg.hidden_size, true};
+  r.output = {"Y", 1e-7, 1e-7, 1e-5, 5L * cfg.hidden_size, true};
   r.timing.total = flat(forward_ms);
   r.timing.comm = flat(floor_ms * 2);
   r.floor = flat(floor_ms);
