@@ -1,25 +1,27 @@
 // collective: names, the ring rule and tallies (see collective.hpp).
 #include "tp_mlp/collective.hpp"
 
+#include <iterator>
+
 namespace tp_mlp {
 
-const char* collective_name(Collective kind) {
-  switch (kind) {
-    case Collective::all_reduce: return "all-reduce";
-    case Collective::all_gather: return "all-gather";
-    case Collective::reduce_scatter: return "reduce-scatter";
-  }
-  return "?";
-}
+namespace {
 
-const char* collective_key(Collective kind) {
-  switch (kind) {
-    case Collective::all_reduce: return "all_reduce";
-    case Collective::all_gather: return "all_gather";
-    case Collective::reduce_scatter: return "reduce_scatter";
-  }
-  return "?";
-}
+struct Names {
+  const char* name;  // for people
+  const char* key;   // for JSON
+};
+// In the order of the enum.
+constexpr Names kNames[] = {{"all-reduce", "all_reduce"},
+                            {"all-gather", "all_gather"},
+                            {"reduce-scatter", "reduce_scatter"}};
+static_assert(std::size(kNames) == kCollectives.size());
+
+}  // namespace
+
+const char* collective_name(Collective kind) { return kNames[static_cast<int>(kind)].name; }
+
+const char* collective_key(Collective kind) { return kNames[static_cast<int>(kind)].key; }
 
 double ring_bytes_per_rank(Collective kind, double bytes, int tp_size) {
   const double moved = bytes * (tp_size - 1) / tp_size;  // nothing moves when T = 1

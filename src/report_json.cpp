@@ -12,6 +12,14 @@ json summary_json(const Summary& s) {
   return {{"mean", s.mean}, {"median", s.median}, {"min", s.min}, {"max", s.max}};
 }
 
+// A kind of step's timings: the whole step under `total_key`, its parts, and its floor.
+void add_timing(json& j, const char* total_key, const StepTiming& t, const Summary& floor) {
+  j[total_key] = summary_json(t.total);
+  j["compute_ms"] = summary_json(t.compute);
+  j["comm_ms"] = summary_json(t.comm);
+  j["floor_ms"] = summary_json(floor);
+}
+
 json verification_json(const Verification& v) {
   return {{"tensor", v.tensor},
           {"passed", v.passed},
@@ -79,10 +87,7 @@ void add_schemes(json& schemes, const Metrics& m) {
     schemes[scheme_name(s.scheme)]["boundary_activation_bytes"] = s.boundary_bytes;
   for (const SchemeSpeed& s : m.benchmark.schemes) {
     json& j = schemes[scheme_name(s.scheme)];
-    j["forward_ms"] = summary_json(s.timing.total);
-    j["compute_ms"] = summary_json(s.timing.compute);
-    j["comm_ms"] = summary_json(s.timing.comm);
-    j["floor_ms"] = summary_json(s.floor);
+    add_timing(j, "forward_ms", s.timing, s.floor);
     j["gflops_per_rank"] = s.forward.gflops_per_rank;
     j["percent_of_peak"] = s.forward.percent_of_peak;
     j["bound_ms"] = s.forward.bound_ms;
@@ -91,10 +96,7 @@ void add_schemes(json& schemes, const Metrics& m) {
     if (s.efficiency) j["parallel_efficiency"] = *s.efficiency;
     if (!s.has_backward) continue;
     json& b = j["backward"];
-    b["step_ms"] = summary_json(s.train_timing.total);
-    b["compute_ms"] = summary_json(s.train_timing.compute);
-    b["comm_ms"] = summary_json(s.train_timing.comm);
-    b["floor_ms"] = summary_json(s.train_floor);
+    add_timing(b, "step_ms", s.train_timing, s.train_floor);
     b["gflops_per_rank"] = s.train.gflops_per_rank;
     b["bound_ms"] = s.train.bound_ms;
   }
