@@ -53,7 +53,9 @@ const char* kFooter =
     "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json\n";
 
 // A whole-number flag whose help shows its range and default, and whose error says what
-// is wanted (CLI11's Range says "Value abc not in range" for a non-number).
+// is wanted (CLI11's Range says "Value abc not in range" for a non-number). Numbers are plain
+// decimal digits: CLI11 would read a leading 0 as octal (010 as 8) and 0x as hexadecimal, so a
+// leading zero is refused like any other malformed number rather than read one way or another.
 template <typename Integer>
 void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
                       unsigned long long lo, unsigned long long hi, const std::string& help) {
@@ -63,7 +65,9 @@ void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
         unsigned long long parsed = 0;
         const char* end = text.data() + text.size();
         auto [stop, error] = std::from_chars(text.data(), end, parsed);
-        if (text.empty() || stop != end || error != std::errc() || parsed < lo || parsed > hi)
+        const bool leading_zero = text.size() > 1 && text.front() == '0';
+        if (text.empty() || leading_zero || stop != end || error != std::errc() || parsed < lo ||
+            parsed > hi)
           return "must be a whole number in " + range + ", not '" + text + "'";
         return "";
       },

@@ -420,6 +420,15 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--json", "/nonexistent-dir/report.json"], "--json /nonexistent-dir/report.json: cannot write there"),
     (["--tp-size", "2", "--json", "/"], "--json /: cannot write there (it is a directory)"),
     (["--tp-size", "2", "--save-tensors", "/proc/tp_mlp"], "--save-tensors /proc/tp_mlp: cannot write there"),
+    # Numbers are decimal, always: a leading zero is not octal, it is refused.
+    (["--tp-size", "2", "--hidden-size", "010"], "--hidden-size: must be a whole number in 1..1048576, not '010'"),
+    (["--tp-size", "2", "--seed", "0123"], "--seed: must be a whole number in 0..18446744073709551615, not '0123'"),
+    (["--tp-size", "2", "--batch-size", "08"], "--batch-size: must be a whole number in 1..1048576, not '08'"),
+    # An empty path is not "no output".
+    (["--tp-size", "2", "--json", ""], "--json: must name a path, not ''"),
+    (["--tp-size", "2", "--save-tensors", ""], "--save-tensors: must name a path, not ''"),
+    (["--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made", "--json", "/tmp/tp_mlp_never_made/y.npy"],
+     "--json /tmp/tp_mlp_never_made/y.npy is y.npy of --save-tensors /tmp/tp_mlp_never_made"),
 ]
 
 
@@ -441,6 +450,55 @@ def case_bad_input_fails_fast():
         else:
             print(f"ok  {' '.join(flags)}  ->  exit {result.returncode} in {result.seconds:.1f} s")
     expect(not failures, f"{len(failures)} bad inputs mishandled:\n" + "\n".join(failures))
+
+
+def case_outputs_never_clobber():
+    """What a path names is never harmed: a refused run leaves nothing, a link stays a link,
+    a temporary-looking name of the user's is not touched, and '-' or a link to stdout is
+    written in place."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # A refused run (3 ranks' TP on 2) creates no directory and no file.
+        nested, report_path = os.path.join(tmp, "a", "b"), os.path.join(tmp, "r.json")
+        result = launch(2, "--tp-size", "3", "--save-tensors", nested, "--json", report_path)
+        expect(result.returncode != 0, "a TP size larger than the job must be refused", result)
+        expect(os.listdir(tmp) == [], f"a refused run left {os.listdir(tmp)}", result)
+
+        # The old writer's probe truncated whatever r.json.tmp pointed to.
+        precious = os.path.join(tmp, "v")
+        with open(precious, "w") as f:
+            f.write("precious\n")
+        os.symlink(precious, report_path + ".tmp")
+        user_file = os.path.join(tmp, "x.npy.tmp")
+        with open(user_file, "w") as f:
+            f.write("mine\n")
+        # And a report written through a symlink replaces what it points to, not the link.
+        target = os.path.join(tmp, "target.json")
+        with open(target, "w") as f:
+            f.write("old\n")
+        link = os.path.join(tmp, "link.json")
+        os.symlink(target, link)
+        run_ok(2, "--tp-size", "2", "--hidden-size", "32", *QUICK, "--json", report_path,
+               "--save-tensors", tmp)
+        run_ok(2, "--tp-size", "2", "--hidden-size", "32", *QUICK, "--json", link)
+        with open(precious) as f:
+            expect(f.read() == "precious\n", "the file behind r.json.tmp was changed")
+        expect(os.path.islink(report_path + ".tmp"), "the user's r.json.tmp link was removed")
+        with open(user_file) as f:
+            expect(f.read() == "mine\n", "a user's file named like a temporary was changed")
+        expect(os.path.islink(link) and os.readlink(link) == target, "the link was replaced")
+        with open(target) as f:
+            expect(json.load(f)["verification"]["passed"] is True, "the link's target holds the report")
+        leftovers = [n for n in os.listdir(tmp) if n.startswith(".")]
+        expect(not leftovers, f"temporaries left behind: {leftovers}")
+
+        # '-' and a link to /dev/stdout write the report into the output stream.
+        stdout_link = os.path.join(tmp, "stdout.json")
+        os.symlink("/dev/stdout", stdout_link)
+        for where in ["-", stdout_link]:
+            result = run_ok(1, "--tp-size", "1", "--hidden-size", "16", *QUICK, "--json", where)
+            expect('"schema_version"' in result.stdout, f"--json {where}: no report on stdout", result)
+        expect(os.path.islink(stdout_link), "the link to /dev/stdout was replaced")
+    expect(os.path.islink("/dev/stdout"), "/dev/stdout is no longer a symbolic link")
 
 
 class Skipped(Exception):

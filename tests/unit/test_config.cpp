@@ -39,6 +39,13 @@ TEST(Config, DefaultsMirrorTheScript) {
   EXPECT_EQ(cfg.schemes().size(), 3u);
 }
 
+TEST(Config, ZeroItselfIsAWholeNumber) {
+  const ParsedArgs parsed = parse({"--seed", "0", "--warmup", "0"});
+  ASSERT_TRUE(parsed.config) << parsed.text;
+  EXPECT_EQ(parsed.config->seed, 0u);
+  EXPECT_EQ(parsed.config->warmup, 0);
+}
+
 TEST(Config, ShortAndLongFlags) {
   const ParsedArgs parsed =
       parse({"-t", "2", "-H", "128", "-b", "3", "-s", "5", "--scheme", "naive"});
@@ -69,6 +76,12 @@ TEST(Config, ParseErrorsNameTheFlagAndRange) {
       {{"--seq-len", "abc"}, "--seq-len: must be a whole number"},
       {{"--iterations", "0"}, "--iterations: must be a whole number in 1..1000000"},
       {{"--seed", "-1"}, "--seed: must be a whole number in 0..18446744073709551615"},
+      // Never octal (010 would be 8) nor hexadecimal: every number is plain decimal.
+      {{"--hidden-size", "010"}, "--hidden-size: must be a whole number in 1..1048576, not '010'"},
+      {{"--hidden-size", "08"}, "--hidden-size: must be a whole number in 1..1048576, not '08'"},
+      {{"--seed", "0123"}, "--seed: must be a whole number in 0..18446744073709551615, not '0123'"},
+      {{"--seed", "0x10"}, "--seed: must be a whole number in 0..18446744073709551615, not '0x10'"},
+      {{"--tp-size", "+2"}, "--tp-size: must be a whole number in 1..4096, not '+2'"},
       {{"--scheme", "fast"}, "--scheme"},
       {{"--tp-size", "2", "--tp-size", "2"}, "--tp-size"},
       {{"--no-such-flag"}, "--no-such-flag"},
