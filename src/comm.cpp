@@ -2,12 +2,16 @@
 #include "tp_mlp/comm.hpp"
 
 #include <algorithm>
+#include <array>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <stdexcept>
 #include <utility>
+
+#include <sched.h>
 
 namespace tp_mlp {
 namespace {
@@ -47,7 +51,75 @@ World::World() {
   MPI_Comm node;
   mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
   mpiCheck(MPI_Comm_size(node, &ranks_on_node_));
+  // The node's usable CPUs: the union of its ranks' affinity masks (a cpuset or the
+  // launcher's binding may allow fewer than the machine has).
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  sched_getaffinity(0, sizeof mine, &mine);
+  std::array<std::uint64_t, CPU_SETSIZE / 64> mask{}, node_mask{};
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &mine)) mask[std::size_t(cpu / 64)] |= std::uint64_t{1} << (cpu % 64);
+  mpiCheck(
+      MPI_Allreduce(mask.data(), node_mask.data(), int(mask.size()), MPI_UINT64_T, MPI_BOR, node));
   mpiCheck(MPI_Comm_free(&node));
+  cores_on_node_ = 0;
+  for (std::uint64_t word : node_mask) cores_on_node_ += __builtin_popcountll(word);
+  int crowded = ranks_on_node_ > cores_on_node_ ? 1 : 0, anywhere = 0;
+  mpiCheck(MPI_Allreduce(&crowded, &anywhere, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  oversubscribed_ = anywhere != 0;
+}
+
+namespace {
+
+// What a launcher says about the job it started: Open MPI's mpirun, and the PMI launchers
+// (MPICH's Hydra, Slurm's srun), each in its own variables.
+struct LauncherJob {
+  const char* name;
+  const char* size_variable;
+  const char* rank_variable;
+};
+constexpr LauncherJob kLaunchers[] = {
+    {"Open MPI's mpirun", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"},
+    {"a PMI launcher (MPICH's mpiexec, srun)", "PMI_SIZE", "PMI_RANK"}};
+
+// "Open MPI" or "MPICH": the MPI this binary is linked with, as its library names itself.
+std::string mpi_library() {
+  char version[MPI_MAX_LIBRARY_VERSION_STRING];
+  int length = 0;
+  MPI_Get_library_version(version, &length);
+  const std::string text(version, std::size_t(length));
+  for (const char* name : {"Open MPI", "MPICH"})
+    if (text.find(name) != std::string::npos) return name;
+  return text.substr(0, text.find('\n'));
+}
+
+long environment_number(const char* name) {
+  const char* text = std::getenv(name);
+  return text ? std::strtol(text, nullptr, 10) : -1;
+}
+
+}  // namespace
+
+std::string World::launcher_mismatch() const {
+  for (const LauncherJob& launcher : kLaunchers) {
+    const long started = environment_number(launcher.size_variable);
+    if (started <= size_) continue;
+    return std::string(launcher.name) + " started " + std::to_string(started) + " processes (" +
+           launcher.size_variable + "=" + std::to_string(started) +
+           "), but each is an MPI world of " + std::to_string(size_) +
+           ": this tp_mlp is built "
+           "with " +
+           mpi_library() + ", so start it with that MPI's own launcher (its mpirun or mpiexec)";
+  }
+  return "";
+}
+
+bool World::launchers_first() const {
+  for (const LauncherJob& launcher : kLaunchers) {
+    const long rank = environment_number(launcher.rank_variable);
+    if (rank >= 0) return rank == 0;
+  }
+  return is_root();
 }
 
 int World::lowest_rank_where(bool condition) const {

@@ -37,6 +37,12 @@ std::string objection(const Config& cfg, const World& world) {
 }
 
 int run(const World& world, int argc, char** argv) {
+  // Started by another MPI's launcher, each process is a world of its own and would run the
+  // whole job alone: say so once, and let every one of them stop.
+  if (const std::string why = world.launcher_mismatch(); !why.empty()) {
+    if (world.launchers_first()) std::fprintf(stderr, "tp_mlp: error: %s\n", why.c_str());
+    return kExitBadInput;
+  }
   const ParsedArgs args = parse_args(argc, argv);
   if (!args.config) {
     if (world.is_root()) std::fputs(args.text.c_str(), args.text_is_error ? stderr : stdout);
@@ -52,8 +58,13 @@ int run(const World& world, int argc, char** argv) {
 
   TpComm tp(world, cfg.tp_size);
   const Run run{cfg, world, tp};
-  const Launch launch{world.size(), world.size() / cfg.tp_size, gemm_backend(),
-                      measure_fma_peak(world)};
+  const Launch launch{world.size(),
+                      world.size() / cfg.tp_size,
+                      gemm_backend(),
+                      measure_fma_peak(world),
+                      world.ranks_on_this_node(),
+                      world.cores_on_this_node(),
+                      world.oversubscribed()};
   const TextReport text(world.is_root());
   text.banner(cfg, launch);
   const double baseline_rss = current_rss_bytes();  // MPI is up and has communicated
@@ -73,7 +84,7 @@ int run(const World& world, int argc, char** argv) {
 
   // 3. Benchmark, each scheme next to the bare collectives of its own sizes.
   comparison.benchmark();
-  metrics.benchmark = benchmark_metrics(cfg, comparison.results(), launch.peak_gflops);
+  metrics.benchmark = benchmark_metrics(cfg, comparison.results(), launch);
   text.benchmark(cfg, metrics.benchmark);
 
   // 4. Scaling: the formulas next to what was allocated and used.

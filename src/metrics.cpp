@@ -97,8 +97,12 @@ CommunicationMetrics communication_metrics(const Config& cfg,
 }
 
 BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
-                                   double peak_gflops) {
+                                   const Launch& launch) {
+  const double peak_gflops = launch.peak_gflops;
   BenchmarkMetrics m;
+  m.oversubscribed = launch.oversubscribed;
+  m.ranks_on_node = launch.ranks_on_node;
+  m.cores_on_node = launch.cores_on_node;
   const SchemeResult* serial = find(results, Scheme::serial);
   m.has_serial = serial != nullptr;
   for (const SchemeResult& r : results) {

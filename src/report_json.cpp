@@ -108,7 +108,10 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
   json doc;
   doc["schema_version"] = kSchemaVersion;
   doc["config"] = config_json(cfg, launch);
-  doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops}};
+  doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops},
+                    {"ranks_on_node", launch.ranks_on_node},
+                    {"cores_on_node", launch.cores_on_node},
+                    {"oversubscribed", launch.oversubscribed}};
 
   const SchemeChecks& lead_checks = m.verification.schemes.front();
   doc["verification"] = verification_json(lead_checks.output);

@@ -169,6 +169,12 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
       "\n%d warm-up + %d timed passes per scheme; each is timed on every rank and\n"
       "counts as the slowest rank's time. Serial runs alone on rank 0.\n",
       cfg.warmup, cfg.iterations);
+  if (m.oversubscribed)
+    std::printf(
+        "\nNote: %d ranks share %d core%s on this node, so they take turns on them: the times,\n"
+        "speed-ups and efficiencies below measure that time-sharing as much as tensor\n"
+        "parallelism. Launch at most one rank per core to measure tensor parallelism.\n",
+        m.ranks_on_node, m.cores_on_node, m.cores_on_node == 1 ? "" : "s");
   std::printf("\n  %-12s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
               "max");
   for (const SchemeSpeed& s : m.schemes)

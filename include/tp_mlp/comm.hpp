@@ -38,6 +38,16 @@ class World {
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
   int ranks_on_this_node() const { return ranks_on_node_; }
+  // CPUs the ranks on this node may run on (the union of their affinity masks).
+  int cores_on_this_node() const { return cores_on_node_; }
+  // On some node, more ranks than cores: they time-share, and timings show it.
+  bool oversubscribed() const { return oversubscribed_; }
+
+  // Empty, or why this world is not the job the launcher started: a launcher of another MPI
+  // (MPICH's mpiexec starting an Open MPI build, say) makes every process a world of one.
+  std::string launcher_mismatch() const;
+  // Whether this process is the launcher's rank 0: among worlds of one, the one to speak.
+  bool launchers_first() const;
 
   // The lowest rank for which `condition` holds, or -1. Every rank must call it, which is
   // how a failure seen by one rank reaches all of them without a hang.
@@ -55,6 +65,8 @@ class World {
   int rank_ = 0;
   int size_ = 1;
   int ranks_on_node_ = 1;
+  int cores_on_node_ = 1;
+  bool oversubscribed_ = false;
 };
 
 class TpComm {

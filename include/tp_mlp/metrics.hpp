@@ -79,6 +79,10 @@ struct SchemeSpeed {
   StepSpeed train;
 };
 struct BenchmarkMetrics {
+  // Ranks that outnumber their cores take turns on them: their times measure that.
+  bool oversubscribed = false;
+  int ranks_on_node = 1;
+  int cores_on_node = 1;
   std::vector<SchemeSpeed> schemes;
   bool has_serial = false;
   bool any_backward = false;
@@ -93,7 +97,7 @@ struct BenchmarkMetrics {
   std::optional<Floor> megatron_floor;  // bare all-reduce of megatron's message
 };
 BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
-                                   double peak_gflops);
+                                   const Launch& launch);
 
 // ---- 4. SCALING ANALYSIS
 struct SchemeMemory {

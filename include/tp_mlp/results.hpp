@@ -59,7 +59,10 @@ struct Launch {
   int world_size = 1;
   int tp_groups = 1;
   const char* gemm_backend = "";
-  double peak_gflops = 0;  // one core's FMA peak, measured
+  double peak_gflops = 0;       // one core's FMA peak, measured
+  int ranks_on_node = 1;        // rank 0's node
+  int cores_on_node = 1;        // the CPUs its ranks may run on
+  bool oversubscribed = false;  // more ranks than cores on some node
 };
 
 struct MemoryUse {

@@ -95,6 +95,11 @@ def check_full_report(ranks, hidden):
                 "memory.peak_rss_bytes", "floor.bytes", "floor.allreduce_ms.median"]:
         dig(doc, key)
     expect(dig(doc, "config.tp_size") == ranks and dig(doc, "config.hidden_size") == hidden, "config echoed")
+    # More ranks than cores: they time-share, and the report must say so beside the numbers.
+    crowded = ranks > len(os.sched_getaffinity(0))
+    expect(dig(doc, "machine.oversubscribed") is crowded, f"oversubscribed should be {crowded}")
+    expect(dig(doc, "machine.ranks_on_node") == ranks, "ranks on the node")
+    expect(("ranks share" in out) == crowded, "BENCHMARK notes time-sharing exactly when crowded", result)
     expect(dig(doc, "config.intermediate_size") == 4 * hidden, "intermediate is 4H")
     expect(dig(doc, "verification.passed") is True, "JSON verification passed")
 
@@ -499,6 +504,27 @@ def case_outputs_never_clobber():
             expect('"schema_version"' in result.stdout, f"--json {where}: no report on stdout", result)
         expect(os.path.islink(stdout_link), "the link to /dev/stdout was replaced")
     expect(os.path.islink("/dev/stdout"), "/dev/stdout is no longer a symbolic link")
+
+
+def case_wrong_launcher_says_so():
+    """Another MPI's launcher makes every process a world of one, each of which would run the
+    whole job and write the same files: the program must refuse, once, naming the cause."""
+    if "mpich" in os.path.basename(ARGS.mpiexec):
+        other = [shutil.which("mpirun.openmpi") or "", "--oversubscribe", "--allow-run-as-root"]
+    else:
+        other = [shutil.which("mpiexec.mpich") or ""]
+    if not other[0]:
+        raise Skipped("the other MPI's launcher is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = os.path.join(tmp, "r.json")
+        cmd = [*other, "-n", "2", ARGS.binary, "--tp-size", "2", "--json", report_path, *QUICK]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+        result.cmd = " ".join(cmd)
+        expect(result.returncode != 0, "a mismatched launcher must not exit 0", result)
+        expect(result.stderr.count("but each is an MPI world of 1") == 1,
+               "exactly one message names the cause", result)
+        expect("CORRECTNESS VERIFICATION" not in result.stdout, "it ran anyway", result)
+        expect(not os.path.exists(report_path), "a refused run wrote its report")
 
 
 class Skipped(Exception):

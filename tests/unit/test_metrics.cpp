@@ -17,6 +17,12 @@ Config config(int tp) {
 
 Summary flat(double ms) { return {ms, ms, ms, ms}; }
 
+Launch launch_with_peak(double peak_gflops) {
+  Launch launch;
+  launch.peak_gflops = peak_gflops;
+  return launch;
+}
+
 // A scheme as the program would have filled it in: formula, counted traffic as the formula
 // says, and a forward time.
 SchemeResult result(Scheme scheme, const Config& cfg, double forward_ms, double floor_ms = 0) {
@@ -77,7 +83,7 @@ TEST(Metrics, BoundIsFlopsAtPeakPlusTheFloor) {
   const double peak = 100;  // GFLOP/s
   const double compute_ms = flops / (peak * 1e6);
   const std::vector<SchemeResult> results = {result(Scheme::megatron, cfg, 2 * compute_ms, 0.5)};
-  const BenchmarkMetrics m = benchmark_metrics(cfg, results, peak);
+  const BenchmarkMetrics m = benchmark_metrics(cfg, results, launch_with_peak(peak));
   const StepSpeed& s = m.schemes[0].forward;
   EXPECT_DOUBLE_EQ(s.bound_ms, compute_ms + 0.5);
   EXPECT_DOUBLE_EQ(s.over_bound, 2 * compute_ms / (compute_ms + 0.5));
@@ -90,7 +96,7 @@ TEST(Metrics, SpeedupAndEfficiencyAreAgainstSerialOnOneRank) {
   const Config cfg = config(4);
   const std::vector<SchemeResult> results = {result(Scheme::megatron, cfg, 2, 0.1),
                                              result(Scheme::serial, cfg, 6)};
-  const BenchmarkMetrics m = benchmark_metrics(cfg, results, 100);
+  const BenchmarkMetrics m = benchmark_metrics(cfg, results, launch_with_peak(100));
   EXPECT_TRUE(m.has_serial);
   EXPECT_DOUBLE_EQ(*m.schemes[0].speedup, 3.0);
   EXPECT_DOUBLE_EQ(*m.schemes[0].efficiency, 0.75);  // 3x on 4 ranks
