@@ -1,6 +1,8 @@
 // analysis: the formulas (see analysis.hpp).
 #include "tp_mlp/analysis.hpp"
 
+#include "tp_mlp/partition.hpp"
+
 namespace tp_mlp {
 
 const char* direction_name(Direction direction) {
@@ -8,16 +10,16 @@ const char* direction_name(Direction direction) {
 }
 
 std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction) {
-  const long y = cfg.tokens() * cfg.hidden_size;          // [tokens, H]: X, Y, dY, dX
-  const long h = cfg.tokens() * cfg.intermediate_size();  // [tokens, 4H]
+  const long H = cfg.hidden_size, y = cfg.tokens() * H;  // [tokens, H]: X, Y, dY, dX
+  const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   switch (scheme) {
     case Scheme::megatron:  // g forward, f backward
       return {{Collective::all_reduce, y}};
     case Scheme::megatron_sp:  // f̄ then ḡ forward: all-gather X, reduce-scatter Y; and back
-      return {{Collective::all_gather, y}, {Collective::reduce_scatter, y}};
-    case Scheme::naive:  // forward only: the pre-activation before GeLU, then Y
+      return {{Collective::all_gather, y, H}, {Collective::reduce_scatter, y, H}};
+    case Scheme::naive:  // forward only: the pre-activation before the activation, then Y
       if (direction == Direction::forward)
-        return {{Collective::all_reduce, h}, {Collective::all_reduce, y}};
+        return {{Collective::all_reduce, pre}, {Collective::all_reduce, y}};
       return {};
     case Scheme::serial: return {};
   }
@@ -25,23 +27,34 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
 }
 
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
-  // Forward: X·W1 and GeLU(·)·W2, each tokens × H × 4H multiply-adds in all. Backward:
-  // twice that (dW2, dG, dW1, dX). Parallel schemes divide all of it by T.
+  // Multiply-adds of the widest rank's GEMMs (rank 0: partition.hpp), 2 FLOPs each. A
+  // column-split rank of width w computes X·W_in (H x p·w) and act·W2 (w x H) forward, and
+  // twice that backward (dW2, dact, dW_in, dX); the naive scheme's first GEMM is over its
+  // rows of H and every column of the first layer instead.
+  const double t = double(cfg.tokens()), H = cfg.hidden_size, p = cfg.projections();
+  const double F = double(cfg.intermediate_size());
   const int ways = scheme == Scheme::serial ? 1 : cfg.tp_size;
-  const int gemms = direction == Direction::forward ? 2 : 4;
-  return 2.0 * gemms * double(cfg.tokens()) * cfg.hidden_size * double(cfg.intermediate_size()) /
-         ways;
+  const double w = double(block_of(cfg.intermediate_size(), ways, 0).count);
+  const double per_pass = direction == Direction::forward ? 1 : 2;
+  if (scheme == Scheme::naive) {
+    const double h = double(block_of(cfg.hidden_size, ways, 0).count);
+    return 2 * t * (h * p * F + w * H);
+  }
+  return 2 * per_pass * t * H * w * (p + 1);
 }
 
-ParamFormula param_formula(long hidden_size, int tp_size) {
-  const double total = 8.0 * double(hidden_size) * double(hidden_size);
-  return {total, total / tp_size};
+ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projections, int tp_size) {
+  const double matrices = projections + 1;  // W1 (and W3), W2
+  const double widest = double(block_of(ffn_hidden_size, tp_size, 0).count);
+  return {matrices * double(hidden_size) * double(ffn_hidden_size),
+          matrices * double(hidden_size) * widest};
 }
 
 double boundary_activation_bytes(Scheme scheme, const Config& cfg) {
   const double tensors = cfg.backward ? 4 : 2;  // X, Y (+ dY, dX)
-  const double rows =
-      scheme == Scheme::megatron_sp ? double(cfg.tokens()) / cfg.tp_size : double(cfg.tokens());
+  const double rows = scheme == Scheme::megatron_sp
+                          ? double(block_of(cfg.tokens(), cfg.tp_size, 0).count)
+                          : double(cfg.tokens());
   return tensors * rows * cfg.hidden_size * double(sizeof(float));
 }
 

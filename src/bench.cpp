@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "tp_mlp/machine.hpp"
+#include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -19,6 +20,14 @@ double ms_since(Clock::time_point start) {
 long largest(const std::vector<CollectiveCall>& calls) {
   long elements = 0;
   for (const auto& c : calls) elements = std::max(elements, c.elements);
+  return elements;
+}
+
+// The most any one rank holds of a call's tensor: the first rank's block of its rows.
+long largest_block(const std::vector<CollectiveCall>& calls, int tp_size) {
+  long elements = 0;
+  for (const auto& c : calls)
+    elements = std::max(elements, block_of(c.rows(), tp_size, 0).count * c.row_length);
   return elements;
 }
 
@@ -44,51 +53,53 @@ Summary summarize(std::vector<double> ms) {
 
 StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
                       const std::function<void()>& step) {
-  const int iterations = run.cfg.iterations;
-  // [total | comm | compute] per iteration, reduced to the slowest rank in one call;
-  // a rank that sits out contributes zeros.
-  std::vector<double> record(3 * std::size_t(iterations), 0.0);
+  const std::size_t iterations = std::size_t(run.cfg.iterations);
+  // [total | comm | compute] per iteration, reduced to the slowest rank in one call, and the
+  // compute again, summed over ranks for the mean; a rank that sits out contributes zeros.
+  std::vector<double> record(3 * iterations, 0.0), compute_sum(iterations, 0.0);
   double* total = record.data();
   double* inside = total + iterations;
   double* compute = inside + iterations;
   if (placement.on_every_rank()) run.world.barrier();
   if (placement.computes_here()) {
     for (int i = 0; i < run.cfg.warmup; ++i) step();
-    for (int i = 0; i < iterations; ++i) {
+    for (std::size_t i = 0; i < iterations; ++i) {
       const double comm_before = comm.stats().seconds();
       const auto start = Clock::now();
       step();
       total[i] = ms_since(start);
       inside[i] = (comm.stats().seconds() - comm_before) * 1e3;
-      compute[i] = total[i] - inside[i];
+      compute[i] = compute_sum[i] = total[i] - inside[i];
     }
   }
   if (!placement.on_every_rank()) run.world.wait_idle();
   run.world.max_in_place(record);
+  run.world.sum_in_place(compute_sum);
+  const double computing = placement.on_every_rank() ? run.world.size() : 1;
+  for (double& ms : compute_sum) ms /= computing;
   auto summary = [&](const double* first) { return summarize({first, first + iterations}); };
-  return {summary(total), summary(inside), summary(compute)};
+  return {summary(total), summary(inside), summary(compute), summary(compute_sum.data())};
 }
 
 CollectiveReplay::CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp)
     : calls_(calls), tp_(tp) {
-  const long elements = largest(calls);
-  full_.assign(std::size_t(elements), 0.0f);  // zeros stay finite when summed
-  part_.assign(std::size_t(elements / tp.size()), 0.0f);
+  full_.assign(std::size_t(largest(calls)), 0.0f);  // zeros stay finite when summed
+  part_.assign(std::size_t(largest_block(calls, tp.size())), 0.0f);
 }
 
 double CollectiveReplay::bytes(const std::vector<CollectiveCall>& calls, int tp_size) {
-  const double elements = double(largest(calls));
-  return (elements + elements / tp_size) * double(sizeof(float));  // full_, part_
+  return double(largest(calls) + largest_block(calls, tp_size)) * double(sizeof(float));
 }
 
 void CollectiveReplay::run() {
   for (const auto& c : calls_) {
-    const long local = c.elements / tp_.size();
     switch (c.kind) {
       case Collective::all_reduce: tp_.all_reduce_sum(full_.data(), c.elements); break;
-      case Collective::all_gather: tp_.all_gather(part_.data(), full_.data(), local); break;
+      case Collective::all_gather:
+        tp_.all_gather_rows(part_.data(), full_.data(), c.rows(), c.row_length);
+        break;
       case Collective::reduce_scatter:
-        tp_.reduce_scatter_sum(full_.data(), part_.data(), local);
+        tp_.reduce_scatter_rows(full_.data(), part_.data(), c.rows(), c.row_length);
         break;
     }
   }

@@ -13,6 +13,8 @@
 
 #include <sched.h>
 
+#include "tp_mlp/partition.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -140,6 +142,11 @@ void World::max_in_place(std::vector<double>& values) const {
                          MPI_MAX, MPI_COMM_WORLD));
 }
 
+void World::sum_in_place(std::vector<double>& values) const {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
+                         MPI_SUM, MPI_COMM_WORLD));
+}
+
 void World::barrier() const { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
 
 void World::wait_idle() const {
@@ -157,6 +164,29 @@ void World::broadcast_from_root(float* data, long count) const {
   mpiCheck(MPI_Bcast(data, mpi_count(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
 }
 
+void World::gather_to_root(const float* mine, long count, std::vector<float>& all) const {
+  gather(mine, count, all, MPI_FLOAT);
+}
+
+void World::gather_to_root(const long* mine, long count, std::vector<long>& all) const {
+  gather(mine, count, all, MPI_LONG);
+}
+
+template <typename T>
+void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const {
+  const int my_count = mpi_count(count);
+  std::vector<int> counts(is_root() ? std::size_t(size_) : 0), offsets(counts.size());
+  mpiCheck(MPI_Gather(&my_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
+  long total = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    offsets[r] = mpi_count(total);
+    total += counts[r];
+  }
+  if (is_root()) all.resize(std::size_t(total));
+  mpiCheck(MPI_Gatherv(mine, my_count, type, all.data(), counts.data(), offsets.data(), type, 0,
+                       MPI_COMM_WORLD));
+}
+
 void World::abort(const std::string& message) const {
   std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());
   std::fflush(stderr);
@@ -170,6 +200,8 @@ TpComm::TpComm(const World& world, int tp_size) {
   mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   mpiCheck(MPI_Comm_rank(comm_, &rank_));
   mpiCheck(MPI_Comm_size(comm_, &size_));
+  counts_.resize(std::size_t(size_));
+  offsets_.resize(std::size_t(size_));
 }
 
 TpComm TpComm::group_of_one() { return TpComm(); }
@@ -178,6 +210,8 @@ TpComm::TpComm(TpComm&& other) noexcept
     : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
       rank_(other.rank_),
       size_(other.size_),
+      counts_(std::move(other.counts_)),
+      offsets_(std::move(other.offsets_)),
       stats_(other.stats_) {}
 
 TpComm::~TpComm() {
@@ -191,26 +225,47 @@ void TpComm::all_reduce_sum(float* data, long count) {
   tally(Collective::all_reduce, start, count);
 }
 
-void TpComm::all_gather(const float* local, float* full, long local_count) {
-  if (alone()) {  // the whole tensor is this rank's block
-    std::copy(local, local + local_count, full);
-    return;
+bool TpComm::uneven_blocks(long rows, long row_length) {
+  if (rows % size_ == 0) return false;
+  for (int r = 0; r < size_; ++r) {
+    const Block block = block_of(rows, size_, r);
+    counts_[std::size_t(r)] = mpi_count(block.count * row_length);
+    offsets_[std::size_t(r)] = mpi_count(block.first * row_length);
   }
-  const double start = MPI_Wtime();
-  const int count = mpi_count(local_count);
-  mpiCheck(MPI_Allgather(local, count, MPI_FLOAT, full, count, MPI_FLOAT, comm_));
-  tally(Collective::all_gather, start, local_count * size_);
+  return true;
 }
 
-void TpComm::reduce_scatter_sum(const float* full, float* local, long local_count) {
-  if (alone()) {
-    std::copy(full, full + local_count, local);
+void TpComm::all_gather_rows(const float* local, float* full, long rows, long row_length) {
+  const long elements = rows * row_length;
+  if (alone()) {  // the whole tensor is this rank's block
+    std::copy(local, local + elements, full);
     return;
   }
   const double start = MPI_Wtime();
-  mpiCheck(
-      MPI_Reduce_scatter_block(full, local, mpi_count(local_count), MPI_FLOAT, MPI_SUM, comm_));
-  tally(Collective::reduce_scatter, start, local_count * size_);
+  if (uneven_blocks(rows, row_length)) {
+    mpiCheck(MPI_Allgatherv(local, counts_[std::size_t(rank_)], MPI_FLOAT, full, counts_.data(),
+                            offsets_.data(), MPI_FLOAT, comm_));
+  } else {
+    const int count = mpi_count(elements / size_);
+    mpiCheck(MPI_Allgather(local, count, MPI_FLOAT, full, count, MPI_FLOAT, comm_));
+  }
+  tally(Collective::all_gather, start, elements);
+}
+
+void TpComm::reduce_scatter_rows(const float* full, float* local, long rows, long row_length) {
+  const long elements = rows * row_length;
+  if (alone()) {
+    std::copy(full, full + elements, local);
+    return;
+  }
+  const double start = MPI_Wtime();
+  if (uneven_blocks(rows, row_length)) {
+    mpiCheck(MPI_Reduce_scatter(full, local, counts_.data(), MPI_FLOAT, MPI_SUM, comm_));
+  } else {
+    mpiCheck(MPI_Reduce_scatter_block(full, local, mpi_count(elements / size_), MPI_FLOAT, MPI_SUM,
+                                      comm_));
+  }
+  tally(Collective::reduce_scatter, start, elements);
 }
 
 void TpComm::tally(Collective kind, double start, long tensor_elements) {

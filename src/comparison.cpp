@@ -105,24 +105,37 @@ void Comparison::verify_and_count() {
     const Participant& p = participants_[i];
     SchemeResult& r = results_[i];
     const bool here = p.placement().computes_here();
-    const long first = here ? p.mlp().first_token() : 0;
+    // The rows a pass's output holds: the scheme's own, or all of them when received.
+    const Block held = here ? p.mlp().tokens_here() : Block{0, cfg.tokens()};
 
     p.comm().reset_stats();
     const Matrix* y_here = here ? &p.mlp().forward(x_for(p.scheme())) : nullptr;
     r.forward.counted = p.comm().stats();
     const Matrix& y = on_every_rank(p, y_here, received_y_);
-    r.output = verify_output(y, first, reference_, cfg, run_.world);
-    if (i == 0 && run_.world.is_root() && !cfg.tensors_dir.empty()) saved_output_ = y;
+    r.output = verify_output(y, held, reference_, cfg, run_.world);
+    const bool saved = i == 0 && run_.world.is_root() && !cfg.tensors_dir.empty();
+    if (saved) saved_y_ = y;
     if (!r.has_backward) continue;
 
     p.comm().reset_stats();
     const Matrix* dx_here = here ? &p.mlp().backward(dy_for(p.scheme())) : nullptr;
     r.backward.counted = p.comm().stats();
     const Matrix& dx = on_every_rank(p, dx_here, received_dx_);
+    if (saved) saved_dx_ = dx;
     const std::optional<Gradients> shard =
         here ? std::optional<Gradients>(p.mlp().gradients()) : std::nullopt;
-    r.gradients = verify_gradients(dx, first, shard, reference_, x_, dy_, cfg, run_.world);
+    r.gradients = verify_gradients(dx, held, shard, reference_, x_, dy_, cfg, run_.world);
   }
+}
+
+SavedPass Comparison::saved_pass() const {
+  const Participant& lead = participants_.front();
+  // The first TP group's shards, or the serial baseline's whole model on world rank 0.
+  const bool saves_shard = lead.placement().computes_here() && (!lead.placement().on_every_rank() ||
+                                                                run_.world.rank() < run_.tp.size());
+  std::optional<Gradients> shard;
+  if (saves_shard && results_.front().has_backward) shard = lead.mlp().gradients();
+  return {x_, saved_y_, dy_, saved_dx_, shard};
 }
 
 void Comparison::benchmark() {

@@ -22,12 +22,18 @@ namespace {
 // flags overflows 64 bits, and the memory check below rejects what would not fit.
 constexpr int kMaxTpSize = 4096;
 constexpr int kMaxDimension = 1 << 20;
+constexpr long kMaxFfnSize = 4L * kMaxDimension;
 constexpr int kMaxIterations = 1000000;
 
 const char* kDescription =
     "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
     "\n"
-    "  Y = GeLU(X . W1) . W2,  X [batch, seq, H],  W1 [H, 4H],  W2 [4H, H]\n"
+    "  Y = GeLU(X . W1) . W2,  X [batch, seq, H],  W1 [H, F],  W2 [F, H],  F = 4H\n"
+    "  --activation swiglu: Y = (SiLU(X . W1) * (X . W3)) . W2, LLaMA's gated MLP: gate W1 and\n"
+    "           up W3 [H, F], F = 2/3 x 4H rounded up to a multiple of 256 (LLaMA's rule;\n"
+    "           Megatron-LM rounds down to a multiple of 64); each rank holds the matching\n"
+    "           columns of both, fused as [gate | up], so SiLU and the product stay local\n"
+    "  F need not divide by T: shards differ by at most one column, and tokens likewise.\n"
     "\n"
     "  megatron: W1 split by columns -> GeLU local -> W2 split by rows -> 1 all-reduce\n"
     "  naive:    W1 and W2 split by rows -> all-reduce before GeLU and after W2: 2, 5x bytes\n"
@@ -46,13 +52,17 @@ const std::vector<std::pair<std::string, SchemeChoice>> kSchemeChoices = {
     {"serial", SchemeChoice::serial},
     {"all", SchemeChoice::all}};
 
+const std::vector<std::pair<std::string, Activation>> kActivations = {
+    {"gelu", Activation::gelu}, {"swiglu", Activation::swiglu}};
+
 const char* kFooter =
     "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
     "runs the same model); without mpirun the world is one rank:\n"
     "  mpirun -np 4 ./tp_mlp --tp-size 4 --hidden-size 256\n"
     "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json\n";
 
-// A whole-number flag whose help shows its range and default, and whose error says what
+// A whole-number flag whose help shows its range and default (the value's own, unless the
+// help already says what the default is), and whose error says what
 // is wanted (CLI11's Range says "Value abc not in range" for a non-number). Numbers are plain
 // decimal digits: CLI11 would read a leading 0 as octal (010 as 8) and 0x as hexadecimal, so a
 // leading zero is refused like any other malformed number rather than read one way or another.
@@ -72,7 +82,9 @@ void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
         return "";
       },
       "");
-  app.add_option(flags, value, help + " (default " + std::to_string(value) + ")")
+  const bool default_in_help = help.find("Default") != std::string::npos;
+  app.add_option(flags, value,
+                 default_in_help ? help : help + " (default " + std::to_string(value) + ")")
       ->type_name("INT in " + range)
       ->check(whole_number);
 }
@@ -87,6 +99,24 @@ const char* scheme_name(Scheme scheme) {
     case Scheme::serial: return "serial";
   }
   return "?";
+}
+
+const char* activation_name(Activation activation) {
+  for (const auto& [name, value] : kActivations)
+    if (value == activation) return name.c_str();
+  return "?";
+}
+
+long default_ffn_hidden_size(Activation activation, long hidden_size) {
+  if (activation == Activation::gelu) return 4 * hidden_size;
+  constexpr long kMultipleOf = 256;  // LLaMA's multiple_of
+  const long two_thirds = 2 * (4 * hidden_size) / 3;
+  return kMultipleOf * ((two_thirds + kMultipleOf - 1) / kMultipleOf);
+}
+
+long megatron_ffn_hidden_size(long hidden_size) {
+  constexpr long kMultipleOf = 64;
+  return 2 * (4 * hidden_size) / 3 / kMultipleOf * kMultipleOf;
 }
 
 const char* choice_name(SchemeChoice choice) {
@@ -114,8 +144,7 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   app.get_formatter()->column_width(38);
   add_whole_number(app, "-t,--tp-size", cfg.tp_size, 1, kMaxTpSize,
                    "Tensor-parallel degree T: ranks sharing one model");
-  add_whole_number(app, "-H,--hidden-size", cfg.hidden_size, 1, kMaxDimension,
-                   "Hidden size H (intermediate size is 4H)");
+  add_whole_number(app, "-H,--hidden-size", cfg.hidden_size, 1, kMaxDimension, "Hidden size H");
   add_whole_number(app, "-b,--batch-size", cfg.batch_size, 1, kMaxDimension, "Batch size b");
   add_whole_number(app, "-s,--seq-len", cfg.seq_len, 1, kMaxDimension,
                    "Sequence length s (tokens = b x s)");
@@ -125,6 +154,16 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                    "Untimed forward passes before timing");
   add_whole_number(app, "--seed", cfg.seed, 0, std::numeric_limits<std::uint64_t>::max(),
                    "Seed of the master weights and the input");
+  std::string activation = activation_name(cfg.activation);
+  app.add_option("--activation", activation,
+                 "gelu: GeLU(X.W1).W2, the script's; swiglu: (SiLU(X.W1) * X.W3).W2, LLaMA's "
+                 "(default gelu)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(kActivations).description(""));
+  add_whole_number(app, "--ffn-hidden-size", cfg.ffn_hidden_size, 1, kMaxFfnSize,
+                   "FFN width F: W1 is [H, F]. Default: 4H for gelu; for swiglu LLaMA's "
+                   "256 x ceil(2/3 x 4H / 256) (Megatron-LM's rule, 64 x floor(2/3 x 4H / 64), "
+                   "is one --ffn-hidden-size away)");
   std::string scheme_choice = choice_name(cfg.scheme_choice);
   app.add_option("--scheme", scheme_choice,
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
@@ -159,6 +198,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
     app.parse(argc, argv);
     for (const auto& [name, value] : kSchemeChoices)
       if (name == scheme_choice) cfg.scheme_choice = value;
+    for (const auto& [name, value] : kActivations)
+      if (name == activation) cfg.activation = value;
     parsed.config = cfg;
   } catch (const CLI::ParseError& e) {
     std::ostringstream out, err;
@@ -173,6 +214,9 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
   const int T = cfg.tp_size, world = launch.world_size;
   const std::vector<Scheme> schemes = cfg.schemes();
   const bool runs_naive = std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
+  const long F = cfg.intermediate_size(), widest = cfg.tokens() * cfg.projections() * F;
+  // Shards may differ by one column or token (partition.hpp); what is refused is a rank that
+  // would hold nothing, and groups of unequal size.
   std::ostringstream why;
   if (T > world) {
     why << "--tp-size " << T << " needs at least " << T << " MPI ranks, but this job has " << world
@@ -180,13 +224,12 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
   } else if (world % T != 0) {
     why << "--tp-size " << T << " must divide the number of MPI ranks (" << world
         << "): launch a multiple of " << T << " ranks, or pick a --tp-size that divides " << world;
-  } else if (cfg.intermediate_size() % T != 0) {
-    why << "--tp-size " << T
-        << " must divide the intermediate size 4 x --hidden-size = " << cfg.intermediate_size()
-        << ", which W1's columns and W2's rows are split along";
-  } else if (cfg.hidden_size % T != 0 && runs_naive) {
+  } else if (F < T) {
+    why << "--tp-size " << T << " is more than the FFN width F = " << F
+        << ", which W1's columns and W2's rows are split along: a rank would hold no columns";
+  } else if (cfg.hidden_size < T && runs_naive) {
     why << "the naive scheme splits --hidden-size " << cfg.hidden_size << " over --tp-size " << T
-        << " ranks, so T must divide H"
+        << " ranks: a rank would hold no rows of W1"
         << (cfg.scheme_choice == SchemeChoice::all
                 ? ": choose another size, or --scheme megatron to skip it"
                 : "");
@@ -195,15 +238,15 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
            "megatron or all, not "
         << choice_name(cfg.scheme_choice);
-  } else if (cfg.sequence_parallel && cfg.tokens() % T != 0) {
+  } else if (cfg.sequence_parallel && cfg.tokens() < T) {
     why << "--sequence-parallel splits the " << cfg.tokens()
         << " tokens (--batch-size x --seq-len) over --tp-size " << T
-        << " ranks, so T must divide them";
+        << " ranks: a rank would hold no tokens";
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
-  } else if (cfg.tokens() * cfg.intermediate_size() > INT_MAX) {
-    why << "--batch-size x --seq-len x 4 x --hidden-size = "
-        << cfg.tokens() * cfg.intermediate_size()
+  } else if (widest > INT_MAX) {
+    why << "--batch-size x --seq-len x " << (cfg.projections() > 1 ? "2 x " : "")
+        << "the FFN width = " << widest
         << " elements exceeds the largest tensor MPI can send in one call (" << INT_MAX << ")";
   }
   return why.str();

@@ -8,7 +8,16 @@ namespace {
 
 constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // SplitMix64's increment γ
 
-enum Stream : std::uint64_t { kW1 = 1, kW2 = 2, kInput = 3, kB1 = 4, kB2 = 5, kGradOutput = 6 };
+enum Stream : std::uint64_t {
+  kW1 = 1,
+  kW2 = 2,
+  kInput = 3,
+  kB1 = 4,
+  kB2 = 5,
+  kGradOutput = 6,
+  kW3 = 7,
+  kB3 = 8
+};
 
 std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -46,11 +55,17 @@ MasterTensor standard_normal(std::uint64_t stream, long rows, long cols) {
 MasterTensor master_w1(const Config& cfg) {
   return xavier(kW1, cfg.hidden_size, cfg.intermediate_size());
 }
+MasterTensor master_w3(const Config& cfg) {
+  return xavier(kW3, cfg.hidden_size, cfg.intermediate_size());
+}
 MasterTensor master_w2(const Config& cfg) {
   return xavier(kW2, cfg.intermediate_size(), cfg.hidden_size);
 }
 MasterTensor master_b1(const Config& cfg) {
   return linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size());
+}
+MasterTensor master_b3(const Config& cfg) {
+  return linear_bias(kB3, cfg.hidden_size, cfg.intermediate_size());
 }
 MasterTensor master_b2(const Config& cfg) {
   return linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size);
@@ -79,12 +94,31 @@ float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col
   return 0.0f;  // unreachable: the switch covers every distribution
 }
 
-template <typename Scalar>
-void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed, long row0,
-                long col0) {
+namespace {
+
+template <typename Ref>
+void fill(Ref& out, const MasterTensor& t, std::uint64_t seed, long row0, long col0) {
+  using Scalar = typename Ref::Scalar;
   for (Eigen::Index r = 0; r < out.rows(); ++r)
     for (Eigen::Index c = 0; c < out.cols(); ++c)
       out(r, c) = Scalar(master_value(t, seed, row0 + r, col0 + c));
+}
+
+template <typename Ref>
+void fill_side_by_side(Ref& out, const Config& cfg, LayerPart part, Block rows, Block cols) {
+  for (int p = 0; p < cfg.projections(); ++p)
+    fill_block(out.middleCols(p * cols.count, cols.count), master_first_layer(cfg, part, p),
+               cfg.seed, rows.first, cols.first);
+}
+
+}  // namespace
+
+void fill_block(MatrixRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0) {
+  fill(out, t, seed, row0, col0);
+}
+
+void fill_block(MatrixDRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0) {
+  fill(out, t, seed, row0, col0);
 }
 
 Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols) {
@@ -93,7 +127,18 @@ Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block
   return m;
 }
 
-template void fill_block<float>(Matrix&, const MasterTensor&, std::uint64_t, long, long);
-template void fill_block<double>(MatrixD&, const MasterTensor&, std::uint64_t, long, long);
+MasterTensor master_first_layer(const Config& cfg, LayerPart part, int projection) {
+  const bool up = projection == 1;
+  if (part == LayerPart::weight) return up ? master_w3(cfg) : master_w1(cfg);
+  return up ? master_b3(cfg) : master_b1(cfg);
+}
+
+void fill_first_layer(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block cols) {
+  fill_side_by_side(out, cfg, part, rows, cols);
+}
+
+void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block cols) {
+  fill_side_by_side(out, cfg, part, rows, cols);
+}
 
 }  // namespace tp_mlp

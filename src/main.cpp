@@ -79,8 +79,7 @@ int run(const World& world, int argc, char** argv) {
   metrics.communication = communication_metrics(cfg, comparison.results());
   text.verification(cfg, metrics.verification);
   text.communication(cfg, metrics.communication);
-  if (world.is_root() && !cfg.tensors_dir.empty())
-    save_tensors(cfg, comparison.x(), comparison.saved_output());
+  if (!cfg.tensors_dir.empty()) save_tensors(run, comparison.saved_pass());
 
   // 3. Benchmark, each scheme next to the bare collectives of its own sizes.
   comparison.benchmark();

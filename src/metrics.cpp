@@ -1,6 +1,10 @@
 // metrics: every derived number of the report, computed once (see metrics.hpp).
 #include "tp_mlp/metrics.hpp"
 
+#include <algorithm>
+
+#include "tp_mlp/partition.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -44,13 +48,42 @@ PassTraffic traffic(const SchemeResult& r, Direction direction, int tp_size) {
   return t;
 }
 
-ParamRow param_row(long hidden_size, int tp_size) {
-  const ParamFormula p = param_formula(hidden_size, tp_size);
+ParamRow param_row(long hidden_size, long ffn_hidden_size, int projections, int tp_size) {
+  const ParamFormula p = param_formula(hidden_size, ffn_hidden_size, projections, tp_size);
   const double f = sizeof(float);
-  return {hidden_size, tp_size, p, p.total * f, p.per_rank * f};
+  return {hidden_size, ffn_hidden_size, tp_size, p, p.total * f, p.per_rank * f};
+}
+
+Shares shares_of(const Config& cfg) {
+  const std::vector<Scheme> schemes = cfg.schemes();
+  const auto runs = [&](Scheme s) {
+    return std::find(schemes.begin(), schemes.end(), s) != schemes.end();
+  };
+  Shares s;
+  s.ffn_columns = share_of(cfg.intermediate_size(), cfg.tp_size);
+  if (runs(Scheme::naive)) s.hidden_rows = share_of(cfg.hidden_size, cfg.tp_size);
+  if (runs(Scheme::megatron_sp)) s.tokens = share_of(cfg.tokens(), cfg.tp_size);
+  return s;
 }
 
 }  // namespace
+
+Share share_of(long length, int ranks) {
+  const Block first = block_of(length, ranks, 0);
+  const long extra = length % ranks;
+  return {length, ranks, first.count, extra == 0 ? ranks : int(extra)};
+}
+
+std::vector<long> Share::per_rank() const {
+  std::vector<long> counts(std::size_t(ranks), wide - 1);
+  std::fill_n(counts.begin(), wide_ranks, wide);
+  return counts;
+}
+
+bool Shares::uneven() const {
+  return !ffn_columns.even() || (hidden_rows && !hidden_rows->even()) ||
+         (tokens && !tokens->even());
+}
 
 VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results) {
   VerificationMetrics m;
@@ -100,6 +133,7 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
                                    const Launch& launch) {
   const double peak_gflops = launch.peak_gflops;
   BenchmarkMetrics m;
+  m.uneven_shards = shares_of(cfg).uneven();
   m.oversubscribed = launch.oversubscribed;
   m.ranks_on_node = launch.ranks_on_node;
   m.cores_on_node = launch.cores_on_node;
@@ -113,6 +147,8 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
     if (r.forward.counted.calls() > 0 && r.floor.median > 0)
       s.comm_over_floor = r.timing.comm.median / r.floor.median;
     s.forward = speed(r.forward.flops_per_rank, r.timing.total, r.floor, peak_gflops);
+    if (r.timing.compute_mean.median > 0)
+      s.compute_imbalance = r.timing.compute.median / r.timing.compute_mean.median;
     if (serial) {
       const double speedup =
           r.timing.total.median > 0 ? serial->timing.total.median / r.timing.total.median : 0.0;
@@ -144,8 +180,13 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
 ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
                                const MemoryUse& memory) {
   ScalingMetrics m;
-  m.run = param_row(cfg.hidden_size, cfg.tp_size);
-  m.example = param_row(kExampleHidden, kExampleTp);
+  m.activation = cfg.activation;
+  m.run = param_row(cfg.hidden_size, cfg.intermediate_size(), cfg.projections(), cfg.tp_size);
+  m.example = param_row(kExampleHidden, default_ffn_hidden_size(cfg.activation, kExampleHidden),
+                        cfg.projections(), kExampleTp);
+  m.llama_ffn_hidden_size = default_ffn_hidden_size(Activation::swiglu, cfg.hidden_size);
+  m.megatron_ffn_hidden_size = megatron_ffn_hidden_size(cfg.hidden_size);
+  m.shares = shares_of(cfg);
   m.lead_weight_bytes = results.front().weight_bytes;
   for (const SchemeResult& r : results)
     m.schemes.push_back({r.scheme, r.weight_bytes, r.boundary_bytes});

@@ -26,6 +26,7 @@ json verification_json(const Verification& v) {
           {"max_abs_diff", v.max_abs_diff},
           {"max_rel_diff", v.max_rel_diff},
           {"tolerance", v.tolerance},
+          {"max_diff_over_bound", v.max_diff_over_bound},
           {"accumulated_terms", v.accumulated_terms}};
 }
 
@@ -46,6 +47,9 @@ json traffic_json(const PassTraffic& p) {
           {"flops_per_rank", p.flops_per_rank}};
 }
 
+// Every rank's share of a split length, in rank order.
+json share_json(const Share& s) { return {{"length", s.length}, {"per_rank", s.per_rank()}}; }
+
 json config_json(const Config& cfg, const Launch& launch) {
   return {{"tp_size", cfg.tp_size},
           {"world_size", launch.world_size},
@@ -61,7 +65,9 @@ json config_json(const Config& cfg, const Launch& launch) {
           {"backward", cfg.backward},
           {"bias", cfg.bias},
           {"sequence_parallel", cfg.sequence_parallel},
-          {"gemm_backend", launch.gemm_backend}};
+          {"gemm_backend", launch.gemm_backend},
+          {"activation", activation_name(cfg.activation)},
+          {"ffn_hidden_size", cfg.intermediate_size()}};
 }
 
 // schemes.<name>: its verification, traffic and speed.
@@ -88,6 +94,7 @@ void add_schemes(json& schemes, const Metrics& m) {
   for (const SchemeSpeed& s : m.benchmark.schemes) {
     json& j = schemes[scheme_name(s.scheme)];
     add_timing(j, "forward_ms", s.timing, s.floor);
+    j["compute_imbalance"] = s.compute_imbalance;
     j["gflops_per_rank"] = s.forward.gflops_per_rank;
     j["percent_of_peak"] = s.forward.percent_of_peak;
     j["bound_ms"] = s.forward.bound_ms;
@@ -144,6 +151,12 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
                    {"baseline_rss_bytes", s.memory.baseline_rss},
                    {"peak_rss_bytes", s.memory.peak_rss},
                    {"estimated_bytes", s.memory.estimate}};
+
+  doc["memory"]["ffn_hidden_size_rules"] = {{"llama", s.llama_ffn_hidden_size},
+                                            {"megatron", s.megatron_ffn_hidden_size}};
+  doc["shards"]["ffn_columns"] = share_json(s.shares.ffn_columns);
+  if (s.shares.hidden_rows) doc["shards"]["naive_hidden_rows"] = share_json(*s.shares.hidden_rows);
+  if (s.shares.tokens) doc["shards"]["sequence_parallel_tokens"] = share_json(*s.shares.tokens);
 
   add_schemes(doc["schemes"], m);
   // Shortcuts kept from the first schema: megatron's backward, and megatron-sp whole.

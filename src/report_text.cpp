@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace tp_mlp {
@@ -55,12 +56,31 @@ std::string collectives_text(const CommStats& s) {
 }
 
 void print_verification_row(Scheme scheme, const Verification& v) {
-  std::printf("  %-12s %-5s %13.2e %13.2e %11.2e  %s\n", scheme_name(scheme), v.tensor.c_str(),
-              v.max_abs_diff, v.max_rel_diff, v.tolerance, yes_no(v.passed));
+  std::printf("  %-12s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
+              v.tensor.c_str(), v.max_abs_diff, v.max_rel_diff, v.tolerance, v.max_diff_over_bound,
+              yes_no(v.passed));
+}
+
+// "  F = 170 over 3 ranks (W1's columns ...): 57 columns on ranks 0-1, 56 on rank 2"
+void print_share(const char* length, const char* unit, const Share& s, const char* what) {
+  auto ranks = [](int first, int last) {
+    return first == last ? "rank " + std::to_string(first)
+                         : "ranks " + std::to_string(first) + "-" + std::to_string(last);
+  };
+  std::printf("  %s = %ld over %d rank%s (%s): ", length, s.length, s.ranks,
+              s.ranks == 1 ? "" : "s", what);
+  if (s.even())
+    std::printf("%ld %s each\n", s.wide, unit);
+  else
+    std::printf("%ld %s on %s, %ld on %s\n", s.wide, unit, ranks(0, s.wide_ranks - 1).c_str(),
+                s.wide - 1, ranks(s.wide_ranks, s.ranks - 1).c_str());
 }
 
 void print_params(const char* title, const ParamRow& p) {
-  std::printf("\n%s: H=%ld, T=%d\n", title, p.hidden_size, p.tp_size);
+  if (p.ffn_hidden_size == 4 * p.hidden_size)
+    std::printf("\n%s: H=%ld, T=%d\n", title, p.hidden_size, p.tp_size);
+  else
+    std::printf("\n%s: H=%ld, F=%ld, T=%d\n", title, p.hidden_size, p.ffn_hidden_size, p.tp_size);
   std::printf("  Non-parallel: %s parameters (%s)\n", grouped(long(p.params.total)).c_str(),
               bytes_text(p.bytes_total).c_str());
   std::printf("  With %d-way TP: %s parameters (%s per rank)\n", p.tp_size,
@@ -83,8 +103,14 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
   std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size,
               cfg.intermediate_size());
   std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
-  std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", cfg.bias ? " + b1" : "", cfg.bias ? " + b2" : "",
-              cfg.backward ? ", forward and backward" : ", forward");
+  const char* b1 = cfg.bias ? " + b1" : "";
+  const char* b2 = cfg.bias ? " + b2" : "";
+  const char* passes = cfg.backward ? ", forward and backward" : ", forward";
+  if (cfg.activation == Activation::swiglu)
+    std::printf("Model: Y = (SiLU(X.W1%s) * (X.W3%s)).W2%s%s\n", b1, cfg.bias ? " + b3" : "", b2,
+                passes);
+  else
+    std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", b1, b2, passes);
   std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
   std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
   std::fflush(stdout);
@@ -98,12 +124,13 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
   std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
               shape_text(cfg).c_str());
   std::printf(
-      "Tolerance: max|diff| / max|reference| <= n*u, u = 2^-24, where n is the number\n"
-      "of fp32 products accumulated into an element (for Y, n = H + 4H = %ld): the\n"
-      "worst-case growth of rounding error in a sum of n terms.\n\n",
+      "Bound: each element may differ from the reference by at most what float rounding can do\n"
+      "to it: gamma_n x sum|terms| for a sum of n terms (n up to %ld for Y), u = 2^-24, carried\n"
+      "through the activation with its slope and its own float error. An element passes within\n"
+      "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
       lead.accumulated_terms);
-  std::printf("  %-12s %-5s %13s %13s %11s  %s\n", "scheme", "", "max abs diff", "max rel diff",
-              "tolerance", "correct");
+  std::printf("  %-12s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
+              "max rel diff", "tolerance", "diff/bound", "correct");
   for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
   if (m.any_gradients) {
     std::printf("\n  Backward, given a fixed upstream gradient dY %s:\n", shape_text(cfg).c_str());
@@ -142,10 +169,16 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
                 direction_name(p.direction), collectives_text(p.counted).c_str(),
                 bytes_text(double(p.counted.bytes())).c_str(), bytes_text(p.counted_ring).c_str(),
                 p.matches_formula ? "yes" : "NO");
-  if (m.naive_over_megatron_bytes)
+  if (m.naive_over_megatron_bytes && cfg.activation == Activation::gelu)
     std::printf(
-        "\nNaive moves %.1fx Megatron's bytes: it must sum the [tokens, 4H] pre-activation\n"
+        "\nNaive moves %.1fx Megatron's bytes: it must sum the [tokens, F] pre-activation\n"
         "before GeLU, because GeLU of a partial sum is not the sum of GeLUs.\n",
+        *m.naive_over_megatron_bytes);
+  if (m.naive_over_megatron_bytes && cfg.activation == Activation::swiglu)
+    std::printf(
+        "\nNaive moves %.1fx Megatron's bytes: it must sum both [tokens, F] pre-activations,\n"
+        "the gate's and the up projection's, before SiLU(gate) * up, which is not linear in\n"
+        "either. Megatron's fused [gate_r | up_r] shards keep the whole product on each rank.\n",
         *m.naive_over_megatron_bytes);
   if (m.sequence_parallel)
     std::printf(
@@ -180,15 +213,19 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
   for (const SchemeSpeed& s : m.schemes)
     std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
                 s.timing.total.median, s.timing.total.min, s.timing.total.max);
-  std::printf("\n  %-12s %10s %10s %10s %10s   (median ms; floor = the bare\n", "scheme", "compute",
-              "comm", "floor", "comm/floor");
-  std::printf("  %-12s %10s %10s %10s %10s    collectives of the same sizes)\n", "", "", "", "",
-              "");
+  // With uneven shards, how much longer the slowest rank computes than the mean rank.
+  const char* imbalance = m.uneven_shards ? "  slowest/mean" : "";
+  std::printf("\n  %-12s %10s %10s %10s %10s%s   (median ms; floor = the bare\n", "scheme",
+              "compute", "comm", "floor", "comm/floor", imbalance);
+  std::printf("  %-12s %10s %10s %10s %10s%*s    collectives of the same sizes)\n", "", "", "", "",
+              "", int(std::strlen(imbalance)), "");
   for (const SchemeSpeed& s : m.schemes) {
     char ratio[16] = "-";
     if (s.comm_over_floor) std::snprintf(ratio, sizeof ratio, "%.2f", *s.comm_over_floor);
-    std::printf("  %-12s %10.3f %10.3f %10.3f %10s\n", scheme_name(s.scheme),
-                s.timing.compute.median, s.timing.comm.median, s.floor.median, ratio);
+    std::printf("  %-12s %10.3f %10.3f %10.3f %10s", scheme_name(s.scheme), s.timing.compute.median,
+                s.timing.comm.median, s.floor.median, ratio);
+    if (m.uneven_shards) std::printf(" %13.3fx", s.compute_imbalance);
+    std::printf("\n");
   }
   std::printf("\n  %-12s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
               "/bound", "speed-up", "effic.");
@@ -226,12 +263,34 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
 void TextReport::scaling(const ScalingMetrics& m) const {
   if (!prints_) return;
   section("SCALING ANALYSIS");
-  std::printf(
-      "\nMemory scaling with Tensor Parallelism (fp32):\n\n"
-      "For an MLP with hidden_size H and intermediate_size 4H:\n"
-      "  Non-parallel: W1 H x 4H + W2 4H x H = 8H^2 parameters\n"
-      "  With TP degree T: 8H^2/T parameters per rank\n");
+  std::printf("\nMemory scaling with Tensor Parallelism (fp32):\n\n");
+  if (m.activation == Activation::swiglu) {
+    std::printf(
+        "For a gated MLP (SwiGLU) with hidden_size H and FFN width F:\n"
+        "  Non-parallel: W1 (gate) H x F + W3 (up) H x F + W2 F x H = 3HF parameters\n"
+        "  With TP degree T: 3HF/T parameters per rank (the widest: 3H x ceil(F/T))\n"
+        "  (GeLU's MLP has 2HF = 8H^2 at F = 4H: F = 2/3 x 4H keeps 3HF near it.)\n"
+        "  F for H = %ld: LLaMA's 256 x ceil(2/3 x 4H / 256) = %ld, Megatron-LM's\n"
+        "  64 x floor(2/3 x 4H / 64) = %ld; this run's F = %ld\n",
+        m.run.hidden_size, m.llama_ffn_hidden_size, m.megatron_ffn_hidden_size,
+        m.run.ffn_hidden_size);
+  } else if (m.run.ffn_hidden_size == 4 * m.run.hidden_size) {
+    std::printf(
+        "For an MLP with hidden_size H and intermediate_size 4H:\n"
+        "  Non-parallel: W1 H x 4H + W2 4H x H = 8H^2 parameters\n"
+        "  With TP degree T: 8H^2/T parameters per rank\n");
+  } else {
+    std::printf(
+        "For an MLP with hidden_size H and intermediate_size F = %ld:\n"
+        "  Non-parallel: W1 H x F + W2 F x H = 2HF parameters\n"
+        "  With TP degree T: 2HF/T parameters per rank (the widest: 2H x ceil(F/T))\n",
+        m.run.ffn_hidden_size);
+  }
   print_params("This run", m.run);
+  print_share("F", "columns", m.shares.ffn_columns, "W1's columns and W2's rows");
+  if (m.shares.hidden_rows)
+    print_share("H", "rows", *m.shares.hidden_rows, "the naive scheme's rows of W1");
+  if (m.shares.tokens) print_share("tokens", "tokens", *m.shares.tokens, "megatron-sp's X and Y");
   std::printf("\n  %-12s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
   for (const SchemeMemory& s : m.schemes)
     std::printf("  %-12s %16s %26s\n", scheme_name(s.scheme),

@@ -2,48 +2,160 @@
 #include "tp_mlp/saved_tensors.hpp"
 
 #include <algorithm>
+#include <memory>
 
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/npy.hpp"
 #include "tp_mlp/output.hpp"
+#include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 namespace {
 
-// Streams a master tensor in blocks of whole rows, about one shard's worth at a time.
+// Rows per block when streaming a [rows, cols] tensor: about one shard's worth at a time.
+long rows_per_block(const Config& cfg, long cols) {
+  const long shard = cfg.hidden_size * block_of(cfg.intermediate_size(), cfg.tp_size, 0).count;
+  return std::max(1L, 2 * shard / cols);
+}
+
+// A master tensor, generated a block of rows at a time.
 void save_master(FileSet& set, const std::string& name, const MasterTensor& t, const Config& cfg) {
-  const long shard_elements = 2L * cfg.hidden_size * cfg.shard_width();
-  const long rows_per_block = std::max(1L, shard_elements / t.cols);
+  const long step = rows_per_block(cfg, t.cols);
   NpyWriter npy(set, name, {t.rows, t.cols});
   Matrix block;
-  for (long row = 0; row < t.rows; row += rows_per_block) {
-    block.resize(std::min(rows_per_block, t.rows - row), t.cols);
+  for (long row = 0; row < t.rows; row += step) {
+    block.resize(std::min(step, t.rows - row), t.cols);
     fill_block(block, t, cfg.seed, row, 0);
     npy.append(block);
   }
   npy.commit();
 }
 
+// What this rank holds of one saved tensor, and where it sits in it.
+struct Piece {
+  ConstMatrixRef values;  // [rows.count, cols.count]
+  Block rows, cols;
+};
+
+// A tensor of `shape` [rows, cols] of which each rank holds one piece (a rank that holds none,
+// an empty one), written by world rank 0 a block of rows at a time: each rank sends the part
+// of its piece in those rows, and rank 0 puts every part in its place.
+void save_gathered(FileSet* set, const std::string& name, const World& world,
+                   const std::vector<long>& shape, const Piece& mine, const Config& cfg) {
+  const long rows = shape.front(), cols = shape.back();
+  const std::vector<long> me = {mine.rows.first, mine.rows.count, mine.cols.first, mine.cols.count};
+  std::vector<long> pieces;  // every rank's four numbers, on rank 0
+  world.gather_to_root(me.data(), long(me.size()), pieces);
+  std::unique_ptr<NpyWriter> npy;
+  if (set) npy = std::make_unique<NpyWriter>(*set, name, shape);
+  // The rows of a piece within [row, row + k).
+  auto within = [](long first, long count, long row, long k) {
+    const long begin = std::max(first, row), end = std::min(first + count, row + k);
+    return Block{begin, std::max(0L, end - begin)};
+  };
+  const long step = rows_per_block(cfg, cols);
+  Matrix part, chunk;
+  std::vector<float> gathered;
+  for (long row = 0; row < rows; row += step) {
+    const long k = std::min(step, rows - row);
+    const Block here = within(mine.rows.first, mine.rows.count, row, k);
+    part = mine.values.middleRows(here.first - mine.rows.first, here.count);  // to send
+    world.gather_to_root(part.data(), part.size(), gathered);
+    if (!npy) continue;
+    chunk.resize(k, cols);
+    const float* next = gathered.data();
+    for (std::size_t r = 0; r < pieces.size(); r += 4) {
+      const Block theirs = within(pieces[r], pieces[r + 1], row, k);
+      const long first_col = pieces[r + 2], width = pieces[r + 3];
+      chunk.block(theirs.first - row, first_col, theirs.count, width) =
+          Eigen::Map<const Matrix>(next, theirs.count, width);
+      next += theirs.count * width;
+    }
+    npy->append(chunk);
+  }
+  if (npy) npy->commit();
+}
+
+// The gradients, whole: dW1 (dW3) are whole columns of the shards' fused [dW1 | dW3] blocks,
+// and db1 (db3) of [db1 | db3]; dW2 is their rows; db2, the same on every shard, comes from the
+// one that starts at column 0.
+void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>& shard) {
+  const Config& cfg = run.cfg;
+  const long H = cfg.hidden_size, F = cfg.intermediate_size();
+  static const Matrix kNothing;
+  const Piece nothing{ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
+  const Block cols = shard ? shard->columns : Block{};
+  auto projection = [&](const Matrix* const Gradients::*fused, long p, long rows) {
+    if (!shard) return nothing;
+    const Matrix& whole = *((*shard).*fused);
+    return Piece{whole.middleCols(p * cols.count, cols.count), {0, rows}, cols};
+  };
+  const char* dw_in[] = {"dw1.npy", "dw3.npy"};
+  const char* db_in[] = {"db1.npy", "db3.npy"};
+  for (int p = 0; p < cfg.projections(); ++p)
+    save_gathered(set, dw_in[p], run.world, {H, F}, projection(&Gradients::w_in, p, H), cfg);
+  save_gathered(set, "dw2.npy", run.world, {F, H},
+                shard ? Piece{*shard->w_out, cols, {0, H}} : nothing, cfg);
+  if (!cfg.bias) return;
+  for (int p = 0; p < cfg.projections(); ++p)
+    save_gathered(set, db_in[p], run.world, {1, F}, projection(&Gradients::b_in, p, 1), cfg);
+  const bool first = shard && cols.first == 0;
+  save_gathered(set, "db2.npy", run.world, {1, H},
+                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing, cfg);
+}
+
 }  // namespace
 
 std::vector<std::string> saved_tensor_names(const Config& cfg) {
-  std::vector<std::string> names = {"x.npy", "w1.npy", "w2.npy", "y.npy"};
-  if (cfg.bias) names.insert(names.end(), {"b1.npy", "b2.npy"});
+  const bool swiglu = cfg.activation == Activation::swiglu;
+  std::vector<std::string> names = {"x.npy", "w1.npy"};
+  if (swiglu) names.emplace_back("w3.npy");
+  names.insert(names.end(), {"w2.npy", "y.npy"});
+  if (cfg.bias) {
+    names.emplace_back("b1.npy");
+    if (swiglu) names.emplace_back("b3.npy");
+    names.emplace_back("b2.npy");
+  }
+  if (!cfg.backward) return names;
+  names.insert(names.end(), {"dy.npy", "dx.npy", "dw1.npy"});
+  if (swiglu) names.emplace_back("dw3.npy");
+  names.emplace_back("dw2.npy");
+  if (cfg.bias) {
+    names.emplace_back("db1.npy");
+    if (swiglu) names.emplace_back("db3.npy");
+    names.emplace_back("db2.npy");
+  }
   return names;
 }
 
-void save_tensors(const Config& cfg, const Matrix& x, const Matrix& y) {
+void save_tensors(const Run& run, const SavedPass& pass) {
+  const Config& cfg = run.cfg;
+  const bool root = run.world.is_root();
   const std::vector<long> activation_shape = {cfg.batch_size, cfg.seq_len, cfg.hidden_size};
-  FileSet set(cfg.tensors_dir);
-  save_npy(set, "x.npy", x, activation_shape);
-  save_master(set, "w1.npy", master_w1(cfg), cfg);
-  save_master(set, "w2.npy", master_w2(cfg), cfg);
-  if (cfg.bias) {
-    save_master(set, "b1.npy", master_b1(cfg), cfg);
-    save_master(set, "b2.npy", master_b2(cfg), cfg);
+  std::unique_ptr<FileSet> set;
+  if (root) {
+    set = std::make_unique<FileSet>(cfg.tensors_dir);
+    save_npy(*set, "x.npy", pass.x, activation_shape);
+    for (int p = 0; p < cfg.projections(); ++p)
+      save_master(*set, p == 0 ? "w1.npy" : "w3.npy", master_first_layer(cfg, LayerPart::weight, p),
+                  cfg);
+    save_master(*set, "w2.npy", master_w2(cfg), cfg);
+    save_npy(*set, "y.npy", pass.y, activation_shape);
+    if (cfg.bias) {
+      for (int p = 0; p < cfg.projections(); ++p)
+        save_master(*set, p == 0 ? "b1.npy" : "b3.npy", master_first_layer(cfg, LayerPart::bias, p),
+                    cfg);
+      save_master(*set, "b2.npy", master_b2(cfg), cfg);
+    }
   }
-  save_npy(set, "y.npy", y, activation_shape);
-  set.commit();
+  if (cfg.backward) {
+    if (root) {
+      save_npy(*set, "dy.npy", pass.dy, activation_shape);
+      save_npy(*set, "dx.npy", pass.dx, activation_shape);
+    }
+    save_gradients(set.get(), run, pass.gradients);
+  }
+  if (set) set->commit();
 }
 
 }  // namespace tp_mlp

@@ -1,4 +1,5 @@
-// verify: the blocked double-precision reference and the comparisons (see verify.hpp).
+// verify: the blocked double-precision reference, its error bounds, and the comparisons
+// (see verify.hpp and rounding.hpp).
 #include "tp_mlp/verify.hpp"
 
 #include <algorithm>
@@ -6,149 +7,208 @@
 #include <limits>
 
 #include "tp_mlp/init.hpp"
+#include "tp_mlp/rounding.hpp"
 
 namespace tp_mlp {
 namespace {
 
-using RowVectorD = Eigen::RowVectorXd;
+// A float sum of n terms may also lose what underflows below the smallest normal float.
+double underflow(long terms) { return double(terms) * double(std::numeric_limits<float>::min()); }
 
-double gelu_scalar(double v) { return 0.5 * v * (1.0 + std::erf(v * M_SQRT1_2)); }
-
-double gelu_derivative(double v) {  // Φ(v) + v·φ(v)
-  return 0.5 * (1.0 + std::erf(v * M_SQRT1_2)) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
-}
-
-// Columns [col, col + width) of W1 and b1, and the same rows of W2, from the generator.
+// Columns `cols` of F, of every projection of the first layer side by side, and the same rows
+// of W2, from the generator, with their magnitudes.
 struct ReferenceBlock {
-  MatrixD w1;     // [H, width]
-  MatrixD w2;     // [width, H]
-  RowVectorD b1;  // [width], zeros without bias
-  ReferenceBlock(const Config& cfg, long col, long width)
-      : w1(cfg.hidden_size, width), w2(width, cfg.hidden_size), b1(RowVectorD::Zero(width)) {
-    fill_block(w1, master_w1(cfg), cfg.seed, 0, col);
-    fill_block(w2, master_w2(cfg), cfg.seed, col, 0);
-    if (cfg.bias) {
-      MatrixD b(1, width);
-      fill_block(b, master_b1(cfg), cfg.seed, 0, col);
-      b1 = b.row(0);
-    }
+  MatrixD w_in, w_in_abs;  // [H, p·width]
+  MatrixD b_in;            // [1, p·width], zeros without bias
+  MatrixD w2, w2_abs;      // [width, H]
+  ReferenceBlock(const Config& cfg, Block cols)
+      : w_in(cfg.hidden_size, cfg.projections() * cols.count),
+        b_in(MatrixD::Zero(1, cfg.projections() * cols.count)),
+        w2(cols.count, cfg.hidden_size) {
+    fill_first_layer(w_in, cfg, LayerPart::weight, {0, cfg.hidden_size}, cols);
+    if (cfg.bias) fill_first_layer(b_in, cfg, LayerPart::bias, {0, 1}, cols);
+    fill_block(w2, master_w2(cfg), cfg.seed, cols.first, 0);
+    w_in_abs = w_in.cwiseAbs();
+    w2_abs = w2.cwiseAbs();
   }
 };
 
-long block_width(const Config& cfg) { return std::max(1L, (cfg.shard_width() + 1) / 2); }
+// One block of the forward (and backward) pass for some token rows, with error bounds.
+struct BlockPass {
+  MatrixD pre, pre_error;    // [rows, p·width]
+  MatrixD act, act_error;    // [rows, width]
+  MatrixD dpre, dpre_error;  // [rows, p·width], with dY
+  BlockPass(const Config& cfg, const ReferenceBlock& b, const MatrixD& x, const MatrixD& x_abs,
+            const MatrixD& dy, const MatrixD& dy_abs) {
+    const long H = cfg.hidden_size;
+    pre = (x * b.w_in).rowwise() + b.b_in.row(0);  // H products and the bias
+    pre_error = gamma(H + 1) * ((x_abs * b.w_in_abs).rowwise() + b.b_in.cwiseAbs().row(0));
+    pre_error.array() += underflow(H + 1);
+    act = exact_activate(cfg.activation, pre);
+    act_error = activation_error(cfg.activation, pre, pre_error);
+    if (dy.size() == 0) return;
+    const MatrixD dact = dy * b.w2.transpose();  // [rows, width], H products
+    MatrixD dact_error = gamma(H) * dy_abs * b.w2_abs.transpose();
+    dact_error.array() += underflow(H);
+    dpre = exact_activate_backward(cfg.activation, pre, dact);
+    dpre_error = activation_backward_error(cfg.activation, pre, pre_error, dact, dact_error);
+  }
+};
 
-// Calls visit(col, width) for blocks covering columns [first, first + count) of 4H.
-template <typename Visit>
-void for_each_block(const Config& cfg, long first, long count, Visit visit) {
-  const long width = block_width(cfg);
-  for (long col = first; col < first + count; col += width)
-    visit(col, std::min(width, first + count - col));
+// What a float sum of n terms, each within `error` of `terms`, may differ from the exact
+// sum by, as the matrix the sum is then multiplied into: Σ error + γ_n·Σ(|terms| + error).
+MatrixD summand_bound(const MatrixD& terms, const MatrixD& error, long n) {
+  return (1 + gamma(n)) * error + gamma(n) * terms.cwiseAbs();
 }
 
-// Largest |got − ref| and largest |ref| seen, for one tensor on one rank.
-struct MaxDiff {
-  double diff = 0, scale = 0;
-  template <typename A, typename B>
-  void add(const A& got, const B& ref) {
+long block_width(const Config& cfg) {
+  return std::max(1L, (block_of(cfg.intermediate_size(), cfg.tp_size, 0).count + 1) / 2);
+}
+
+// Calls visit(cols) for blocks covering `span` of F.
+template <typename Visit>
+void for_each_block(const Config& cfg, Block span, Visit visit) {
+  const long width = block_width(cfg);
+  for (long col = span.first; col < span.end(); col += width)
+    visit(Block{col, std::min(width, span.end() - col)});
+}
+
+// How one tensor on one rank compares with the reference.
+struct Agreement {
+  double diff = 0, scale = 0, bound = 0, worst = 0;
+  template <typename Got>
+  void add(const Got& got, const MatrixD& ref, const MatrixD& ref_bound) {
     if (ref.size() == 0) return;
-    diff = std::max(diff, (got.template cast<double>() - ref).cwiseAbs().maxCoeff());
+    const MatrixD error = (got.template cast<double>() - ref).cwiseAbs();
+    if (!error.allFinite()) worst = std::numeric_limits<double>::infinity();
+    diff = std::max(diff, error.maxCoeff());
     scale = std::max(scale, ref.cwiseAbs().maxCoeff());
+    bound = std::max(bound, ref_bound.maxCoeff());
+    // An element whose bound is 0 must be exact: 0/0 passes, anything else fails.
+    const MatrixD ratio =
+        error.binaryExpr(ref_bound, [](double e, double b) { return e == 0 ? 0.0 : e / b; });
+    worst = std::max(worst, ratio.maxCoeff());
   }
 };
 
-Verification conclude(const std::string& tensor, const MaxDiff& local, long terms,
+Verification conclude(const std::string& tensor, const Agreement& local, long terms,
                       const World& world) {
   Verification v;
   v.tensor = tensor;
   v.max_abs_diff = world.max(local.diff);
-  v.max_rel_diff = v.max_abs_diff / world.max(local.scale);
+  const double scale = world.max(local.scale);
+  v.max_rel_diff = v.max_abs_diff / scale;
+  v.tolerance = world.max(local.bound) / scale;
+  v.max_diff_over_bound = world.max(local.worst);
   v.accumulated_terms = terms;
-  v.tolerance = fp32_tolerance(terms);
-  v.passed = v.max_rel_diff <= v.tolerance;  // false for NaN too
+  v.passed = v.max_diff_over_bound <= 1;  // false for NaN too
   return v;
 }
 
 }  // namespace
 
-double fp32_tolerance(long accumulated_terms) {
-  return double(accumulated_terms) * std::numeric_limits<float>::epsilon() / 2;
-}
-
 ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows) {
-  const long H = cfg.hidden_size;
+  const long H = cfg.hidden_size, F = cfg.intermediate_size(), p = cfg.projections();
   const bool backward = dy.size() > 0;
-  ReferenceRows ref{rows.first, MatrixD::Zero(rows.count, H),
-                    MatrixD::Zero(backward ? rows.count : 0, H)};
+  const long dx_rows = backward ? rows.count : 0;
+  ReferenceRows ref{rows, MatrixD::Zero(rows.count, H), MatrixD::Zero(rows.count, H),
+                    MatrixD::Zero(dx_rows, H), MatrixD::Zero(dx_rows, H)};
   const MatrixD x_rows = x.middleRows(rows.first, rows.count).cast<double>();  // [rows, H]
   const MatrixD dy_rows =
       backward ? MatrixD(dy.middleRows(rows.first, rows.count).cast<double>()) : MatrixD();
-  for_each_block(cfg, 0, cfg.intermediate_size(), [&](long col, long width) {
-    const ReferenceBlock b(cfg, col, width);
-    const MatrixD h = (x_rows * b.w1).rowwise() + b.b1;  // [rows, width]
-    ref.y.noalias() += h.unaryExpr(&gelu_scalar) * b.w2;
-    if (backward) {
-      const MatrixD dh = (dy_rows * b.w2.transpose()).cwiseProduct(h.unaryExpr(&gelu_derivative));
-      ref.dx.noalias() += dh * b.w1.transpose();
-    }
+  const MatrixD x_abs = x_rows.cwiseAbs(), dy_abs = dy_rows.cwiseAbs();
+  for_each_block(cfg, {0, F}, [&](Block cols) {
+    const ReferenceBlock b(cfg, cols);
+    const BlockPass pass(cfg, b, x_rows, x_abs, dy_rows, dy_abs);
+    ref.y.noalias() += pass.act * b.w2;  // F products and the bias, over all blocks
+    ref.y_bound.noalias() += summand_bound(pass.act, pass.act_error, F + 1) * b.w2_abs;
+    if (!backward) return;
+    ref.dx.noalias() += pass.dpre * b.w_in.transpose();  // p·F products
+    ref.dx_bound.noalias() +=
+        summand_bound(pass.dpre, pass.dpre_error, p * F) * b.w_in_abs.transpose();
   });
+  ref.y_bound.array() += underflow(F + 1);
+  ref.dx_bound.array() += underflow(p * F);
   if (cfg.bias) {
     MatrixD b2(1, H);
     fill_block(b2, master_b2(cfg), cfg.seed, 0, 0);
     ref.y.rowwise() += b2.row(0);
+    ref.y_bound.rowwise() += gamma(F + 1) * b2.cwiseAbs().row(0);
   }
   return ref;
 }
 
 double reference_bytes(const Config& cfg, long rows) {
-  // Blocks of W1 and W2 half a shard wide, and the rows' activations, in double.
-  const double d = sizeof(double), H = cfg.hidden_size, block = double(block_width(cfg));
-  const double tokens = double(cfg.tokens());
-  double bytes = (2 * H * block + double(rows) * (2 * block + 2 * H)) * d;
-  // Weight gradients sum over all tokens: X and dY whole, and three [tokens, block] blocks.
-  if (cfg.backward) bytes += tokens * (2 * H + 3 * block) * d;
+  // Per block, in double: the weights and their magnitudes, and for each token row the
+  // pre-activation, the activation and their bounds (and their gradients), with as much
+  // again for Eigen's temporaries; beside them the rows' X, dY, Y, dX and their bounds.
+  const double d = sizeof(double), H = cfg.hidden_size, p = cfg.projections();
+  const double w = double(block_width(cfg)), tokens = double(cfg.tokens());
+  const double weights = 2 * (H * p * w + w * H);
+  const double per_row = 2 * (2 * p * w + 2 * w) * (cfg.backward ? 2 : 1);
+  double bytes = (weights + double(rows) * (per_row + 8 * H)) * d;
+  // Weight gradients sum over all tokens: X and dY whole, with their magnitudes, a block's
+  // pass over every token, and the block's gradients and bounds.
+  if (cfg.backward) bytes += (tokens * (4 * H + per_row) + 2 * weights) * d;
   return bytes;
 }
 
-Verification verify_output(const Matrix& y, long first_token, const ReferenceRows& ref,
-                           const Config& cfg, const World& world) {
-  MaxDiff d;
-  d.add(y.middleRows(ref.first_token - first_token, ref.y.rows()), ref.y);
-  return conclude("Y", d, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
+Verification verify_output(const Matrix& y, Block held, const ReferenceRows& ref, const Config& cfg,
+                           const World& world) {
+  Agreement a;
+  a.add(y.middleRows(ref.rows.first - held.first, ref.rows.count), ref.y, ref.y_bound);
+  return conclude("Y", a, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
 }
 
-std::vector<Verification> verify_gradients(const Matrix& dx, long first_token,
+std::vector<Verification> verify_gradients(const Matrix& dx, Block held,
                                            const std::optional<Gradients>& shard,
                                            const ReferenceRows& ref, const Matrix& x,
                                            const Matrix& dy, const Config& cfg,
                                            const World& world) {
-  MaxDiff d_dx, d_dw1, d_dw2, d_db1, d_db2;
-  d_dx.add(dx.middleRows(ref.first_token - first_token, ref.dx.rows()), ref.dx);
+  const long H = cfg.hidden_size, tokens = cfg.tokens(), p = cfg.projections();
+  const bool swiglu = cfg.activation == Activation::swiglu;
+  Agreement a_dx, a_dw_in[2], a_dw2, a_db_in[2], a_db2;
+  a_dx.add(dx.middleRows(ref.rows.first - held.first, ref.rows.count), ref.dx, ref.dx_bound);
   if (shard) {
-    const Gradients& grads = *shard;
     // Weight gradients sum over every token, so this rank needs all of X and dY.
     const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]
-    const long shard_width = grads.dw1->cols();
-    for_each_block(cfg, grads.first_column, shard_width, [&](long col, long width) {
-      const long at = col - grads.first_column;  // within the shard
-      const ReferenceBlock b(cfg, col, width);
-      const MatrixD h = (x_all * b.w1).rowwise() + b.b1;  // [tokens, width]
-      const MatrixD dh = (dy_all * b.w2.transpose()).cwiseProduct(h.unaryExpr(&gelu_derivative));
-      d_dw2.add(grads.dw2->middleRows(at, width),
-                MatrixD(h.unaryExpr(&gelu_scalar).transpose() * dy_all));
-      d_dw1.add(grads.dw1->middleCols(at, width), MatrixD(x_all.transpose() * dh));
-      if (cfg.bias) d_db1.add(grads.db1->middleCols(at, width), MatrixD(dh.colwise().sum()));
+    const MatrixD x_abs = x_all.cwiseAbs(), dy_abs = dy_all.cwiseAbs();
+    const Block mine = shard->columns;
+    for_each_block(cfg, mine, [&](Block cols) {
+      const ReferenceBlock b(cfg, cols);
+      const BlockPass pass(cfg, b, x_all, x_abs, dy_all, dy_abs);
+      const long at = cols.first - mine.first, w = cols.count;  // within the shard
+      const MatrixD dw2 = pass.act.transpose() * dy_all;        // [w, H], tokens products
+      const MatrixD dw2_bound =
+          (summand_bound(pass.act, pass.act_error, tokens).transpose() * dy_abs).array() +
+          underflow(tokens);
+      a_dw2.add(shard->w_out->middleRows(at, w), dw2, dw2_bound);
+      const MatrixD dpre_bound = summand_bound(pass.dpre, pass.dpre_error, tokens);
+      for (long j = 0; j < p; ++j) {  // W1's columns, then W3's, in both layouts
+        const MatrixD dpre = pass.dpre.middleCols(j * w, w);
+        const MatrixD bound = dpre_bound.middleCols(j * w, w);
+        a_dw_in[j].add(shard->w_in->middleCols(j * mine.count + at, w), x_all.transpose() * dpre,
+                       (x_abs.transpose() * bound).array() + underflow(tokens));
+        if (cfg.bias)
+          a_db_in[j].add(shard->b_in->middleCols(j * mine.count + at, w), dpre.colwise().sum(),
+                         bound.colwise().sum().array() + underflow(tokens));
+      }
     });
-    if (cfg.bias) d_db2.add(*grads.db2, MatrixD(dy_all.colwise().sum()));
+    if (cfg.bias)
+      a_db2.add(*shard->b_out, dy_all.colwise().sum(),
+                gamma(tokens) * dy_abs.colwise().sum().array() + underflow(tokens));
   }
-  // Terms along the longest path to each element: H for the pre-activation, H for dG,
-  // then the final sum: 4H for dX, the tokens for the weight and bias gradients.
-  const long H = cfg.hidden_size, tokens = cfg.tokens();
-  std::vector<Verification> checks = {conclude("dX", d_dx, 2 * H + cfg.intermediate_size(), world),
-                                      conclude("dW1", d_dw1, 2 * H + tokens, world),
-                                      conclude("dW2", d_dw2, H + tokens, world)};
+  // Terms along the longest path to each element: H for the pre-activation, H for dact,
+  // then the final sum: p·F for dX, the tokens for the weight and bias gradients.
+  std::vector<Verification> checks = {
+      conclude("dX", a_dx, 2 * H + p * cfg.intermediate_size(), world),
+      conclude("dW1", a_dw_in[0], 2 * H + tokens, world)};
+  if (swiglu) checks.push_back(conclude("dW3", a_dw_in[1], 2 * H + tokens, world));
+  checks.push_back(conclude("dW2", a_dw2, H + tokens, world));
   if (cfg.bias) {
-    checks.push_back(conclude("db1", d_db1, 2 * H + tokens, world));
-    checks.push_back(conclude("db2", d_db2, tokens, world));
+    checks.push_back(conclude("db1", a_db_in[0], 2 * H + tokens, world));
+    if (swiglu) checks.push_back(conclude("db3", a_db_in[1], 2 * H + tokens, world));
+    checks.push_back(conclude("db2", a_db2, tokens, world));
   }
   return checks;
 }

@@ -19,12 +19,14 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
 // Each rank's floating-point operations in one pass (2 per multiply-add of the GEMMs).
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction);
 
-// The script's SCALING ANALYSIS: W1 and W2 parameters, 8H² in all, 8H²/T per rank.
+// The script's SCALING ANALYSIS: the weights' parameters, (p+1)·H·F in all (2HF = 8H² for
+// GeLU at F = 4H; 3HF for SwiGLU, whose F is 2/3 of that to keep the count), and per rank
+// the widest shard's, (p+1)·H·ceil(F/T).
 struct ParamFormula {
-  double total = 0;     // 8H²
-  double per_rank = 0;  // 8H²/T
+  double total = 0;
+  double per_rank = 0;
 };
-ParamFormula param_formula(long hidden_size, int tp_size);
+ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projections, int tp_size);
 
 // Activations outside the tensor-parallel region (X, Y and, with --backward, dY and dX):
 // replicated on every rank without sequence parallelism, split by tokens with it.

@@ -18,11 +18,15 @@ const char* collective_name(Collective kind);  // "all-reduce", for people
 const char* collective_key(Collective kind);   // "all_reduce", for JSON
 
 // One collective, sized by the whole tensor it reduces or assembles (not one rank's share).
+// An all-gather or reduce-scatter deals the tensor out by rows of `row_length` elements, in
+// blocks that differ by at most one row (partition.hpp).
 struct CollectiveCall {
   Collective kind = Collective::all_reduce;
   long elements = 0;
+  long row_length = 1;
   long element_bytes = sizeof(float);
   long bytes() const { return elements * element_bytes; }
+  long rows() const { return elements / row_length; }
 };
 
 // Bytes each rank sends with ring algorithms: an all-gather or a reduce-scatter of B bytes

@@ -1,5 +1,12 @@
-// column_row_mlp: megatron, megatron-sp and serial, which share one shape: W1 split by
-// columns, GeLU local, W2 split by rows (serial holds every column, as a group of one).
+// column_row_mlp: megatron, megatron-sp and serial, which share one shape: the first layer
+// split by columns, the activation local, W2 split by rows (serial holds every column, as a
+// group of one).
+//
+// Each rank holds columns [first, first + width) of F, for every projection of the first
+// layer, side by side: W1's for GeLU; for SwiGLU [W1's | W3's], the gate's and the up
+// projection's *matching* columns, fused as Megatron-LM stores them, so that one GEMM gives a
+// rank both halves of its own gated product. (Splitting the fused [W1 | W3] itself by columns
+// would hand one rank all of the gate and another all of the up projection: wrong.)
 //
 // Megatron-LM names the communication at the region's edges as conjugate operators
 // (megatron/core/tensor_parallel/mappings.py), each a pair forward | backward:
@@ -20,14 +27,14 @@ namespace tp_mlp {
 class ColumnRowMlp final : public MlpScheme {
  public:
   ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp);
-  // What the constructor allocates for the shard `columns` of 4H.
+  // What the constructor allocates for the shard `columns` of F and the token rows `tokens`.
   static SchemeBytes bytes(Scheme scheme, const Config& cfg, Block columns, Block tokens);
 
   Scheme scheme() const override { return scheme_; }
-  long first_token() const override { return tokens_.first; }
-  long tokens_here() const override { return tokens_.count; }
+  Block tokens_here() const override { return tokens_; }
   long weight_bytes() const override;
-  bool has_backward() const override { return dw1_.size() > 0; }
+  bool has_backward() const override { return dw_in_.size() > 0; }
+  Parameters parameters() override;
   Gradients gradients() const override;
 
   const Matrix& forward(const Matrix& x) override;
@@ -39,13 +46,15 @@ class ColumnRowMlp final : public MlpScheme {
 
   const Scheme scheme_;
   TpComm& tp_;
+  const Activation activation_;
   const bool sp_, bias_;
-  const Block columns_;        // this rank's shard of 4H
-  const Block tokens_;         // the token rows x and y hold here
+  const Block columns_;  // this rank's shard of F
+  const Block tokens_;   // the token rows x and y hold here
+  const long hidden_size_;
   const Matrix* x_ = nullptr;  // the forward's whole input, kept for dW1
-  Matrix w1_, w2_, b1_, b2_;
-  Matrix x_full_, h_, activated_, y_sum_, y_here_;
-  Matrix dy_full_, dh_, dw1_, dw2_, db1_, db2_, dx_sum_, dx_here_;
+  Matrix w_in_, w2_, b_in_, b2_;
+  Matrix x_full_, pre_, act_, y_sum_, y_here_;
+  Matrix dy_full_, dact_, dpre_, dw_in_, dw2_, db_in_, db2_, dx_sum_, dx_here_;
 };
 
 }  // namespace tp_mlp

@@ -54,14 +54,22 @@ class World {
   int lowest_rank_where(bool condition) const;
   double max(double local) const;
   void max_in_place(std::vector<double>& values) const;  // element-wise over ranks
+  void sum_in_place(std::vector<double>& values) const;
   void barrier() const;
   // A barrier that sleeps instead of spinning, so that ranks with nothing to do leave the
   // cores to a rank that is being timed alone.
   void wait_idle() const;
   void broadcast_from_root(float* data, long count) const;
+  // Every rank's `count` floats, concatenated in rank order into `all` on rank 0 (resized
+  // there; left alone elsewhere): for writing files, never for the model.
+  void gather_to_root(const float* mine, long count, std::vector<float>& all) const;
+  void gather_to_root(const long* mine, long count, std::vector<long>& all) const;
   [[noreturn]] void abort(const std::string& message) const;
 
  private:
+  template <typename T>
+  void gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const;
+
   int rank_ = 0;
   int size_ = 1;
   int ranks_on_node_ = 1;
@@ -89,10 +97,10 @@ class TpComm {
 
   // In place: every rank's `count` floats are replaced by their sum over the group.
   void all_reduce_sum(float* data, long count);
-  // full [T x local_count] = every rank's `local` in rank order.
-  void all_gather(const float* local, float* full, long local_count);
-  // local = rank r's block of local_count floats of the sum over ranks of `full`.
-  void reduce_scatter_sum(const float* full, float* local, long local_count);
+  // full [rows, row_length] = every rank's block of the rows (partition.hpp), in rank order.
+  void all_gather_rows(const float* local, float* full, long rows, long row_length);
+  // local = this rank's block of the rows of the sum over ranks of full [rows, row_length].
+  void reduce_scatter_rows(const float* full, float* local, long rows, long row_length);
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
@@ -100,11 +108,15 @@ class TpComm {
  private:
   TpComm() = default;
   bool alone() const { return comm_ == MPI_COMM_NULL; }
+  // MPI's per-rank counts and offsets, in elements, for blocks of `rows` rows; false when the
+  // blocks are equal, and MPI's fixed-size collectives serve.
+  bool uneven_blocks(long rows, long row_length);
   void tally(Collective kind, double start, long tensor_elements);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  std::vector<int> counts_, offsets_;  // [T], allocated once: no allocation in a pass
   CommStats stats_;
 };
 

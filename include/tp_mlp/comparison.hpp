@@ -10,6 +10,7 @@
 #include "tp_mlp/mlp.hpp"
 #include "tp_mlp/results.hpp"
 #include "tp_mlp/run.hpp"
+#include "tp_mlp/saved_tensors.hpp"
 #include "tp_mlp/verify.hpp"
 
 namespace tp_mlp {
@@ -28,10 +29,8 @@ class Comparison {
   void benchmark();
 
   const std::vector<SchemeResult>& results() const { return results_; }
-  const Matrix& x() const { return x_; }  // [tokens, H], the same on every rank
-  // The first scheme's Y from the verification pass [tokens, H], kept on world rank 0 when
-  // --save-tensors asks for it.
-  const Matrix& saved_output() const { return saved_output_; }
+  // The first scheme's verification pass, for --save-tensors: until benchmark() runs it again.
+  SavedPass saved_pass() const;
 
  private:
   // How this rank takes part in one scheme: it computes it, or (the serial baseline, on every
@@ -62,7 +61,7 @@ class Comparison {
   Matrix x_, dy_;                    // [tokens, H]; dy_ empty without --backward
   Matrix x_sp_, dy_sp_;              // [sp_tokens_, H], for megatron-sp
   Matrix received_y_, received_dx_;  // [tokens, H], the baseline's outputs, sent from rank 0
-  Matrix saved_output_;              // [tokens, H] on world rank 0 with --save-tensors
+  Matrix saved_y_, saved_dx_;        // [tokens, H], the first scheme's, on world rank 0 to save
   ReferenceRows reference_;
   std::vector<Participant> participants_;
   std::vector<SchemeResult> results_;

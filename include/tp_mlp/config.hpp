@@ -15,10 +15,20 @@ namespace tp_mlp {
 enum class Scheme { megatron, megatron_sp, naive, serial };
 // What --scheme selects; megatron-sp comes with --sequence-parallel wherever megatron runs.
 enum class SchemeChoice { all, megatron, naive, serial };
+// The MLP's nonlinearity: the reference script's GeLU(X·W1)·W2, or LLaMA's gated
+// (SiLU(X·W1) ⊙ X·W3)·W2, whose gate W1 and up projection W3 are both [H, F].
+enum class Activation { gelu, swiglu };
+
+// The FFN width F by default: 4H for GeLU; for SwiGLU, LLaMA's rule, 2/3·4H rounded up to a
+// multiple of 256 (H 4096 -> 11008), which keeps the parameters near GeLU's 8H².
+long default_ffn_hidden_size(Activation activation, long hidden_size);
+// Megatron-LM's rule for SwiGLU, for comparison: 2/3·4H rounded down to a multiple of 64
+// (H 4096 -> 10880).
+long megatron_ffn_hidden_size(long hidden_size);
 
 struct Config {
   int tp_size = 4;       // ranks in one tensor-parallel group (T)
-  int hidden_size = 64;  // H; the intermediate size is 4H
+  int hidden_size = 64;  // H
   int batch_size = 4;    // b
   int seq_len = 16;      // s; tokens = b * s
   int iterations = 100;  // timed forward passes
@@ -27,18 +37,25 @@ struct Config {
   SchemeChoice scheme_choice = SchemeChoice::all;
   bool sequence_parallel = false;  // also run megatron-sp
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
-  bool bias = false;               // the linears have biases b1 [4H] and b2 [H]
-  std::string json_path;           // empty: no JSON report
-  std::string tensors_dir;         // empty: no .npy files
+  bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
+  Activation activation = Activation::gelu;
+  long ffn_hidden_size = 0;  // F; 0 for the activation's default
+  std::string json_path;     // empty: no JSON report
+  std::string tensors_dir;   // empty: no .npy files
 
   long tokens() const { return long(batch_size) * seq_len; }
-  long intermediate_size() const { return 4L * hidden_size; }
-  long shard_width() const { return intermediate_size() / tp_size; }  // 4H/T
+  // F, the FFN's intermediate width: --ffn-hidden-size, or the activation's default.
+  long intermediate_size() const {
+    return ffn_hidden_size > 0 ? ffn_hidden_size : default_ffn_hidden_size(activation, hidden_size);
+  }
+  // Projections of X that the activation takes: W1 for GeLU; W1 (gate) and W3 (up) for SwiGLU.
+  int projections() const { return activation == Activation::swiglu ? 2 : 1; }
   std::vector<Scheme> schemes() const;  // what the flags select, in report order
 };
 
 const char* scheme_name(Scheme scheme);
-const char* choice_name(SchemeChoice choice);  // as spelled on the command line
+const char* choice_name(SchemeChoice choice);        // as spelled on the command line
+const char* activation_name(Activation activation);  // "gelu", "swiglu"
 
 // The outcome of reading argv: a configuration to run, or text to print and an exit code
 // (help is text with exit code 0).

@@ -28,21 +28,33 @@ struct MasterTensor {
   double bound = 0;  // uniform: U(-bound, bound)
 };
 
-MasterTensor master_w1(const Config& cfg);           // [H, 4H], xavier-uniform
-MasterTensor master_w2(const Config& cfg);           // [4H, H], xavier-uniform
-MasterTensor master_b1(const Config& cfg);           // [1, 4H], like torch.nn.Linear's bias
+MasterTensor master_w1(const Config& cfg);           // [H, F], xavier-uniform (SwiGLU's gate)
+MasterTensor master_w3(const Config& cfg);           // [H, F], xavier-uniform (SwiGLU's up)
+MasterTensor master_w2(const Config& cfg);           // [F, H], xavier-uniform
+MasterTensor master_b1(const Config& cfg);           // [1, F], like torch.nn.Linear's bias
+MasterTensor master_b3(const Config& cfg);           // [1, F]
 MasterTensor master_b2(const Config& cfg);           // [1, H]
 MasterTensor master_input(const Config& cfg);        // [tokens, H], N(0, 1)
 MasterTensor master_grad_output(const Config& cfg);  // dY [tokens, H], N(0, 1)
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col);
 
-// out(r, c) = master(row0 + r, col0 + c) for the block of out's size.
-template <typename Scalar>
-void fill_block(RowMajor<Scalar>& out, const MasterTensor& t, std::uint64_t seed, long row0,
-                long col0);
+// out(r, c) = master(row0 + r, col0 + c) for the block of out's size; `out` may be a view.
+void fill_block(MatrixRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0);
+void fill_block(MatrixDRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0);
 
 // The block rows x cols of a master tensor, as a new matrix: what a rank's shard starts from.
 Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols);
+
+// The first layer's projections, in the order their blocks sit side by side: W1 (SwiGLU's
+// gate), then for SwiGLU W3 (up); or their biases, b1 then b3.
+enum class LayerPart { weight, bias };
+MasterTensor master_first_layer(const Config& cfg, LayerPart part, int projection);
+
+// out [rows, p·cols] = the same block of each projection, side by side: [W1 | W3] (or
+// [b1 | b3] with one row), as Megatron-LM fuses the gate and up projections per rank,
+// [gate_r | up_r], so that one GEMM computes both.
+void fill_first_layer(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
+void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
 
 }  // namespace tp_mlp

@@ -18,5 +18,6 @@ using MatrixD = RowMajor<double>;  // the reference's tensors
 // A view of any row-major block (a column slice of X, say) that GEMM backends can read.
 using ConstMatrixRef = Eigen::Ref<const Matrix, 0, Eigen::OuterStride<>>;
 using MatrixRef = Eigen::Ref<Matrix, 0, Eigen::OuterStride<>>;
+using MatrixDRef = Eigen::Ref<MatrixD, 0, Eigen::OuterStride<>>;
 
 }  // namespace tp_mlp

@@ -70,6 +70,7 @@ struct SchemeSpeed {
   StepTiming timing;
   Summary floor;
   std::optional<double> comm_over_floor;  // when the scheme communicates
+  double compute_imbalance = 1;           // the slowest rank's compute / the mean rank's
   StepSpeed forward;
   std::optional<double> speedup;     // serial time / this scheme's, when serial ran
   std::optional<double> efficiency;  // speed-up / ranks used
@@ -79,6 +80,7 @@ struct SchemeSpeed {
   StepSpeed train;
 };
 struct BenchmarkMetrics {
+  bool uneven_shards = false;  // then compute_imbalance is worth a column
   // Ranks that outnumber their cores take turns on them: their times measure that.
   bool oversubscribed = false;
   int ranks_on_node = 1;
@@ -108,14 +110,36 @@ struct SchemeMemory {
 // The script's parameter count for one H and T, and what it weighs.
 struct ParamRow {
   long hidden_size = 0;
+  long ffn_hidden_size = 0;
   int tp_size = 1;
   ParamFormula params;
   double bytes_total = 0;
   double bytes_per_rank = 0;
 };
+// How a length is dealt out over the T ranks of a group (partition.hpp): `wide` on the first
+// `wide_ranks` ranks, one less on the rest.
+struct Share {
+  long length = 0;
+  int ranks = 1;
+  long wide = 0;
+  int wide_ranks = 0;
+  bool even() const { return wide_ranks == ranks; }
+  std::vector<long> per_rank() const;  // in rank order
+};
+Share share_of(long length, int ranks);
+struct Shares {
+  Share ffn_columns;                 // F, the first layer's columns and W2's rows
+  std::optional<Share> hidden_rows;  // H, when the naive scheme runs
+  std::optional<Share> tokens;       // the tokens, under sequence parallelism
+  bool uneven() const;
+};
 struct ScalingMetrics {
+  Activation activation = Activation::gelu;
   ParamRow run;
-  ParamRow example;  // the script's: H = 4096, T = 8
+  ParamRow example;                // the script's: H = 4096, T = 8, with this run's activation
+  long llama_ffn_hidden_size = 0;  // the sizing rules for this H, for SwiGLU
+  long megatron_ffn_hidden_size = 0;
+  Shares shares;
   long lead_weight_bytes = 0;
   std::vector<SchemeMemory> schemes;
   MemoryUse memory;

@@ -1,17 +1,17 @@
-// mlp: the MLP block Y = GeLU(X·W1 + b1)·W2 + b2, computed four ways from the same master
-// weights (the biases only with --bias).
+// mlp: the MLP block Y = act(X·W1 + b1)·W2 + b2 (SwiGLU: act(X·W1 + b1, X·W3 + b3)), computed
+// four ways from the same master weights (the biases only with --bias).
 //
-//   megatron     W1 split by columns, W2 by rows. Column-parallel W1 leaves every rank whole
-//                columns of the pre-activation, so GeLU is local; row-parallel W2 takes exactly
-//                those columns. One all-reduce of [tokens, H] forward (Megatron's g), one
-//                backward, for dX (its f).
+//   megatron     W1 (and W3) split by columns, W2 by rows. Column-parallel W1 leaves every rank
+//                whole columns of the pre-activation, so the activation is local; row-parallel
+//                W2 takes exactly those columns. One all-reduce of [tokens, H] forward
+//                (Megatron's g), one backward, for dX (its f).
 //   megatron-sp  the same with sequence parallelism: X and Y live split by tokens, so the
 //                forward all-gathers X and reduce-scatters Y, and the backward does the
 //                conjugates: the same bytes as the all-reduce, a T-th of the activations.
-//   naive        W1 and W2 both split by rows (over H, then over 4H). Each rank's X·W1 is only a
-//                partial sum, and GeLU is not linear, so the [tokens, 4H] pre-activation must be
-//                all-reduced before GeLU; then a second all-reduce of [tokens, H]: 5x the bytes.
-//                Forward only.
+//   naive        W1 (W3) and W2 all split by rows (over H, then over F). Each rank's X·W1 is
+//                only a partial sum, and the activation is not linear, so the [tokens, p·F]
+//                pre-activation must be all-reduced before it; then a second all-reduce of
+//                [tokens, H]: 1 + p·F/H times the bytes (5x for GeLU at F = 4H). Forward only.
 //   serial       the whole MLP on one rank, no communication: the baseline.
 //
 // All buffers are allocated by the constructors; forward() and backward() allocate nothing.
@@ -24,6 +24,7 @@
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
 #include "tp_mlp/matrix.hpp"
+#include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 
@@ -42,15 +43,20 @@ class Placement {
   bool here_;
 };
 
-// This rank's slice of the model's gradients after backward(). The shard covers columns
-// [first_column, first_column + width) of the 4H dimension.
-struct Gradients {
-  long first_column = 0;
-  const Matrix* dw1 = nullptr;  // [H, width]
-  const Matrix* dw2 = nullptr;  // [width, H]
-  const Matrix* db1 = nullptr;  // [1, width], empty without --bias
-  const Matrix* db2 = nullptr;  // [1, H], empty without --bias
+// One rank's slice of the model: columns `columns` of F of every projection of the first
+// layer, side by side (w_in: [H, p·width], W1's then W3's; b_in: [1, p·width]), and the same
+// rows of W2 (w_out: [width, H]) with the whole b2 (b_out: [1, H]). Biases are null without
+// --bias. The same shape holds the model's parameters and, after backward(), their gradients.
+template <typename M>
+struct ShardTensors {
+  Block columns;
+  M* w_in = nullptr;
+  M* w_out = nullptr;
+  M* b_in = nullptr;
+  M* b_out = nullptr;
 };
+using Parameters = ShardTensors<Matrix>;
+using Gradients = ShardTensors<const Matrix>;
 
 // What a scheme's constructor allocates on one rank, in bytes.
 struct SchemeBytes {
@@ -65,14 +71,17 @@ class MlpScheme {
   virtual Scheme scheme() const = 0;
   // The token rows that x, y, dy and dx hold on this rank: all of them, or under sequence
   // parallelism this rank's block.
-  virtual long first_token() const { return 0; }
-  virtual long tokens_here() const = 0;
+  virtual Block tokens_here() const = 0;
   virtual const Matrix& forward(const Matrix& x) = 0;  // x [tokens here, H] -> y, same shape
   virtual bool has_backward() const { return false; }
   // After forward(x): dy [tokens here, H] -> dx, same shape; fills gradients().
   virtual const Matrix& backward(const Matrix& dy);
   virtual Gradients gradients() const { return {}; }
-  virtual long weight_bytes() const = 0;  // this rank's share of W1 and W2
+  // This rank's parameters, to read or change in place (a real model's optimizer would; the
+  // tests use it to plant faults that verification must catch). Empty for the naive scheme,
+  // whose first layer is split by rows.
+  virtual Parameters parameters() { return {}; }
+  virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2
 };
 
 // Builds `scheme` for this rank's place in `tp`, which it keeps for its collectives (the

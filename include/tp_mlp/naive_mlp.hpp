@@ -1,7 +1,8 @@
-// naive_mlp: the split the tutorial promises to compare with and never builds. W1 and W2 are
-// both split by rows, so each rank's X·W1 is only a partial sum of the pre-activation, and
-// GeLU is not linear: the whole [tokens, 4H] pre-activation must be all-reduced before GeLU,
-// and Y after W2. Two all-reduces and five times Megatron's bytes. Forward only.
+// naive_mlp: the split the tutorial promises to compare with and never builds. The first layer
+// and W2 are split by rows, so each rank's X·W1 is only a partial sum of the pre-activation,
+// and the activation is not linear: the whole [tokens, p·F] pre-activation must be all-reduced
+// before it, and Y after W2. Two all-reduces, and 1 + p·F/H times Megatron's bytes (5x for
+// GeLU at F = 4H; for SwiGLU both the gate's and the up projection's). Forward only.
 #pragma once
 
 #include "tp_mlp/mlp.hpp"
@@ -12,21 +13,26 @@ namespace tp_mlp {
 class NaiveMlp final : public MlpScheme {
  public:
   NaiveMlp(const Config& cfg, TpComm& tp);
-  // What the constructor allocates for the rows `hidden` of H and `columns` of 4H.
+  // What the constructor allocates for the rows `hidden` of H and `columns` of F.
   static SchemeBytes bytes(const Config& cfg, Block hidden, Block columns);
 
   Scheme scheme() const override { return Scheme::naive; }
-  long tokens_here() const override { return tokens_; }
+  Block tokens_here() const override { return {0, tokens_}; }
   long weight_bytes() const override;
   const Matrix& forward(const Matrix& x) override;
 
  private:
   TpComm& tp_;
+  const Activation activation_;
   const bool bias_;
   const long tokens_;
-  const Block hidden_;   // rows of W1: this rank's share of H
+  const Block hidden_;   // rows of the first layer: this rank's share of H
   const Block columns_;  // rows of W2, and the columns of the pre-activation it activates
-  Matrix w1_rows_, w2_rows_, b1_, b2_, h_full_, y_;
+  const int projections_;
+  // The first layer's columns are every rank's [W1 | W3] blocks in rank order, as Megatron-LM
+  // lays out its fused weight, so that a rank's share of the summed pre-activation is one
+  // contiguous [gate_r | up_r] block.
+  Matrix w_in_rows_, w2_rows_, b_in_, b2_, pre_full_, act_, y_;
 };
 
 }  // namespace tp_mlp

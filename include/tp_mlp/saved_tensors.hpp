@@ -1,22 +1,41 @@
-// saved_tensors: the verification pass written out for anyone to check in NumPy:
-//   y = gelu(x @ w1 + b1) @ w2 + b2, with gelu the exact erf form (biases with --bias).
+// saved_tensors: the verification pass written out for anyone to check in NumPy, or against
+// another framework's autograd:
+//   y = act(x @ w1 + b1) @ w2 + b2, act = GeLU (exact erf form); for SwiGLU
+//   y = (silu(x @ w1 + b1) * (x @ w3 + b3)) @ w2 + b2 (biases with --bias),
+// and with --backward the gradients of sum(y * dy). Every tensor is the whole master-shaped
+// tensor, float32 C order, the same at every TP size: weights are streamed from the generator
+// and gradients gathered from the ranks' shards a block of rows at a time, so that saving
+// needs no more memory than about one shard, like the reference.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tp_mlp/config.hpp"
 #include "tp_mlp/matrix.hpp"
+#include "tp_mlp/mlp.hpp"
+#include "tp_mlp/run.hpp"
 
 namespace tp_mlp {
 
 // The files save_tensors writes into --save-tensors DIR, for checking them before the run.
 std::vector<std::string> saved_tensor_names(const Config& cfg);
 
-// x.npy [b, s, H], w1.npy [H, 4H], w2.npy [4H, H], y.npy [b, s, H] in `cfg.tensors_dir`,
-// and with --bias b1.npy [1, 4H], b2.npy [1, H]: all of them or, on any failure, none.
-// The full master weights are streamed from the generator block by block, so saving needs
-// no more memory than one shard, like the reference.
-void save_tensors(const Config& cfg, const Matrix& x, const Matrix& y);
+// The first scheme's verification pass, as this rank holds it.
+struct SavedPass {
+  const Matrix& x;   // [tokens, H]
+  const Matrix& y;   // [tokens, H], on world rank 0
+  const Matrix& dy;  // [tokens, H], empty without --backward
+  const Matrix& dx;  // [tokens, H], on world rank 0 with --backward
+  // This rank's shard of the gradients, if it holds one of the group that is saved (the first
+  // TP group's, or world rank 0's for the serial baseline).
+  std::optional<Gradients> gradients;
+};
+
+// x, w1 (w3), w2, y [and b1 (b3), b2] [and dy, dx, dw1 (dw3), dw2 [db1 (db3), db2]] as .npy
+// files in --save-tensors DIR, all of them or, on any failure, none. Every rank calls it;
+// world rank 0 writes.
+void save_tensors(const Run& run, const SavedPass& pass);
 
 }  // namespace tp_mlp

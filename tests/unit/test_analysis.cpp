@@ -73,7 +73,7 @@ TEST(Analysis, FlopsSplitEvenlyOverRanksAndBackwardIsTwiceForward) {
 }
 
 TEST(Analysis, ParametersAreEightHSquaredOverT) {
-  const ParamFormula p = param_formula(4096, 8);  // the script's example
+  const ParamFormula p = param_formula(4096, 4 * 4096, 1, 8);  // the script's example
   EXPECT_DOUBLE_EQ(p.total, 134217728.0);
   EXPECT_DOUBLE_EQ(p.per_rank, 16777216.0);
 }
@@ -83,4 +83,62 @@ TEST(Analysis, SequenceParallelSplitsTheBoundaryActivations) {
   cfg.backward = true;
   EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron, cfg), 4.0 * kY * 4);
   EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron_sp, cfg), 4.0 * kY * 4 / 4);
+}
+
+namespace {
+Config swiglu_config(int tp, long ffn) {
+  Config cfg = script_config(tp);
+  cfg.activation = Activation::swiglu;
+  cfg.ffn_hidden_size = ffn;
+  return cfg;
+}
+}  // namespace
+
+TEST(Analysis, FfnSizingRulesOfLlamaAndMegatron) {
+  // LLaMA's 7B: H 4096 -> 11008; Megatron-LM rounds the same 2/3·4H down to 64s: 10880.
+  EXPECT_EQ(default_ffn_hidden_size(Activation::swiglu, 4096), 11008);
+  EXPECT_EQ(megatron_ffn_hidden_size(4096), 10880);
+  EXPECT_EQ(default_ffn_hidden_size(Activation::gelu, 4096), 4 * 4096);
+  EXPECT_EQ(default_ffn_hidden_size(Activation::swiglu, 64), 256);  // 170 rounded up to 256
+}
+
+TEST(Analysis, GatedMlpHasThreeHFParameters) {
+  const ParamFormula gated = param_formula(4096, 11008, 2, 8);
+  EXPECT_DOUBLE_EQ(gated.total, 3.0 * 4096 * 11008);
+  EXPECT_DOUBLE_EQ(gated.per_rank, 3.0 * 4096 * 1376);  // 11008 / 8
+  // Uneven: F = 170 over 3 ranks, the widest holds 57 columns.
+  EXPECT_DOUBLE_EQ(param_formula(64, 170, 2, 3).per_rank, 3.0 * 64 * 57);
+}
+
+TEST(Analysis, NaiveSwigluSumsBothPreActivations) {
+  const Config cfg = swiglu_config(4, 680);
+  const std::vector<CollectiveCall> naive = comm_formula(Scheme::naive, cfg, Direction::forward);
+  ASSERT_EQ(naive.size(), 2u);
+  EXPECT_EQ(naive[0].elements, 64L * 2 * 680);  // [tokens, 2F]: gate and up
+  // Megatron's one all-reduce of [tokens, H] is the same for either activation.
+  EXPECT_EQ(tally(comm_formula(Scheme::megatron, cfg, Direction::forward)).bytes(), kY * 4);
+}
+
+TEST(Analysis, FlopsAreTheWidestRanksAndSwigluAddsAGemm) {
+  // GeLU: 2 GEMMs forward, 4 backward; SwiGLU: 3 and 6 (the first layer is twice as wide).
+  const Config gelu = script_config(1);
+  const Config swiglu = swiglu_config(1, 1024);
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::megatron, swiglu, Direction::forward),
+                   1.5 * flops_per_rank(Scheme::megatron, gelu, Direction::forward));
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::megatron, swiglu, Direction::backward),
+                   2 * flops_per_rank(Scheme::megatron, swiglu, Direction::forward));
+  // F = 1022 over 4 ranks: 256, 256, 255, 255 columns; rank 0 does 256 of them.
+  Config uneven = script_config(4);
+  uneven.ffn_hidden_size = 1022;
+  EXPECT_DOUBLE_EQ(flops_per_rank(Scheme::megatron, uneven, Direction::forward),
+                   2.0 * 2 * 64 * 256 * 256);
+}
+
+TEST(Analysis, SequenceParallelDealsTokensInRows) {
+  Config cfg = script_config(3);  // 64 tokens over 3 ranks: 22, 21, 21
+  const std::vector<CollectiveCall> sp = comm_formula(Scheme::megatron_sp, cfg, Direction::forward);
+  EXPECT_EQ(sp[0].rows(), 64);
+  EXPECT_EQ(sp[0].row_length, 256);
+  cfg.sequence_parallel = true;
+  EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron_sp, cfg), 2.0 * 22 * 256 * 4);
 }

@@ -109,11 +109,43 @@ TEST(Config, RankCountMustBeAMultipleOfTpSize) {
             std::string::npos);
 }
 
-TEST(Config, TpSizeMustDivideTheSplitDimensions) {
-  EXPECT_NE(check({"-t", "3", "-H", "16"}, 3).find("4 x --hidden-size = 64"), std::string::npos);
-  // naive also splits H itself: 4H = 24 divides by 4, but H = 6 does not
-  EXPECT_NE(check({"-t", "4", "-H", "6"}, 4).find("naive scheme"), std::string::npos);
-  EXPECT_NE(check({"-t", "4", "-H", "6"}, 4).find("--scheme megatron"), std::string::npos);
+TEST(Config, UnevenShardsAreFine) {
+  // Nothing needs to divide by T: F = 64 over 3 ranks, H = 6 over 4 (naive), 3 tokens over 2.
+  EXPECT_EQ(check({"-t", "3", "-H", "16"}, 3), "");
+  EXPECT_EQ(check({"-t", "4", "-H", "6"}, 4), "");
+  EXPECT_EQ(check({"-t", "2", "-b", "1", "-s", "3", "--sequence-parallel"}, 2), "");
+  EXPECT_EQ(check({"-t", "3", "-H", "64", "--activation", "swiglu", "--ffn-hidden-size", "170"}, 3),
+            "");
+}
+
+TEST(Config, ARankWithNothingToHoldIsRefused) {
+  EXPECT_NE(check({"-t", "4", "--ffn-hidden-size", "3"}, 4).find("a rank would hold no columns"),
+            std::string::npos);
+  // naive also splits H itself: H = 3 over 4 ranks leaves one without rows.
+  EXPECT_NE(check({"-t", "4", "-H", "3"}, 4).find("naive scheme"), std::string::npos);
+  EXPECT_NE(check({"-t", "4", "-H", "3"}, 4).find("--scheme megatron"), std::string::npos);
+  EXPECT_EQ(check({"-t", "4", "-H", "3", "--scheme", "megatron"}, 4), "");
+  EXPECT_NE(check({"-t", "2", "-b", "1", "-s", "1", "--sequence-parallel"}, 2).find("no tokens"),
+            std::string::npos);
+}
+
+TEST(Config, ActivationAndFfnWidth) {
+  const ParsedArgs swiglu = parse({"--activation", "swiglu", "-H", "4096"});
+  ASSERT_TRUE(swiglu.config);
+  EXPECT_EQ(swiglu.config->intermediate_size(), 11008);  // LLaMA's rule by default
+  EXPECT_EQ(swiglu.config->projections(), 2);
+  const ParsedArgs set = parse({"--activation", "swiglu", "-H", "64", "--ffn-hidden-size", "170"});
+  ASSERT_TRUE(set.config);
+  EXPECT_EQ(set.config->intermediate_size(), 170);
+  const ParsedArgs bad = parse({"--activation", "relu"});
+  EXPECT_FALSE(bad.config);
+  EXPECT_NE(bad.text.find("--activation: relu not in {gelu,swiglu}"), std::string::npos)
+      << bad.text;
+  const ParsedArgs zero = parse({"--ffn-hidden-size", "0"});
+  EXPECT_FALSE(zero.config);
+  EXPECT_NE(zero.text.find("--ffn-hidden-size: must be a whole number in 1..4194304, not '0'"),
+            std::string::npos)
+      << zero.text;
 }
 
 TEST(Config, MemoryIsCheckedBeforeAnythingIsAllocated) {

@@ -31,7 +31,7 @@ SchemeResult result(Scheme scheme, const Config& cfg, double forward_ms, double 
   r.forward.formula = comm_formula(scheme, cfg, Direction::forward);
   r.forward.counted = tally(r.forward.formula);
   r.forward.flops_per_rank = flops_per_rank(scheme, cfg, Direction::forward);
-  r.output = {"Y", 1e-7, 1e-7, 1e-5, 5L * cfg.hidden_size, true};
+  r.output = {"Y", 1e-7, 1e-7, 1e-5, 0.01, 5L * cfg.hidden_size, true};
   r.timing.total = flat(forward_ms);
   r.timing.comm = flat(floor_ms * 2);
   r.floor = flat(floor_ms);
@@ -44,7 +44,7 @@ TEST(Metrics, OneFailedGradientFailsItsSchemeAndTheRun) {
   const Config cfg = config(2);
   std::vector<SchemeResult> results = {result(Scheme::megatron, cfg, 1),
                                        result(Scheme::serial, cfg, 2)};
-  results[0].gradients = {{"dX", 0, 0, 1, 1, true}, {"dW1", 1, 1, 1e-5, 1, false}};
+  results[0].gradients = {{"dX", 0, 0, 1, 0, 1, true}, {"dW1", 1, 1, 1e-5, 1e5, 1, false}};
   const VerificationMetrics m = verification_metrics(results);
   EXPECT_FALSE(m.schemes[0].passed);
   EXPECT_TRUE(m.schemes[1].passed);
