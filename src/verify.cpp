@@ -42,13 +42,13 @@ struct BlockPass {
             const MatrixD& dy, const MatrixD& dy_abs) {
     const long H = cfg.hidden_size;
     pre = (x * b.w_in).rowwise() + b.b_in.row(0);  // H products and the bias
-    pre_error = gamma(H + 1) * ((x_abs * b.w_in_abs).rowwise() + b.b_in.cwiseAbs().row(0));
+    pre_error = gamma_n(H + 1) * ((x_abs * b.w_in_abs).rowwise() + b.b_in.cwiseAbs().row(0));
     pre_error.array() += underflow(H + 1);
     act = exact_activate(cfg.activation, pre);
     act_error = activation_error(cfg.activation, pre, pre_error);
     if (dy.size() == 0) return;
     const MatrixD dact = dy * b.w2.transpose();  // [rows, width], H products
-    MatrixD dact_error = gamma(H) * dy_abs * b.w2_abs.transpose();
+    MatrixD dact_error = gamma_n(H) * dy_abs * b.w2_abs.transpose();
     dact_error.array() += underflow(H);
     dpre = exact_activate_backward(cfg.activation, pre, dact);
     dpre_error = activation_backward_error(cfg.activation, pre, pre_error, dact, dact_error);
@@ -58,7 +58,7 @@ struct BlockPass {
 // What a float sum of n terms, each within `error` of `terms`, may differ from the exact
 // sum by, as the matrix the sum is then multiplied into: Σ error + γ_n·Σ(|terms| + error).
 MatrixD summand_bound(const MatrixD& terms, const MatrixD& error, long n) {
-  return (1 + gamma(n)) * error + gamma(n) * terms.cwiseAbs();
+  return (1 + gamma_n(n)) * error + gamma_n(n) * terms.cwiseAbs();
 }
 
 long block_width(const Config& cfg) {
@@ -133,7 +133,7 @@ ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& d
     MatrixD b2(1, H);
     fill_block(b2, master_b2(cfg), cfg.seed, 0, 0);
     ref.y.rowwise() += b2.row(0);
-    ref.y_bound.rowwise() += gamma(F + 1) * b2.cwiseAbs().row(0);
+    ref.y_bound.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
   }
   return ref;
 }
@@ -196,7 +196,7 @@ std::vector<Verification> verify_gradients(const Matrix& dx, Block held,
     });
     if (cfg.bias)
       a_db2.add(*shard->b_out, dy_all.colwise().sum(),
-                gamma(tokens) * dy_abs.colwise().sum().array() + underflow(tokens));
+                gamma_n(tokens) * dy_abs.colwise().sum().array() + underflow(tokens));
   }
   // Terms along the longest path to each element: H for the pre-activation, H for dact,
   // then the final sum: p·F for dX, the tokens for the weight and bias gradients.

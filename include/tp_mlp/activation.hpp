@@ -24,7 +24,7 @@ void gelu_backward(const ConstMatrixRef& h, MatrixRef grad);
 
 // SwiGLU, LLaMA's gate: out = SiLU(gate) ⊙ up, SiLU(a) = a·σ(a) = a / (1 + e^-a).
 void swiglu(const ConstMatrixRef& gate, const ConstMatrixRef& up, MatrixRef out);
-// d_gate = d_out ⊙ up ⊙ SiLU'(gate), SiLU'(a) = σ(a)·(1 + a·(1 − σ(a))); d_up = d_out ⊙ SiLU(gate).
+// d_gate = d_out ⊙ up ⊙ SiLU'(gate), SiLU'(a) = σ(a)·(1 + a·σ(−a)); d_up = d_out ⊙ SiLU(gate).
 void swiglu_backward(const ConstMatrixRef& gate, const ConstMatrixRef& up,
                      const ConstMatrixRef& d_out, MatrixRef d_gate, MatrixRef d_up);
 

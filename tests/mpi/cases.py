@@ -144,9 +144,50 @@ def case_two_tp_groups():
 
 
 def save_tensors(ranks, directory, *flags):
+    """Runs with --save-tensors and loads every .npy file the run wrote."""
     run_ok(ranks, "--tp-size", str(ranks), "--save-tensors", directory, *flags, *QUICK)
-    names = ["x", "w1", "w2", "y"] + (["b1", "b2"] if "--bias" in flags else [])
-    return {name: np.load(os.path.join(directory, name + ".npy")) for name in names}
+    return {name[:-4]: np.load(os.path.join(directory, name))
+            for name in os.listdir(directory) if name.endswith(".npy")}
+
+
+def silu(a):
+    return a / (1.0 + np.exp(-a))
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def forward(t):
+    """float64 forward of the saved model: (pre-activation(s), activation, y) for [tokens, H]."""
+    x = t["x"].astype(np.float64).reshape(-1, t["x"].shape[-1])
+    b = lambda name: t[name].astype(np.float64) if name in t else 0.0
+    a = x @ t["w1"].astype(np.float64) + b("b1")
+    if "w3" in t:  # SwiGLU: gate a, up c
+        c = x @ t["w3"].astype(np.float64) + b("b3")
+        act = silu(a) * c
+    else:
+        c, act = None, gelu(a)
+    y = act @ t["w2"].astype(np.float64) + b("b2")
+    return x, a, c, act, y
+
+
+def y_bound(t, x, a, c, act):
+    """An element-wise bound on a float32 forward's error, computed independently of the
+    program's: gamma_n * sum|terms| through each sum, the activation's slope (GeLU <= 1.13,
+    SiLU <= 1.1) and a few units of its own float error."""
+    H, F = x.shape[1], act.shape[1]
+    w2 = np.abs(t["w2"].astype(np.float64))
+    b_abs = lambda name: np.abs(t[name].astype(np.float64)) if name in t else 0.0
+    pre_error = lambda w, b: (H + 1) * U * (np.abs(x) @ np.abs(t[w].astype(np.float64)) + b_abs(b))
+    da = pre_error("w1", "b1")
+    if c is None:
+        act_error = 1.13 * da + U * (8 * np.abs(act) + 4)
+    else:
+        dc = pre_error("w3", "b3")
+        s = np.abs(silu(a))
+        act_error = (1.1 * da + U * (8 * s + 4)) * (np.abs(c) + dc) + s * dc + U * np.abs(act)
+    return 1.01 * ((F + 1) * U * (np.abs(act) @ w2 + b_abs("b2")) + act_error @ w2)
 
 
 def gelu(h):
@@ -169,6 +210,88 @@ def case_same_model_at_every_tp_size():
                    f"{name} at TP {t} must be bit-identical to TP 1")
         diff = np.abs(runs[t]["y"].astype(np.float64) - runs[1]["y"]).max()
         expect(diff <= tolerance(hidden, runs[1]["y"]), f"y at TP {t} differs from TP 1 by {diff:.3e}")
+
+
+def case_same_swiglu_model_at_every_tp_size():
+    # H 64, F 170 and 14 tokens: at 3 ranks the shards (57, 57, 56 columns) and the token
+    # blocks (5, 5, 4) are uneven, and nothing may change but the last bits of Y.
+    flags = ["--hidden-size", "64", "--activation", "swiglu", "--ffn-hidden-size", "170",
+             "--batch-size", "2", "--seq-len", "7", "--bias", "--backward", "--sequence-parallel"]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {t: save_tensors(t, os.path.join(tmp, str(t)), *flags) for t in (1, 2, 3, 4)}
+        reports = {t: report(t, t, *flags, *QUICK)[1] for t in (2, 3)}
+    expect(sorted(runs[1]) == sorted(["x", "w1", "w3", "w2", "b1", "b3", "b2", "y", "dy", "dx",
+                                      "dw1", "dw3", "dw2", "db1", "db3", "db2"]),
+           f"the SwiGLU tensor set: {sorted(runs[1])}")
+    x, a, c, act, y_ref = forward(runs[1])
+    bound = y_bound(runs[1], x, a, c, act)
+    for t in (1, 2, 3, 4):
+        for name in ["x", "w1", "w3", "w2", "b1", "b3", "b2", "dy"]:
+            expect(np.array_equal(runs[t][name], runs[1][name]),
+                   f"{name} at TP {t} must be bit-identical to TP 1")
+        diff = np.abs(runs[t]["y"].reshape(y_ref.shape) - y_ref)
+        expect((diff <= bound).all(), f"y at TP {t} exceeds the float bound: {(diff / bound).max():.2f}x")
+    shards = reports[3]["shards"]
+    expect(shards["ffn_columns"]["per_rank"] == [57, 57, 56], f"F's shards: {shards}")
+    expect(shards["sequence_parallel_tokens"]["per_rank"] == [5, 5, 4], f"token blocks: {shards}")
+    for t, doc in reports.items():
+        expect(doc["verification"]["passed"] is True, f"TP {t} verified")
+        for scheme, s in doc["schemes"].items():
+            for d in ["forward"] + (["backward"] if "backward" in s else []):
+                expect(s[d]["matches_formula"] is True, f"TP {t} {scheme} {d}: counted = formula")
+        for d in ["forward", "backward"]:
+            expect(doc["schemes"]["megatron"][d]["counted"]["all_reduce"] == {"calls": 1, "bytes": 14 * 64 * 4},
+                   f"TP {t}: megatron {d} is one all-reduce of [tokens, H] with SwiGLU too")
+        naive = doc["schemes"]["naive"]["forward"]["counted"]["all_reduce"]
+        expect(naive == {"calls": 2, "bytes": 14 * (2 * 170 + 64) * 4},
+               f"TP {t}: naive sums both [tokens, F] pre-activations and Y: {naive}")
+
+
+def case_numpy_checks_the_gradients():
+    """The saved gradients of sum(y * dy), against NumPy's chain rule, for both activations."""
+    for activation in ["gelu", "swiglu"]:
+        flags = ["--hidden-size", "48", "--activation", activation, "--ffn-hidden-size", "100",
+                 "--batch-size", "2", "--seq-len", "5", "--bias", "--backward", "--scheme", "megatron"]
+        with tempfile.TemporaryDirectory() as tmp:
+            t = save_tensors(3, tmp, *flags)
+        x, a, c, act, y = forward(t)
+        dy = t["dy"].astype(np.float64).reshape(y.shape)
+        d_act = dy @ t["w2"].astype(np.float64).T
+        if c is None:
+            slope = 0.5 * (1 + np.vectorize(math.erf)(a / math.sqrt(2))) + a * np.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+            grads = {"dw1": x.T @ (d_act * slope), "db1": (d_act * slope).sum(0),
+                     "dx": (d_act * slope) @ t["w1"].astype(np.float64).T}
+        else:
+            s = sigmoid(a)
+            d_gate, d_up = d_act * c * s * (1 + a * (1 - s)), d_act * a * s
+            grads = {"dw1": x.T @ d_gate, "dw3": x.T @ d_up, "db1": d_gate.sum(0), "db3": d_up.sum(0),
+                     "dx": d_gate @ t["w1"].astype(np.float64).T + d_up @ t["w3"].astype(np.float64).T}
+        grads.update({"dw2": act.T @ dy, "db2": dy.sum(0)})
+        for name, ref in grads.items():
+            got = t[name].astype(np.float64).reshape(ref.shape)
+            diff = np.abs(got - ref).max() / np.abs(ref).max()
+            expect(diff < 1e-4, f"{activation} {name} differs from the chain rule by {diff:.2e} of its scale")
+        # The check can fail: the gate's gradient in place of the up projection's is caught.
+        if c is not None:
+            swapped = np.abs(t["dw1"] - grads["dw3"]).max() / np.abs(grads["dw3"]).max()
+            expect(swapped > 1e-2, "dW1 and dW3 must not be interchangeable")
+        print(f"{activation}: {len(grads)} gradients agree with NumPy's chain rule")
+
+
+def case_numpy_checks_swiglu():
+    hidden, ranks = 64, 3
+    with tempfile.TemporaryDirectory() as tmp:
+        t = save_tensors(ranks, tmp, "--hidden-size", str(hidden), "--activation", "swiglu",
+                         "--ffn-hidden-size", "170", "--batch-size", "2", "--seq-len", "7", "--bias")
+    expect(t["w1"].shape == (hidden, 170) and t["w3"].shape == (hidden, 170), "gate and up are [H, F]")
+    expect(t["w2"].shape == (170, hidden), "W2 is [F, H]")
+    x, a, c, act, y_ref = forward(t)
+    bound = y_bound(t, x, a, c, act)
+    diff = np.abs(t["y"].reshape(y_ref.shape) - y_ref)
+    expect((diff <= bound).all(), f"y exceeds the float bound by {(diff / bound).max():.2f}x")
+    # The check can fail: the gate and up projections interchanged are caught.
+    wrong = silu(c) * a @ t["w2"].astype(np.float64) + t["b2"]
+    expect((np.abs(t["y"].reshape(y_ref.shape) - wrong) > bound).any(), "SiLU(up) * gate must be caught")
 
 
 def case_numpy_checks_the_saved_tensors():

@@ -23,8 +23,9 @@ struct OneRankModel {
   std::unique_ptr<MlpScheme> mlp;
   Matrix x, dy;  // [tokens, H]
 
-  OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len)
-      : cfg(options(hidden_size, batch_size, seq_len)),
+  OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len,
+               Activation activation = Activation::gelu)
+      : cfg(options(hidden_size, batch_size, seq_len, activation)),
         tp(scheme == Scheme::serial ? TpComm::group_of_one() : TpComm(world, 1)),
         mlp(make_scheme(scheme, cfg, tp)),
         x(cfg.tokens(), cfg.hidden_size),
@@ -34,9 +35,10 @@ struct OneRankModel {
   }
 
  private:
-  static Config options(int hidden_size, int batch_size, int seq_len) {
+  static Config options(int hidden_size, int batch_size, int seq_len, Activation activation) {
     Config c;
     c.tp_size = 1;
+    c.activation = activation;
     c.hidden_size = hidden_size;
     c.batch_size = batch_size;
     c.seq_len = seq_len;

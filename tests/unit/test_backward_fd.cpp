@@ -1,5 +1,6 @@
 // The analytic backward pass against finite differences of the forward pass: for the loss
-// L = Σ Y ⊙ dY, dL/dX is exactly the dX that backward(dY) returns.
+// L = Σ Y ⊙ dY, dL/dX is exactly the dX that backward(dY) returns, and dL/dθ the gradient of
+// each parameter θ: the first layer's [W1 | W3] (gate and up for SwiGLU), W2 and the biases.
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -8,10 +9,11 @@
 
 using namespace tp_mlp;
 
-class FiniteDifferences : public ::testing::TestWithParam<Scheme> {};
+class FiniteDifferences : public ::testing::TestWithParam<std::tuple<Scheme, Activation>> {};
 
 TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
-  OneRankModel m(GetParam(), 8, 2, 3);
+  const auto [scheme, activation] = GetParam();
+  OneRankModel m(scheme, 8, 2, 3, activation);
   MlpScheme* mlp = m.mlp.get();
   const Matrix& x = m.x;
   const Matrix& dy = m.dy;
@@ -32,10 +34,49 @@ TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
       minus(row, col) -= kStep;
       const double numeric = (loss(plus) - loss(minus)) / (2.0 * kStep);
       EXPECT_NEAR(dx(row, col), numeric, kRelativeTolerance * (1.0 + std::abs(numeric)))
-          << scheme_name(GetParam()) << " dX(" << row << ", " << col << ")";
+          << scheme_name(scheme) << " " << activation_name(activation) << " dX(" << row << ", "
+          << col << ")";
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(ColumnRowSchemes, FiniteDifferences,
-                         ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::serial),
-                         scheme_test_name);
+TEST_P(FiniteDifferences, WeightGradientsMatchCentralDifferencesOfTheForward) {
+  const auto [scheme, activation] = GetParam();
+  OneRankModel m(scheme, 8, 2, 3, activation);
+  MlpScheme* mlp = m.mlp.get();
+  mlp->forward(m.x);
+  mlp->backward(m.dy);
+  const Gradients grads = mlp->gradients();
+  const Parameters params = mlp->parameters();
+  auto loss = [&] {
+    return mlp->forward(m.x).cast<double>().cwiseProduct(m.dy.cast<double>()).sum();
+  };
+  constexpr float kStep = 1e-2f;
+  constexpr double kRelativeTolerance = 1e-2;
+  // Every parameter tensor, with its gradient; every few elements of each.
+  const std::pair<Matrix*, const Matrix*> tensors[] = {{params.w_in, grads.w_in},
+                                                       {params.w_out, grads.w_out},
+                                                       {params.b_in, grads.b_in},
+                                                       {params.b_out, grads.b_out}};
+  for (const auto& [param, grad] : tensors)
+    for (long i = 0; i < param->size(); i += 5) {
+      float& value = param->data()[i];
+      const float saved = value;
+      value = saved + kStep;
+      const double plus = loss();
+      value = saved - kStep;
+      const double minus = loss();
+      value = saved;
+      const double numeric = (plus - minus) / (2.0 * kStep);
+      EXPECT_NEAR(grad->data()[i], numeric, kRelativeTolerance * (1.0 + std::abs(numeric)))
+          << scheme_name(scheme) << " " << activation_name(activation) << " element " << i;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ColumnRowSchemes, FiniteDifferences,
+    ::testing::Combine(::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::serial),
+                       ::testing::Values(Activation::gelu, Activation::swiglu)),
+    [](const auto& param) {
+      return scheme_test_name({std::get<0>(param.param), param.index}) + "_" +
+             activation_name(std::get<1>(param.param));
+    });
