@@ -61,18 +61,23 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
   double* inside = total + iterations;
   double* compute = inside + iterations;
   if (placement.on_every_rank()) run.world.barrier();
-  if (placement.computes_here()) {
-    for (int i = 0; i < run.cfg.warmup; ++i) step();
-    for (std::size_t i = 0; i < iterations; ++i) {
+  const int warmup = run.cfg.warmup;
+  for (std::size_t i = 0; i < std::size_t(warmup) + iterations; ++i) {
+    if (placement.computes_here()) {
       const double comm_before = comm.stats().seconds();
       const auto start = Clock::now();
       step();
-      total[i] = ms_since(start);
-      inside[i] = (comm.stats().seconds() - comm_before) * 1e3;
-      compute[i] = compute_sum[i] = total[i] - inside[i];
+      if (i >= std::size_t(warmup)) {
+        const std::size_t n = i - std::size_t(warmup);
+        total[n] = ms_since(start);
+        inside[n] = (comm.stats().seconds() - comm_before) * 1e3;
+        compute[n] = compute_sum[n] = total[n] - inside[n];
+      }
     }
+    // A scheme that runs alone has the others wait one step at a time, so that no wait lasts
+    // longer than a step (--timeout), outside the timed region.
+    if (!placement.on_every_rank()) run.world.wait_idle();
   }
-  if (!placement.on_every_rank()) run.world.wait_idle();
   run.world.max_in_place(record);
   run.world.sum_in_place(compute_sum);
   const double computing = placement.on_every_rank() ? run.world.size() : 1;

@@ -13,6 +13,7 @@
 
 #include <sched.h>
 
+#include "tp_mlp/exit_codes.hpp"
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
@@ -26,7 +27,7 @@ void mpi_check(int status, const char* call, const char* file, int line) {
   int rank = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   std::fprintf(stderr, "tp_mlp: rank %d: %s failed at %s:%d: %s\n", rank, call, file, line, text);
-  MPI_Abort(MPI_COMM_WORLD, 3);
+  MPI_Abort(MPI_COMM_WORLD, kExitMpiError);
   std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }
 
@@ -34,7 +35,10 @@ void mpi_check(int status, const char* call, const char* file, int line) {
 
 }  // namespace
 
-MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+}
 
 MpiSession::~MpiSession() { MPI_Finalize(); }
 
@@ -50,6 +54,8 @@ World::World() {
   mpiCheck(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  watchdog_ = std::make_unique<Watchdog>(rank_);
+  const Watchdog::Wait wait(*watchdog_, "the start-up's node census");
   MPI_Comm node;
   mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
   mpiCheck(MPI_Comm_size(node, &ranks_on_node_));
@@ -125,6 +131,7 @@ bool World::launchers_first() const {
 }
 
 int World::lowest_rank_where(bool condition) const {
+  const Watchdog::Wait wait(*watchdog_, "the agreement on the verdict");
   int mine = condition ? rank_ : INT_MAX;
   int lowest = INT_MAX;
   mpiCheck(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
@@ -132,24 +139,31 @@ int World::lowest_rank_where(bool condition) const {
 }
 
 double World::max(double local) const {
+  const Watchdog::Wait wait(*watchdog_, "a reduction of results");
   double result = 0;
   mpiCheck(MPI_Allreduce(&local, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   return result;
 }
 
 void World::max_in_place(std::vector<double>& values) const {
+  const Watchdog::Wait wait(*watchdog_, "a reduction of timings");
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
                          MPI_MAX, MPI_COMM_WORLD));
 }
 
 void World::sum_in_place(std::vector<double>& values) const {
+  const Watchdog::Wait wait(*watchdog_, "a reduction of timings");
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
                          MPI_SUM, MPI_COMM_WORLD));
 }
 
-void World::barrier() const { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
+void World::barrier() const {
+  const Watchdog::Wait wait(*watchdog_, "a barrier");
+  mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
+}
 
 void World::wait_idle() const {
+  const Watchdog::Wait wait(*watchdog_, "a barrier (waiting while another rank works alone)");
   constexpr timespec kNap = {0, 1000000};  // 1 ms: far below any timing that matters here
   MPI_Request request;
   mpiCheck(MPI_Ibarrier(MPI_COMM_WORLD, &request));
@@ -161,6 +175,7 @@ void World::wait_idle() const {
 }
 
 void World::broadcast_from_root(float* data, long count) const {
+  const Watchdog::Wait wait(*watchdog_, "a broadcast", count * long(sizeof(float)));
   mpiCheck(MPI_Bcast(data, mpi_count(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
 }
 
@@ -174,6 +189,7 @@ void World::gather_to_root(const long* mine, long count, std::vector<long>& all)
 
 template <typename T>
 void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const {
+  const Watchdog::Wait wait(*watchdog_, "a gather of saved tensors", count * long(sizeof(T)));
   const int my_count = mpi_count(count);
   std::vector<int> counts(is_root() ? std::size_t(size_) : 0), offsets(counts.size());
   mpiCheck(MPI_Gather(&my_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
@@ -190,11 +206,12 @@ void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype 
 void World::abort(const std::string& message) const {
   std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());
   std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
+  MPI_Abort(MPI_COMM_WORLD, kExitRankFailed);
   std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }
 
-TpComm::TpComm(const World& world, int tp_size) {
+TpComm::TpComm(const World& world, int tp_size) : watchdog_(&world.watchdog()) {
+  const Watchdog::Wait wait(*watchdog_, "the split into TP groups");
   const int group = world.rank() / tp_size;
   mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, group, world.rank(), &comm_));
   mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
@@ -204,10 +221,11 @@ TpComm::TpComm(const World& world, int tp_size) {
   offsets_.resize(std::size_t(size_));
 }
 
-TpComm TpComm::group_of_one() { return TpComm(); }
+TpComm TpComm::group_of_one(const World& world) { return TpComm(world.watchdog()); }
 
 TpComm::TpComm(TpComm&& other) noexcept
-    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+    : watchdog_(other.watchdog_),
+      comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
       rank_(other.rank_),
       size_(other.size_),
       counts_(std::move(other.counts_)),
@@ -220,6 +238,7 @@ TpComm::~TpComm() {
 
 void TpComm::all_reduce_sum(float* data, long count) {
   if (alone()) return;
+  const Watchdog::Wait wait(*watchdog_, "an all-reduce", count * long(sizeof(float)));
   const double start = MPI_Wtime();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, comm_));
   tally(Collective::all_reduce, start, count);
@@ -241,6 +260,7 @@ void TpComm::all_gather_rows(const float* local, float* full, long rows, long ro
     std::copy(local, local + elements, full);
     return;
   }
+  const Watchdog::Wait wait(*watchdog_, "an all-gather", elements * long(sizeof(float)));
   const double start = MPI_Wtime();
   if (uneven_blocks(rows, row_length)) {
     mpiCheck(MPI_Allgatherv(local, counts_[std::size_t(rank_)], MPI_FLOAT, full, counts_.data(),
@@ -258,6 +278,7 @@ void TpComm::reduce_scatter_rows(const float* full, float* local, long rows, lon
     std::copy(full, full + elements, local);
     return;
   }
+  const Watchdog::Wait wait(*watchdog_, "a reduce-scatter", elements * long(sizeof(float)));
   const double start = MPI_Wtime();
   if (uneven_blocks(rows, row_length)) {
     mpiCheck(MPI_Reduce_scatter(full, local, counts_.data(), MPI_FLOAT, MPI_SUM, comm_));

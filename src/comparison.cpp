@@ -5,6 +5,7 @@
 
 #include "tp_mlp/analysis.hpp"
 #include "tp_mlp/bench.hpp"
+#include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
 
 namespace tp_mlp {
@@ -61,7 +62,7 @@ double Comparison::bytes(const Config& cfg) {
 
 Comparison::Comparison(const Run& run)
     : run_(run),
-      group_of_one_(TpComm::group_of_one()),
+      group_of_one_(TpComm::group_of_one(run.world)),
       sp_tokens_(block_of(run.cfg.tokens(), run.tp.size(), run.tp.rank())),
       x_(run.cfg.tokens(), run.cfg.hidden_size),
       dy_(run.cfg.backward ? run.cfg.tokens() : 0, run.cfg.hidden_size) {
@@ -79,6 +80,8 @@ Comparison::Comparison(const Run& run)
     if (participants_.back().placement().computes_here())
       results_.back().weight_bytes = participants_.back().mlp().weight_bytes();
   }
+  for (const Participant& p : participants_)
+    if (p.scheme() == Scheme::megatron) plant_fault(cfg.fault, p.mlp(), cfg, run.tp);
   reference_ = reference_rows(cfg, x_, dy_, reference_rows_here(run, sp_tokens_));
 }
 

@@ -24,6 +24,7 @@ constexpr int kMaxTpSize = 4096;
 constexpr int kMaxDimension = 1 << 20;
 constexpr long kMaxFfnSize = 4L * kMaxDimension;
 constexpr int kMaxIterations = 1000000;
+constexpr int kMaxTimeout = 7 * 24 * 3600;  // a week
 
 const char* kDescription =
     "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
@@ -54,6 +55,14 @@ const std::vector<std::pair<std::string, SchemeChoice>> kSchemeChoices = {
 
 const std::vector<std::pair<std::string, Activation>> kActivations = {
     {"gelu", Activation::gelu}, {"swiglu", Activation::swiglu}};
+
+const std::vector<std::pair<std::string, Fault>> kFaults = {
+    {"none", Fault::none},
+    {"missing-partial-sum", Fault::missing_partial_sum},
+    {"duplicate-shard", Fault::duplicate_shard},
+    {"bias-on-every-rank", Fault::bias_on_every_rank},
+    {"w2-over-t", Fault::w2_over_t},
+    {"gate-up-split", Fault::gate_up_split}};
 
 const char* kFooter =
     "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
@@ -89,6 +98,21 @@ void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
       ->check(whole_number);
 }
 
+// Empty when --plant-fault can be planted in this configuration.
+std::string fault_problem(const Config& cfg) {
+  const std::vector<Scheme> schemes = cfg.schemes();
+  const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
+  if (std::find(schemes.begin(), schemes.end(), Scheme::megatron) == schemes.end())
+    return flag + " is planted in the megatron scheme: use --scheme megatron or all";
+  const bool needs_two = cfg.fault == Fault::missing_partial_sum ||
+                         cfg.fault == Fault::duplicate_shard || cfg.fault == Fault::gate_up_split;
+  if (needs_two && cfg.tp_size < 2) return flag + " needs --tp-size 2 or more: it is about shards";
+  if (cfg.fault == Fault::bias_on_every_rank && !cfg.bias) return flag + " needs --bias";
+  if (cfg.fault == Fault::gate_up_split && cfg.activation != Activation::swiglu)
+    return flag + " needs --activation swiglu";
+  return "";
+}
+
 }  // namespace
 
 const char* scheme_name(Scheme scheme) {
@@ -104,6 +128,12 @@ const char* scheme_name(Scheme scheme) {
 const char* activation_name(Activation activation) {
   for (const auto& [name, value] : kActivations)
     if (value == activation) return name.c_str();
+  return "?";
+}
+
+const char* fault_name(Fault fault) {
+  for (const auto& [name, value] : kFaults)
+    if (value == fault) return name.c_str();
   return "?";
 }
 
@@ -154,6 +184,9 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                    "Untimed forward passes before timing");
   add_whole_number(app, "--seed", cfg.seed, 0, std::numeric_limits<std::uint64_t>::max(),
                    "Seed of the master weights and the input");
+  add_whole_number(app, "--timeout", cfg.timeout, 1, kMaxTimeout,
+                   "Seconds a rank may wait in one MPI call before the job is ended with a "
+                   "message naming the call (a rank that stopped responding)");
   std::string activation = activation_name(cfg.activation);
   app.add_option("--activation", activation,
                  "gelu: GeLU(X.W1).W2, the script's; swiglu: (SiLU(X.W1) * X.W3).W2, LLaMA's "
@@ -169,6 +202,13 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
       ->type_name("NAME")
       ->check(CLI::IsMember(kSchemeChoices).description(""));
+  std::string fault = fault_name(cfg.fault);
+  app.add_option("--plant-fault", fault,
+                 "Plant a classic mistake in the megatron scheme and watch verification catch it: "
+                 "missing-partial-sum, duplicate-shard (T >= 2), bias-on-every-rank (--bias), "
+                 "w2-over-t (the script's), gate-up-split (swiglu, T >= 2); exits 4")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(kFaults).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.
   const auto once = CLI::MultiOptionPolicy::Throw;
   app.add_flag("--backward", cfg.backward,
@@ -200,6 +240,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       if (name == scheme_choice) cfg.scheme_choice = value;
     for (const auto& [name, value] : kActivations)
       if (name == activation) cfg.activation = value;
+    for (const auto& [name, value] : kFaults)
+      if (name == fault) cfg.fault = value;
     parsed.config = cfg;
   } catch (const CLI::ParseError& e) {
     std::ostringstream out, err;
@@ -244,6 +286,8 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
         << " ranks: a rank would hold no tokens";
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
+  } else if (!fault_problem(cfg).empty()) {
+    why << fault_problem(cfg);
   } else if (widest > INT_MAX) {
     why << "--batch-size x --seq-len x " << (cfg.projections() > 1 ? "2 x " : "")
         << "the FFN width = " << widest

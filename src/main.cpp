@@ -10,6 +10,7 @@
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/comparison.hpp"
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/exit_codes.hpp"
 #include "tp_mlp/gemm.hpp"
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/memory.hpp"
@@ -22,9 +23,6 @@
 using namespace tp_mlp;
 
 namespace {
-
-constexpr int kExitVerificationFailed = 1;
-constexpr int kExitBadInput = 2;
 
 // Every rank parses and validates the same input and so reaches the same verdict; the lowest
 // rank that objects says why, once, and all ranks leave together.
@@ -55,6 +53,7 @@ int run(const World& world, int argc, char** argv) {
     if (world.rank() == objector) std::fprintf(stderr, "tp_mlp: error: %s\n", error.c_str());
     return kExitBadInput;
   }
+  world.set_timeout(cfg.timeout);
 
   TpComm tp(world, cfg.tp_size);
   const Run run{cfg, world, tp};
@@ -94,7 +93,7 @@ int run(const World& world, int argc, char** argv) {
   if (world.is_root() && !cfg.json_path.empty())
     write_json(cfg.json_path, report_json(cfg, launch, metrics));
 
-  return metrics.verification.passed ? 0 : kExitVerificationFailed;
+  return metrics.verification.passed ? kExitSuccess : kExitVerificationFailed;
 }
 
 }  // namespace

@@ -67,7 +67,9 @@ json config_json(const Config& cfg, const Launch& launch) {
           {"sequence_parallel", cfg.sequence_parallel},
           {"gemm_backend", launch.gemm_backend},
           {"activation", activation_name(cfg.activation)},
-          {"ffn_hidden_size", cfg.intermediate_size()}};
+          {"ffn_hidden_size", cfg.intermediate_size()},
+          {"plant_fault", fault_name(cfg.fault)},
+          {"timeout", cfg.timeout}};
 }
 
 // schemes.<name>: its verification, traffic and speed.

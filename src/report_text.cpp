@@ -111,6 +111,9 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
                 passes);
   else
     std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", b1, b2, passes);
+  if (cfg.fault != Fault::none)
+    std::printf("Planted fault: %s, in megatron: its verification must fail\n",
+                fault_name(cfg.fault));
   std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
   std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
   std::fflush(stdout);

@@ -10,16 +10,19 @@
 // because a rank that gives up alone leaves the others waiting forever.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <mpi.h>
 
 #include "tp_mlp/collective.hpp"
+#include "tp_mlp/watchdog.hpp"
 
 namespace tp_mlp {
 
-// MPI_Init for the lifetime of this object, MPI_Finalize after it.
+// MPI_Init for the lifetime of this object, MPI_Finalize after it. Threads may call MPI (the
+// watchdog's MPI_Abort does).
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
@@ -66,6 +69,10 @@ class World {
   void gather_to_root(const long* mine, long count, std::vector<long>& all) const;
   [[noreturn]] void abort(const std::string& message) const;
 
+  // The longest any wait in MPI may take before the job is ended (--timeout).
+  void set_timeout(double seconds) const { watchdog_->set_timeout(seconds); }
+  Watchdog& watchdog() const { return *watchdog_; }
+
  private:
   template <typename T>
   void gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const;
@@ -75,6 +82,7 @@ class World {
   int ranks_on_node_ = 1;
   int cores_on_node_ = 1;
   bool oversubscribed_ = false;
+  std::unique_ptr<Watchdog> watchdog_;
 };
 
 class TpComm {
@@ -85,7 +93,7 @@ class TpComm {
   // The serial baseline's group: this rank alone, with nobody to talk to, so every
   // collective returns at once and nothing is counted (Megatron-LM bypasses its collectives
   // the same way when the tensor-parallel group has one rank).
-  static TpComm group_of_one();
+  static TpComm group_of_one(const World& world);
   ~TpComm();
   TpComm(TpComm&& other) noexcept;
   TpComm(const TpComm&) = delete;
@@ -106,13 +114,14 @@ class TpComm {
   void reset_stats() { stats_ = {}; }
 
  private:
-  TpComm() = default;
+  explicit TpComm(Watchdog& watchdog) : watchdog_(&watchdog) {}
   bool alone() const { return comm_ == MPI_COMM_NULL; }
   // MPI's per-rank counts and offsets, in elements, for blocks of `rows` rows; false when the
   // blocks are equal, and MPI's fixed-size collectives serve.
   bool uneven_blocks(long rows, long row_length);
   void tally(Collective kind, double start, long tensor_elements);
 
+  Watchdog* watchdog_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;

@@ -19,6 +19,16 @@ enum class SchemeChoice { all, megatron, naive, serial };
 // (SiLU(X·W1) ⊙ X·W3)·W2, whose gate W1 and up projection W3 are both [H, F].
 enum class Activation { gelu, swiglu };
 
+// A mistake to plant in the megatron scheme, to watch verification catch it (faults.hpp).
+enum class Fault {
+  none,
+  missing_partial_sum,
+  duplicate_shard,
+  bias_on_every_rank,
+  w2_over_t,
+  gate_up_split
+};
+
 // The FFN width F by default: 4H for GeLU; for SwiGLU, LLaMA's rule, 2/3·4H rounded up to a
 // multiple of 256 (H 4096 -> 11008), which keeps the parameters near GeLU's 8H².
 long default_ffn_hidden_size(Activation activation, long hidden_size);
@@ -40,8 +50,10 @@ struct Config {
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;
   long ffn_hidden_size = 0;  // F; 0 for the activation's default
-  std::string json_path;     // empty: no JSON report
-  std::string tensors_dir;   // empty: no .npy files
+  Fault fault = Fault::none;
+  int timeout = 600;        // seconds any rank may wait in one MPI call before the job is ended
+  std::string json_path;    // empty: no JSON report
+  std::string tensors_dir;  // empty: no .npy files
 
   long tokens() const { return long(batch_size) * seq_len; }
   // F, the FFN's intermediate width: --ffn-hidden-size, or the activation's default.
@@ -56,6 +68,7 @@ struct Config {
 const char* scheme_name(Scheme scheme);
 const char* choice_name(SchemeChoice choice);        // as spelled on the command line
 const char* activation_name(Activation activation);  // "gelu", "swiglu"
+const char* fault_name(Fault fault);                 // "w2-over-t", ...
 
 // The outcome of reading argv: a configuration to run, or text to print and an exit code
 // (help is text with exit code 0).

@@ -557,6 +557,11 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--hidden-size", "010"], "--hidden-size: must be a whole number in 1..1048576, not '010'"),
     (["--tp-size", "2", "--seed", "0123"], "--seed: must be a whole number in 0..18446744073709551615, not '0123'"),
     (["--tp-size", "2", "--batch-size", "08"], "--batch-size: must be a whole number in 1..1048576, not '08'"),
+    (["--tp-size", "2", "--timeout", "0"], "--timeout: must be a whole number in 1..604800, not '0'"),
+    (["--tp-size", "2", "--plant-fault", "typo"], "--plant-fault: typo not in {none,missing-partial-sum,duplicate-shard,bias-on-every-rank,w2-over-t,gate-up-split}"),
+    (["--tp-size", "2", "--plant-fault", "gate-up-split"], "--plant-fault gate-up-split needs --activation swiglu"),
+    (["--tp-size", "2", "--plant-fault", "bias-on-every-rank"], "--plant-fault bias-on-every-rank needs --bias"),
+    (["--tp-size", "2", "--plant-fault", "w2-over-t", "--scheme", "naive"], "--plant-fault w2-over-t is planted in the megatron scheme"),
     # An empty path is not "no output".
     (["--tp-size", "2", "--json", ""], "--json: must name a path, not ''"),
     (["--tp-size", "2", "--save-tensors", ""], "--save-tensors: must name a path, not ''"),
@@ -632,6 +637,62 @@ def case_outputs_never_clobber():
             expect('"schema_version"' in result.stdout, f"--json {where}: no report on stdout", result)
         expect(os.path.islink(stdout_link), "the link to /dev/stdout was replaced")
     expect(os.path.islink("/dev/stdout"), "/dev/stdout is no longer a symbolic link")
+
+
+EXIT_VERIFICATION_FAILED = 4  # include/tp_mlp/exit_codes.hpp
+EXIT_BAD_INPUT = 2
+EXIT_TIMEOUT = 6
+
+
+def case_planted_faults_fail_verification():
+    """Every classic mistake, planted in a real run, fails verification with exit code 4: a
+    code that mpirun never uses for its own failures or signals (1, 128 + n)."""
+    faults = {"missing-partial-sum": [], "duplicate-shard": [], "bias-on-every-rank": ["--bias"],
+              "w2-over-t": [], "gate-up-split": ["--activation", "swiglu"]}
+    for fault, flags in faults.items():
+        result = launch(2, "--tp-size", "2", "--hidden-size", "64", "--plant-fault", fault, *flags, *QUICK)
+        expect(result.returncode == EXIT_VERIFICATION_FAILED,
+               f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
+        expect("Correct: False" in result.stdout and "megatron     Y" in result.stdout, f"{fault} caught", result)
+        print(f"{fault}: caught, exit {result.returncode}")
+    result = run_ok(2, "--tp-size", "2", "--hidden-size", "64", "--plant-fault", "none", *QUICK)
+    expect("Correct: True" in result.stdout, "no fault, no failure", result)
+
+
+def case_stopped_rank_times_out():
+    """A rank that stops responding must not leave the others waiting forever: the job ends
+    after --timeout with one message naming the collective, and exit code 6."""
+    timeout = 3
+    cmd = [*mpiexec_prefix(2), ARGS.binary, "--tp-size", "2", "--hidden-size", "256",
+           "--scheme", "megatron", "--iterations", "1000000", "--timeout", str(timeout)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    ranks = []
+    try:
+        wait_for_output(proc, "COMMUNICATION ANALYSIS", 60)
+        time.sleep(0.5)  # inside the timed loop now
+        ranks = program_ranks(proc.pid)
+        expect(len(ranks) == 2, f"expected 2 rank processes under mpiexec, found {ranks}")
+        os.kill(ranks[-1], signal.SIGSTOP)
+        start = time.monotonic()
+        try:
+            code = proc.wait(timeout=timeout + FAIL_FAST_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"job still running {timeout + FAIL_FAST_SECONDS} s after a rank stopped")
+        stderr = proc.stderr.read().decode()
+        print(f"job ended {time.monotonic() - start:.1f} s after the stop, exit {code}")
+        expect(code == EXIT_TIMEOUT, f"expected exit {EXIT_TIMEOUT}, got {code}:\n{stderr}")
+        expect(stderr.count("no progress for") == 1 and "in an all-reduce of 65536 bytes" in stderr,
+               f"one message naming the all-reduce:\n{stderr}")
+    finally:
+        for pid in ranks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def case_wrong_launcher_says_so():

@@ -26,7 +26,7 @@ struct OneRankModel {
   OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len,
                Activation activation = Activation::gelu)
       : cfg(options(hidden_size, batch_size, seq_len, activation)),
-        tp(scheme == Scheme::serial ? TpComm::group_of_one() : TpComm(world, 1)),
+        tp(scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1)),
         mlp(make_scheme(scheme, cfg, tp)),
         x(cfg.tokens(), cfg.hidden_size),
         dy(cfg.tokens(), cfg.hidden_size) {

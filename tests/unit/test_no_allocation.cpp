@@ -110,7 +110,7 @@ TEST_P(SchemeBytesAccount, CoversWhatTheConstructorAllocates) {
       cfg.backward = backward;
       cfg.bias = bias;
       cfg.sequence_parallel = true;
-      TpComm tp = GetParam() == Scheme::serial ? TpComm::group_of_one() : TpComm(world, 1);
+      TpComm tp = GetParam() == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
       allocations = allocated_bytes = 0;
       counting = true;
       const std::unique_ptr<MlpScheme> mlp = make_scheme(GetParam(), cfg, tp);
