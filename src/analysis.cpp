@@ -12,14 +12,16 @@ const char* direction_name(Direction direction) {
 std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction) {
   const long H = cfg.hidden_size, y = cfg.tokens() * H;  // [tokens, H]: X, Y, dY, dX
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
+  // Activations travel in the model's element type, partial sums in the reduce dtype.
+  const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
   switch (scheme) {
     case Scheme::megatron:  // g forward, f backward
-      return {{Collective::all_reduce, y}};
+      return {{Collective::all_reduce, y, 1, partial}};
     case Scheme::megatron_sp:  // f̄ then ḡ forward: all-gather X, reduce-scatter Y; and back
-      return {{Collective::all_gather, y, H}, {Collective::reduce_scatter, y, H}};
+      return {{Collective::all_gather, y, H, element}, {Collective::reduce_scatter, y, H, partial}};
     case Scheme::naive:  // forward only: the pre-activation before the activation, then Y
       if (direction == Direction::forward)
-        return {{Collective::all_reduce, pre}, {Collective::all_reduce, y}};
+        return {{Collective::all_reduce, pre, 1, partial}, {Collective::all_reduce, y, 1, partial}};
       return {};
     case Scheme::serial: return {};
   }
@@ -55,7 +57,7 @@ double boundary_activation_bytes(Scheme scheme, const Config& cfg) {
   const double rows = scheme == Scheme::megatron_sp
                           ? double(block_of(cfg.tokens(), cfg.tp_size, 0).count)
                           : double(cfg.tokens());
-  return tensors * rows * cfg.hidden_size * double(sizeof(float));
+  return tensors * rows * cfg.hidden_size * double(dtype_bytes(cfg.dtype));
 }
 
 }  // namespace tp_mlp

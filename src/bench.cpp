@@ -33,10 +33,11 @@ long largest_block(const std::vector<CollectiveCall>& calls, int tp_size) {
 
 }  // namespace
 
-double measure_fma_peak(const World& world) {
-  const double mine = world.is_root() ? measure_fma_peak_gflops() : 0.0;
+Peaks measure_peaks(const World& world) {
+  Peaks mine;
+  if (world.is_root()) mine = {measure_fma_peak_gflops(), measure_bf16_peak_gflops()};
   world.wait_idle();
-  return world.max(mine);
+  return {world.max(mine.fp32), world.max(mine.bf16)};
 }
 
 Summary summarize(std::vector<double> ms) {

@@ -1,14 +1,24 @@
 // column_row_mlp: megatron, megatron-sp and serial (see column_row_mlp.hpp).
 #include "tp_mlp/column_row_mlp.hpp"
 
+#include <type_traits>
+
 #include "tp_mlp/activation.hpp"
-#include "tp_mlp/gemm.hpp"
 #include "tp_mlp/init.hpp"
 
 namespace tp_mlp {
 namespace {
 
-long bytes_of(const Matrix& m) { return long(m.size() * sizeof(float)); }
+constexpr Bf16Gemm::B kWeights = Bf16Gemm::B::weights;
+constexpr Bf16Gemm::B kVaries = Bf16Gemm::B::varies;
+
+template <typename T>
+constexpr bool kFloat = std::is_same_v<T, float>;
+
+template <typename M>
+long bytes_of(const M& m) {
+  return long(m.size() * long(sizeof(typename M::Scalar)));
+}
 
 // Under sequence parallelism x and y hold a block of the tokens; otherwise all of them.
 Block tokens_held(Scheme scheme, const Config& cfg, const TpComm& tp) {
@@ -16,110 +26,219 @@ Block tokens_held(Scheme scheme, const Config& cfg, const TpComm& tp) {
   return block_of(cfg.tokens(), tp.size(), tp.rank());
 }
 
+// `in` as a GEMM input of element type T: itself for float, rounded into `buffer` for bf16.
+template <typename T>
+const RowMajor<T>& as_input(const Matrix& in, RowMajor<T>& buffer) {
+  if constexpr (kFloat<T>) {
+    return in;
+  } else {
+    to_bf16(in, buffer);
+    return buffer;
+  }
+}
+
+// What a model of element type T holds: its values rounded to T.
+template <typename T>
+void round_to_element(MatrixRef m) {
+  if constexpr (!kFloat<T>) round_to_bf16(m);
+}
+
 }  // namespace
 
-SchemeBytes ColumnRowMlp::bytes(Scheme scheme, const Config& cfg, Block columns, Block tokens) {
-  const double f = sizeof(float), H = cfg.hidden_size, width = double(columns.count);
-  const double in = cfg.projections() * width;  // the first layer's columns here: p·width
+template <typename T>
+SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block columns, Block tokens) {
+  const double f = sizeof(float), e = sizeof(T), H = cfg.hidden_size;
+  const double width = double(columns.count), in = cfg.projections() * width;  // p·width
   const double all = double(cfg.tokens()), here = double(tokens.count);
-  const bool sp = scheme == Scheme::megatron_sp;
+  const bool sp = scheme == Scheme::megatron_sp, bf16 = !kFloat<T>;
+  const double reduce = cfg.reduction() == DType::bf16 ? 2 : 0;  // bf16 partial sums
+  const long t = cfg.tokens(), h = cfg.hidden_size, w = columns.count, p = cfg.projections();
   SchemeBytes b;
-  b.weights = (H * in + width * H) * f;       // w_in_, w2_
-  if (cfg.bias) b.buffers += (in + H) * f;    // b_in_, b2_
-  b.buffers += all * (in + width + H) * f;    // pre_, act_, y_sum_
-  if (sp) b.buffers += (all + here) * H * f;  // x_full_, y_here_
+  b.weights = (H * in + width * H) * e;     // w_in_, w2_
+  if (cfg.bias) b.buffers += (in + H) * f;  // b_in_, b2_
+  b.buffers += all * (in + width + H) * f;  // pre_, act_, y_sum_
+  if (bf16) b.buffers += (here + all * (sp ? 1 : 0)) * H * e + all * width * e;  // x_, act_in_
+  if (sp && !bf16) b.buffers += all * H * f;                                     // x_full_
+  if (sp) b.buffers += here * H * f;                                             // y_here_
+  b.buffers += (all + (sp ? here : 0)) * H * reduce;               // partial_b_, here_b_
+  b.buffers += PlannedGemm<T>::bytes_for(t, p * w, h, kWeights) +  // first_
+               PlannedGemm<T>::bytes_for(t, h, w, kWeights);       // second_
   if (!cfg.backward) return b;
-  b.buffers += all * (width + in) * f;        // dact_, dpre_
-  b.buffers += (H * in + width * H) * f;      // dw_in_, dw2_
-  if (cfg.bias) b.buffers += (in + H) * f;    // db_in_, db2_
-  b.buffers += all * H * f;                   // dx_sum_
-  if (sp) b.buffers += (all + here) * H * f;  // dy_full_, dx_here_
+  b.buffers += all * (width + in) * f;                                        // dact_, dpre_
+  b.buffers += (H * in + width * H) * f;                                      // dw_in_, dw2_
+  if (cfg.bias) b.buffers += (in + H) * f;                                    // db_in_, db2_
+  b.buffers += all * H * f;                                                   // dx_sum_
+  if (bf16) b.buffers += (here + all * (sp ? 1 : 0)) * H * e + all * in * e;  // dy_, dpre_in_
+  if (sp && !bf16) b.buffers += all * H * f;                                  // dy_full_
+  if (sp) b.buffers += here * H * f;                                          // dx_here_
+  b.buffers += PlannedGemm<T>::bytes_for(w, h, t, kVaries) +                  // grad_w2_
+               PlannedGemm<T>::bytes_for(t, w, h, kVaries) +                  // grad_act_
+               PlannedGemm<T>::bytes_for(h, p * w, t, kVaries) +              // grad_w_in_
+               PlannedGemm<T>::bytes_for(t, h, p * w, kVaries);               // grad_x_
   return b;
 }
 
-ColumnRowMlp::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
+template <typename T>
+ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
     : scheme_(scheme),
       tp_(tp),
       activation_(cfg.activation),
       sp_(scheme == Scheme::megatron_sp),
       bias_(cfg.bias),
+      reduce_bf16_(cfg.reduction() == DType::bf16),
       columns_(block_of(cfg.intermediate_size(), tp.size(), tp.rank())),
       tokens_(tokens_held(scheme, cfg, tp)),
       hidden_size_(cfg.hidden_size) {
   const long H = cfg.hidden_size, tokens = cfg.tokens(), width = columns_.count;
-  const long in = cfg.projections() * width;
+  const long in = cfg.projections() * width, here = tokens_.count;
   const Block all_hidden = {0, H}, one_row = {0, 1};
+  const bool bf16 = !kFloat<T>;
   w_in_.resize(H, in);  // [H, p·F/T]: W1's columns (and W3's), side by side
   fill_first_layer(w_in_, cfg, LayerPart::weight, all_hidden, columns_);
-  w2_ = master_block(master_w2(cfg), cfg.seed, columns_, all_hidden);  // [F/T, H]
+  w2_.resize(width, H);  // [F/T, H]
+  fill_block(w2_, master_w2(cfg), cfg.seed, columns_.first, 0);
   if (bias_) {
     b_in_.resize(1, in);  // [1, p·F/T]
     fill_first_layer(b_in_, cfg, LayerPart::bias, one_row, columns_);
     b2_ = master_block(master_b2(cfg), cfg.seed, one_row, all_hidden);  // [1, H]
   }
-  pre_.resize(tokens, in);                    // [tokens, p·F/T], the activation's input
-  act_.resize(tokens, width);                 // [tokens, F/T], its output, kept for dW2
-  y_sum_.resize(tokens, H);                   // [tokens, H], partial sums, then Y
-  if (sp_) x_full_.resize(tokens, H);         // [tokens, H], gathered
-  if (sp_) y_here_.resize(tokens_.count, H);  // [tokens/T, H]
+  pre_.resize(tokens, in);                           // [tokens, p·F/T], the activation's input
+  act_.resize(tokens, width);                        // [tokens, F/T], its output
+  y_sum_.resize(tokens, H);                          // [tokens, H], partial sums, then Y
+  if (bf16) x_here_.resize(here, H);                 // [tokens here, H], x as T
+  if (sp_) x_full_.resize(tokens, H);                // [tokens, H], gathered
+  if (bf16) act_in_.resize(tokens, width);           // [tokens, F/T], the activation as T
+  if (sp_) y_here_.resize(here, H);                  // [tokens/T, H]
+  if (reduce_bf16_) partial_b_.resize(tokens, H);    // [tokens, H]
+  if (reduce_bf16_ && sp_) here_b_.resize(here, H);  // [tokens/T, H]
+  const MatrixT& x_in = sp_ ? x_full_ : x_here_;     // what the first GEMM reads (bf16)
+  first_.emplace(x_in, w_in_, pre_, Op::none, Op::none, kWeights);
+  second_.emplace(act_input(), w2_, y_sum_, Op::none, Op::none, kWeights);
   if (!cfg.backward) return;
-  dact_.resize(tokens, width);                 // [tokens, F/T]
-  dpre_.resize(tokens, in);                    // [tokens, p·F/T]
-  dw_in_.resize(H, in);                        // [H, p·F/T]
-  dw2_.resize(width, H);                       // [F/T, H]
-  if (bias_) db_in_.resize(1, in);             // [1, p·F/T]
-  if (bias_) db2_.resize(1, H);                // [1, H]
-  dx_sum_.resize(tokens, H);                   // [tokens, H], partial sums, then dX
-  if (sp_) dy_full_.resize(tokens, H);         // [tokens, H], gathered
-  if (sp_) dx_here_.resize(tokens_.count, H);  // [tokens/T, H]
+  if (bf16) dy_here_.resize(here, H);     // [tokens here, H], dy as T
+  if (sp_) dy_full_.resize(tokens, H);    // [tokens, H], gathered
+  dact_.resize(tokens, width);            // [tokens, F/T]
+  dpre_.resize(tokens, in);               // [tokens, p·F/T]
+  if (bf16) dpre_in_.resize(tokens, in);  // [tokens, p·F/T], as T
+  dw_in_.resize(H, in);                   // [H, p·F/T]
+  dw2_.resize(width, H);                  // [F/T, H]
+  if (bias_) db_in_.resize(1, in);        // [1, p·F/T]
+  if (bias_) db2_.resize(1, H);           // [1, H]
+  dx_sum_.resize(tokens, H);              // [tokens, H], partial sums, then dX
+  if (sp_) dx_here_.resize(here, H);      // [tokens/T, H]
+  const MatrixT& dy_in = sp_ ? dy_full_ : dy_here_;
+  grad_w2_.emplace(act_input(), dy_in, dw2_, Op::transpose, Op::none, kVaries);
+  grad_act_.emplace(dy_in, w2_, dact_, Op::none, Op::transpose, kVaries);
+  grad_w_in_.emplace(x_in, dpre_input(), dw_in_, Op::transpose, Op::none, kVaries);
+  grad_x_.emplace(dpre_input(), w_in_, dx_sum_, Op::none, Op::transpose, kVaries);
 }
 
-long ColumnRowMlp::weight_bytes() const { return bytes_of(w_in_) + bytes_of(w2_); }
-
-Parameters ColumnRowMlp::parameters() {
-  return {columns_, &w_in_, &w2_, bias_ ? &b_in_ : nullptr, bias_ ? &b2_ : nullptr};
+template <typename T>
+const typename ColumnRowMlp<T>::MatrixT& ColumnRowMlp<T>::act_input() const {
+  if constexpr (kFloat<T>)
+    return act_;
+  else
+    return act_in_;
 }
 
-Gradients ColumnRowMlp::gradients() const {
+template <typename T>
+const typename ColumnRowMlp<T>::MatrixT& ColumnRowMlp<T>::dpre_input() const {
+  if constexpr (kFloat<T>)
+    return dpre_;
+  else
+    return dpre_in_;
+}
+
+template <typename T>
+long ColumnRowMlp<T>::weight_bytes() const {
+  return bytes_of(w_in_) + bytes_of(w2_);
+}
+
+template <typename T>
+Parameters ColumnRowMlp<T>::parameters() {
+  if constexpr (kFloat<T>)
+    return {columns_, &w_in_, &w2_, bias_ ? &b_in_ : nullptr, bias_ ? &b2_ : nullptr};
+  return {};
+}
+
+template <typename T>
+ParametersB ColumnRowMlp<T>::parameters_bf16() {
+  if constexpr (!kFloat<T>)
+    return {columns_, &w_in_, &w2_, bias_ ? &b_in_ : nullptr, bias_ ? &b2_ : nullptr};
+  return {};
+}
+
+template <typename T>
+void ColumnRowMlp<T>::parameters_changed() {
+  first_->prepare(w_in_);
+  second_->prepare(w2_);
+}
+
+template <typename T>
+Gradients ColumnRowMlp<T>::gradients() const {
   return {columns_, &dw_in_, &dw2_, bias_ ? &db_in_ : nullptr, bias_ ? &db2_ : nullptr};
 }
 
-const Matrix& ColumnRowMlp::forward(const Matrix& x) {
-  x_ = &enter_region(x, x_full_);  // f: identity; f̄: all-gather the tokens
-  gemm(*x_, w_in_, pre_);          // column-parallel: whole columns, no communication
+template <typename T>
+const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
+  x_ = &enter_region(x, x_here_, x_full_);  // f: identity; f̄: all-gather the tokens
+  first_->run(*x_, w_in_, pre_);            // column-parallel: whole columns, no communication
   if (bias_) pre_.rowwise() += b_in_.row(0);
-  activate(activation_, pre_, act_);          // so the activation is local
-  gemm(act_, w2_, y_sum_);                    // row-parallel: a partial sum of Y
-  Matrix& y = leave_region(y_sum_, y_here_);  // g: all-reduce; ḡ: reduce-scatter
-  if (bias_) y.rowwise() += b2_.row(0);       // once, after the sum, not T times
+  activate(activation_, pre_, act_);                      // so the activation is local
+  second_->run(as_input<T>(act_, act_in_), w2_, y_sum_);  // row-parallel: a partial sum of Y
+  Matrix& y = leave_region(y_sum_, y_here_);              // g: all-reduce; ḡ: reduce-scatter
+  if (bias_) y.rowwise() += b2_.row(0);                   // once, after the sum, not T times
+  round_to_element<T>(y);
   return y;
 }
 
-const Matrix& ColumnRowMlp::backward(const Matrix& dy) {
-  const Matrix& dy_all = enter_region(dy, dy_full_);  // g: identity; ḡ: all-gather
-  if (bias_) db2_ = dy_all.colwise().sum();
-  gemm(act_, dy_all, dw2_, Op::transpose, Op::none);   // dW2 = actᵀ·dY     [F/T, H]
-  gemm(dy_all, w2_, dact_, Op::none, Op::transpose);   // dact = dY·W2ᵀ     [tokens, F/T]
+template <typename T>
+const Matrix& ColumnRowMlp<T>::backward(const Matrix& dy) {
+  const MatrixT& dy_all = enter_region(dy, dy_here_, dy_full_);  // g: identity; ḡ: all-gather
+  if (bias_) db2_ = dy_all.template cast<float>().colwise().sum();
+  grad_w2_->run(act_input(), dy_all, dw2_);            // dW2 = actᵀ·dY     [F/T, H]
+  grad_act_->run(dy_all, w2_, dact_);                  // dact = dY·W2ᵀ     [tokens, F/T]
   activate_backward(activation_, pre_, dact_, dpre_);  // dpre = dact ⊙ act'(pre)
   if (bias_) db_in_ = dpre_.colwise().sum();
-  gemm(*x_, dpre_, dw_in_, Op::transpose, Op::none);     // dW_in = Xᵀ·dpre  [H, p·F/T]
-  gemm(dpre_, w_in_, dx_sum_, Op::none, Op::transpose);  // dX partial = dpre·W_inᵀ
-  return leave_region(dx_sum_, dx_here_);                // f: all-reduce; f̄: reduce-scatter
+  const MatrixT& dpre_in = as_input<T>(dpre_, dpre_in_);
+  grad_w_in_->run(*x_, dpre_in, dw_in_);         // dW_in = Xᵀ·dpre  [H, p·F/T]
+  grad_x_->run(dpre_in, w_in_, dx_sum_);         // dX partial = dpre·W_inᵀ
+  Matrix& dx = leave_region(dx_sum_, dx_here_);  // f: all-reduce; f̄: reduce-scatter
+  round_to_element<T>(dx);
+  return dx;
 }
 
-const Matrix& ColumnRowMlp::enter_region(const Matrix& here, Matrix& full) {
-  if (!sp_) return here;
-  tp_.all_gather_rows(here.data(), full.data(), full.rows(), hidden_size_);
+template <typename T>
+const typename ColumnRowMlp<T>::MatrixT& ColumnRowMlp<T>::enter_region(const Matrix& here,
+                                                                       MatrixT& here_t,
+                                                                       MatrixT& full) {
+  const MatrixT& local = as_input<T>(here, here_t);
+  if (!sp_) return local;
+  tp_.all_gather_rows(local.data(), full.data(), full.rows(), hidden_size_);
   return full;
 }
 
-Matrix& ColumnRowMlp::leave_region(Matrix& partial, Matrix& here) {
-  if (!sp_) {
-    tp_.all_reduce_sum(partial.data(), partial.size());  // a group of one returns at once
-    return partial;
+template <typename T>
+Matrix& ColumnRowMlp<T>::leave_region(Matrix& partial, Matrix& here) {
+  Matrix& sum = sp_ ? here : partial;
+  if (reduce_bf16_) {  // the partial sums travel, and are added, as bf16
+    to_bf16(partial, partial_b_);
+    MatrixB& sum_b = sp_ ? here_b_ : partial_b_;
+    if (sp_)
+      tp_.reduce_scatter_rows(partial_b_.data(), here_b_.data(), partial.rows(), hidden_size_);
+    else
+      tp_.all_reduce_sum(partial_b_.data(), partial_b_.size());
+    to_float(sum_b, sum);
+    return sum;
   }
-  tp_.reduce_scatter_rows(partial.data(), here.data(), partial.rows(), hidden_size_);
-  return here;
+  if (sp_)
+    tp_.reduce_scatter_rows(partial.data(), here.data(), partial.rows(), hidden_size_);
+  else
+    tp_.all_reduce_sum(partial.data(), partial.size());  // a group of one returns at once
+  return sum;
 }
+
+template class ColumnRowMlp<float>;
+template class ColumnRowMlp<bfloat16>;
 
 }  // namespace tp_mlp

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include <sched.h>
@@ -210,6 +211,28 @@ void World::abort(const std::string& message) const {
   std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }
 
+namespace {
+
+// MPI's view of an element type: its datatype, and the sum of two arrays of it. MPI has no bf16:
+// its 16 bits travel as MPI_UINT16_T, and a user-defined (commutative) operation adds them in
+// fp32 and rounds the sum to bf16, the same rounding on every rank.
+template <typename T>
+struct Mpi;
+template <>
+struct Mpi<float> {
+  static MPI_Datatype type() { return MPI_FLOAT; }
+};
+template <>
+struct Mpi<bfloat16> {
+  static MPI_Datatype type() { return MPI_UINT16_T; }
+};
+
+void add_bf16_arrays(void* in, void* inout, int* length, MPI_Datatype*) {
+  add_bf16(static_cast<const std::uint16_t*>(in), static_cast<std::uint16_t*>(inout), *length);
+}
+
+}  // namespace
+
 TpComm::TpComm(const World& world, int tp_size) : watchdog_(&world.watchdog()) {
   const Watchdog::Wait wait(*watchdog_, "the split into TP groups");
   const int group = world.rank() / tp_size;
@@ -217,6 +240,7 @@ TpComm::TpComm(const World& world, int tp_size) : watchdog_(&world.watchdog()) {
   mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   mpiCheck(MPI_Comm_rank(comm_, &rank_));
   mpiCheck(MPI_Comm_size(comm_, &size_));
+  mpiCheck(MPI_Op_create(&add_bf16_arrays, /*commute=*/1, &bf16_sum_));
   counts_.resize(std::size_t(size_));
   offsets_.resize(std::size_t(size_));
 }
@@ -226,6 +250,7 @@ TpComm TpComm::group_of_one(const World& world) { return TpComm(world.watchdog()
 TpComm::TpComm(TpComm&& other) noexcept
     : watchdog_(other.watchdog_),
       comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      bf16_sum_(std::exchange(other.bf16_sum_, MPI_OP_NULL)),
       rank_(other.rank_),
       size_(other.size_),
       counts_(std::move(other.counts_)),
@@ -233,15 +258,13 @@ TpComm::TpComm(TpComm&& other) noexcept
       stats_(other.stats_) {}
 
 TpComm::~TpComm() {
+  if (bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
   if (!alone()) MPI_Comm_free(&comm_);
 }
 
-void TpComm::all_reduce_sum(float* data, long count) {
-  if (alone()) return;
-  const Watchdog::Wait wait(*watchdog_, "an all-reduce", count * long(sizeof(float)));
-  const double start = MPI_Wtime();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, comm_));
-  tally(Collective::all_reduce, start, count);
+template <typename T>
+MPI_Op TpComm::sum_of() const {
+  return std::is_same_v<T, bfloat16> ? bf16_sum_ : MPI_SUM;
 }
 
 bool TpComm::uneven_blocks(long rows, long row_length) {
@@ -254,43 +277,63 @@ bool TpComm::uneven_blocks(long rows, long row_length) {
   return true;
 }
 
-void TpComm::all_gather_rows(const float* local, float* full, long rows, long row_length) {
+template <typename T>
+void TpComm::all_reduce_sum(T* data, long count) {
+  if (alone()) return;
+  const Watchdog::Wait wait(*watchdog_, "an all-reduce", count * long(sizeof(T)));
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), Mpi<T>::type(), sum_of<T>(), comm_));
+  tally(Collective::all_reduce, start, count, sizeof(T));
+}
+
+template <typename T>
+void TpComm::all_gather_rows(const T* local, T* full, long rows, long row_length) {
   const long elements = rows * row_length;
   if (alone()) {  // the whole tensor is this rank's block
     std::copy(local, local + elements, full);
     return;
   }
-  const Watchdog::Wait wait(*watchdog_, "an all-gather", elements * long(sizeof(float)));
+  const Watchdog::Wait wait(*watchdog_, "an all-gather", elements * long(sizeof(T)));
   const double start = MPI_Wtime();
+  const MPI_Datatype type = Mpi<T>::type();
   if (uneven_blocks(rows, row_length)) {
-    mpiCheck(MPI_Allgatherv(local, counts_[std::size_t(rank_)], MPI_FLOAT, full, counts_.data(),
-                            offsets_.data(), MPI_FLOAT, comm_));
+    mpiCheck(MPI_Allgatherv(local, counts_[std::size_t(rank_)], type, full, counts_.data(),
+                            offsets_.data(), type, comm_));
   } else {
     const int count = mpi_count(elements / size_);
-    mpiCheck(MPI_Allgather(local, count, MPI_FLOAT, full, count, MPI_FLOAT, comm_));
+    mpiCheck(MPI_Allgather(local, count, type, full, count, type, comm_));
   }
-  tally(Collective::all_gather, start, elements);
+  tally(Collective::all_gather, start, elements, sizeof(T));
 }
 
-void TpComm::reduce_scatter_rows(const float* full, float* local, long rows, long row_length) {
+template <typename T>
+void TpComm::reduce_scatter_rows(const T* full, T* local, long rows, long row_length) {
   const long elements = rows * row_length;
   if (alone()) {
     std::copy(full, full + elements, local);
     return;
   }
-  const Watchdog::Wait wait(*watchdog_, "a reduce-scatter", elements * long(sizeof(float)));
+  const Watchdog::Wait wait(*watchdog_, "a reduce-scatter", elements * long(sizeof(T)));
   const double start = MPI_Wtime();
+  const MPI_Datatype type = Mpi<T>::type();
   if (uneven_blocks(rows, row_length)) {
-    mpiCheck(MPI_Reduce_scatter(full, local, counts_.data(), MPI_FLOAT, MPI_SUM, comm_));
+    mpiCheck(MPI_Reduce_scatter(full, local, counts_.data(), type, sum_of<T>(), comm_));
   } else {
-    mpiCheck(MPI_Reduce_scatter_block(full, local, mpi_count(elements / size_), MPI_FLOAT, MPI_SUM,
+    mpiCheck(MPI_Reduce_scatter_block(full, local, mpi_count(elements / size_), type, sum_of<T>(),
                                       comm_));
   }
-  tally(Collective::reduce_scatter, start, elements);
+  tally(Collective::reduce_scatter, start, elements, sizeof(T));
 }
 
-void TpComm::tally(Collective kind, double start, long tensor_elements) {
-  stats_.add({kind, tensor_elements}, MPI_Wtime() - start);
+template void TpComm::all_reduce_sum(float*, long);
+template void TpComm::all_reduce_sum(bfloat16*, long);
+template void TpComm::all_gather_rows(const float*, float*, long, long);
+template void TpComm::all_gather_rows(const bfloat16*, bfloat16*, long, long);
+template void TpComm::reduce_scatter_rows(const float*, float*, long, long);
+template void TpComm::reduce_scatter_rows(const bfloat16*, bfloat16*, long, long);
+
+void TpComm::tally(Collective kind, double start, long tensor_elements, std::size_t element_bytes) {
+  stats_.add({kind, tensor_elements, 1, long(element_bytes)}, MPI_Wtime() - start);
 }
 
 }  // namespace tp_mlp

@@ -115,7 +115,7 @@ void Comparison::verify_and_count() {
     const Matrix* y_here = here ? &p.mlp().forward(x_for(p.scheme())) : nullptr;
     r.forward.counted = p.comm().stats();
     const Matrix& y = on_every_rank(p, y_here, received_y_);
-    r.output = verify_output(y, held, reference_, cfg, run_.world);
+    r.output = verify_output(p.scheme(), y, held, reference_, cfg, run_.world);
     const bool saved = i == 0 && run_.world.is_root() && !cfg.tensors_dir.empty();
     if (saved) saved_y_ = y;
     if (!r.has_backward) continue;

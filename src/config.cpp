@@ -56,6 +56,9 @@ const std::vector<std::pair<std::string, SchemeChoice>> kSchemeChoices = {
 const std::vector<std::pair<std::string, Activation>> kActivations = {
     {"gelu", Activation::gelu}, {"swiglu", Activation::swiglu}};
 
+const std::vector<std::pair<std::string, DType>> kDTypes = {{"fp32", DType::fp32},
+                                                            {"bf16", DType::bf16}};
+
 const std::vector<std::pair<std::string, Fault>> kFaults = {
     {"none", Fault::none},
     {"missing-partial-sum", Fault::missing_partial_sum},
@@ -131,6 +134,14 @@ const char* activation_name(Activation activation) {
   return "?";
 }
 
+const char* dtype_name(DType dtype) {
+  for (const auto& [name, value] : kDTypes)
+    if (value == dtype) return name.c_str();
+  return "?";
+}
+
+long dtype_bytes(DType dtype) { return dtype == DType::bf16 ? 2 : 4; }
+
 const char* fault_name(Fault fault) {
   for (const auto& [name, value] : kFaults)
     if (value == fault) return name.c_str();
@@ -202,6 +213,18 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                  "Forward passes to run and compare: megatron, naive, serial or all (default all)")
       ->type_name("NAME")
       ->check(CLI::IsMember(kSchemeChoices).description(""));
+  std::string dtype = dtype_name(cfg.dtype), reduce_dtype;
+  app.add_option("--dtype", dtype,
+                 "fp32, or bf16: weights, activations and GEMM inputs in bf16, products "
+                 "accumulated in fp32, GeLU/SiLU in fp32, weight gradients in fp32 (default fp32)")
+      ->type_name("TYPE")
+      ->check(CLI::IsMember(kDTypes).description(""));
+  app.add_option("--reduce-dtype", reduce_dtype,
+                 "The type of the partial sums the all-reduce (reduce-scatter) moves: bf16 halves "
+                 "the bytes but rounds at every addition, fp32 keeps the digits (default: --dtype, "
+                 "as Megatron-LM does)")
+      ->type_name("TYPE")
+      ->check(CLI::IsMember(kDTypes).description(""));
   std::string fault = fault_name(cfg.fault);
   app.add_option("--plant-fault", fault,
                  "Plant a classic mistake in the megatron scheme and watch verification catch it: "
@@ -242,6 +265,10 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       if (name == activation) cfg.activation = value;
     for (const auto& [name, value] : kFaults)
       if (name == fault) cfg.fault = value;
+    for (const auto& [name, value] : kDTypes) {
+      if (name == dtype) cfg.dtype = value;
+      if (name == reduce_dtype) cfg.reduce_dtype = value;
+    }
     parsed.config = cfg;
   } catch (const CLI::ParseError& e) {
     std::ostringstream out, err;
@@ -286,6 +313,9 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
         << " ranks: a rank would hold no tokens";
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
+  } else if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16) {
+    why << "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16, which "
+           "only loses digits: use it with --dtype bf16";
   } else if (!fault_problem(cfg).empty()) {
     why << fault_problem(cfg);
   } else if (widest > INT_MAX) {

@@ -1,13 +1,18 @@
 // faults: each classic mistake as a change to one rank's parameters (see faults.hpp).
 #include "tp_mlp/faults.hpp"
 
+#include <type_traits>
+
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 
-void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& tp) {
-  const Parameters p = mlp.parameters();
+namespace {
+
+template <typename Parameters>
+void plant(Fault fault, const Parameters& p, const Config& cfg, const TpComm& tp) {
+  using Scalar = typename std::remove_pointer_t<decltype(p.w_out)>::Scalar;
   const bool last = tp.rank() == tp.size() - 1;
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
   switch (fault) {
@@ -23,7 +28,7 @@ void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& t
       }
       return;
     case Fault::bias_on_every_rank: *p.b_out *= float(tp.size()); return;
-    case Fault::w2_over_t: *p.w_out /= float(tp.size()); return;
+    case Fault::w2_over_t: *p.w_out /= Scalar(float(tp.size())); return;
     case Fault::gate_up_split: {
       // This rank's columns of [W1 | W3] taken as one [H, 2F] matrix, instead of its columns
       // of each.
@@ -36,6 +41,17 @@ void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& t
       return;
     }
   }
+}
+
+}  // namespace
+
+void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& tp) {
+  if (fault == Fault::none) return;
+  if (cfg.dtype == DType::bf16)
+    plant(fault, mlp.parameters_bf16(), cfg, tp);
+  else
+    plant(fault, mlp.parameters(), cfg, tp);
+  mlp.parameters_changed();
 }
 
 }  // namespace tp_mlp

@@ -23,4 +23,32 @@ const char* gemm_backend() {
       EIGEN_MAJOR_VERSION) "." TP_MLP_STR(EIGEN_MINOR_VERSION);
 }
 
+// Eigen's own bfloat16 product rounds every sum to bf16; widening to float is exact and
+// accumulates in fp32, as the model needs.
+struct Bf16Gemm::Plan {
+  WidenedBf16Gemm widened;
+};
+
+Bf16Gemm::Bf16Gemm(const ConstMatrixBRef& a, const ConstMatrixBRef& b, const MatrixRef&, Op op_a,
+                   Op op_b, B b_kind)
+    : plan_(std::make_unique<Plan>(Plan{WidenedBf16Gemm(a, b, op_a, op_b, b_kind)})) {}
+Bf16Gemm::~Bf16Gemm() = default;
+Bf16Gemm::Bf16Gemm(Bf16Gemm&& other) noexcept = default;
+Bf16Gemm& Bf16Gemm::operator=(Bf16Gemm&& other) noexcept = default;
+
+void Bf16Gemm::prepare(const ConstMatrixBRef& b) { plan_->widened.prepare(b); }
+
+void Bf16Gemm::run(const ConstMatrixBRef& a, const ConstMatrixBRef& b, MatrixRef c) {
+  plan_->widened.run(a, b, c);
+}
+
+// Plans count themselves too: they are allocated beside the scheme.
+double Bf16Gemm::bytes() const { return sizeof(Plan) + plan_->widened.bytes(); }
+
+double Bf16Gemm::bytes_for(long m, long n, long k, B) {
+  return sizeof(Plan) + WidenedBf16Gemm::bytes_for(m, k, k, n);
+}
+
+const char* Bf16Gemm::implementation() const { return "widened to fp32, Eigen's GEMM"; }
+
 }  // namespace tp_mlp

@@ -1,11 +1,20 @@
-// gemm: oneDNN's sgemm on one OpenMP thread, since the MPI ranks are the parallelism.
+// gemm: oneDNN on one OpenMP thread, since the MPI ranks are the parallelism: dnnl_sgemm for
+// fp32, and for bf16 the matmul primitive, planned once per call site with constant weights
+// reordered once into the layout it prefers (measured: 1.9-2.0x dnnl_sgemm on AVX512_BF16).
+// Where the CPU has no native bf16 (oneDNN 2.6 then has no bf16 matmul at all, or only a slow
+// reference one), the product is widened to fp32 instead.
 #include "tp_mlp/gemm.hpp"
 
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include <dnnl.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "tp_mlp/machine.hpp"
 
 namespace tp_mlp {
 
@@ -20,6 +29,129 @@ void gemm(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c, Op op_a
                  a.outerStride(), b.data(), b.outerStride(), 0.0f, c.data(), c.outerStride());
   if (status != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(int(status)));
+}
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+dnnl::engine& cpu() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// op(x) as a [rows, cols] bf16/f32 matrix read in place from row-major storage.
+memory::desc view(long rows, long cols, long stride, Op op, memory::data_type type) {
+  const memory::dims strides =
+      op == Op::transpose ? memory::dims{1, stride} : memory::dims{stride, 1};
+  return memory::desc({rows, cols}, type, strides);
+}
+
+// The primitive only where it is the fast one: brgemm with native bf16 instructions.
+bool native(const dnnl::matmul::primitive_desc& pd) {
+  const std::string impl = pd.impl_info_str();
+  return impl.rfind("brg", 0) == 0 && impl.find("bf16") != std::string::npos;
+}
+
+}  // namespace
+
+struct Bf16Gemm::Plan {
+  struct Primitive {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul matmul;
+    dnnl::stream stream;
+    memory a, b, c;
+    std::optional<memory> prepared;  // the weights in the primitive's layout
+    std::string name;
+  };
+  std::optional<Primitive> primitive;
+  std::optional<WidenedBf16Gemm> widened;
+};
+
+Bf16Gemm::Bf16Gemm(const ConstMatrixBRef& a, const ConstMatrixBRef& b, const MatrixRef& c, Op op_a,
+                   Op op_b, B b_kind)
+    : plan_(std::make_unique<Plan>()) {
+  const long m = c.rows(), n = c.cols(), k = op_a == Op::transpose ? a.rows() : a.cols();
+  if (cpu_has_native_bf16()) {
+    try {
+      const auto half = memory::data_type::bf16;
+      const memory::desc a_desc = view(m, k, a.outerStride(), op_a, half);
+      const memory::desc b_user = view(k, n, b.outerStride(), op_b, half);
+      const memory::desc c_desc = view(m, n, c.outerStride(), Op::none, memory::data_type::f32);
+      const bool weights = b_kind == B::weights;
+      const memory::desc b_desc = weights ? memory::desc({k, n}, half, Tag::any) : b_user;
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_desc, b_desc, c_desc), cpu());
+      if (native(pd)) {
+        Plan::Primitive p{pd,
+                          dnnl::matmul(pd),
+                          dnnl::stream(cpu()),
+                          memory(a_desc, cpu(), DNNL_MEMORY_NONE),
+                          memory(b_user, cpu(), DNNL_MEMORY_NONE),
+                          memory(c_desc, cpu(), DNNL_MEMORY_NONE),
+                          std::nullopt,
+                          std::string("oneDNN matmul (") + pd.impl_info_str() + ")"};
+        if (weights) p.prepared = memory(pd.weights_desc(), cpu());
+        plan_->primitive = std::move(p);
+        if (weights) prepare(b);
+        return;
+      }
+    } catch (const dnnl::error&) {
+      // no bf16 matmul for this CPU or shape: widen instead
+    }
+  }
+  plan_->widened.emplace(a, b, op_a, op_b, b_kind);
+}
+
+Bf16Gemm::~Bf16Gemm() = default;
+Bf16Gemm::Bf16Gemm(Bf16Gemm&& other) noexcept = default;
+Bf16Gemm& Bf16Gemm::operator=(Bf16Gemm&& other) noexcept = default;
+
+void Bf16Gemm::prepare(const ConstMatrixBRef& b) {
+  if (plan_->widened) {
+    plan_->widened->prepare(b);
+    return;
+  }
+  Plan::Primitive& p = *plan_->primitive;
+  p.b.set_data_handle(const_cast<bfloat16*>(b.data()));
+  dnnl::reorder(p.b, *p.prepared).execute(p.stream, p.b, *p.prepared);
+  p.stream.wait();
+}
+
+void Bf16Gemm::run(const ConstMatrixBRef& a, const ConstMatrixBRef& b, MatrixRef c) {
+  if (plan_->widened) {
+    plan_->widened->run(a, b, c);
+    return;
+  }
+  Plan::Primitive& p = *plan_->primitive;
+  p.a.set_data_handle(const_cast<bfloat16*>(a.data()));
+  p.c.set_data_handle(c.data());
+  memory weights = p.prepared ? *p.prepared : p.b;
+  if (!p.prepared) weights.set_data_handle(const_cast<bfloat16*>(b.data()));
+  p.matmul.execute(p.stream,
+                   {{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, p.c}});
+  p.stream.wait();
+}
+
+// Plans count themselves too: they are allocated beside the scheme.
+double Bf16Gemm::bytes() const {
+  if (plan_->widened) return sizeof(Plan) + plan_->widened->bytes();
+  const Plan::Primitive& p = *plan_->primitive;
+  return sizeof(Plan) + double(p.pd.scratchpad_desc().get_size()) +
+         (p.prepared ? double(p.prepared->get_desc().get_size()) : 0.0);
+}
+
+double Bf16Gemm::bytes_for(long m, long n, long k, B b_kind) {
+  if (!cpu_has_native_bf16()) return sizeof(Plan) + WidenedBf16Gemm::bytes_for(m, k, k, n);
+  // A prepared copy of the weights, its blocks padded by at most a few percent (measured 3 %),
+  // and the primitive's scratchpad (measured at most 345 KiB).
+  constexpr double kPadding = 1.05, kScratchpad = 512 * 1024;
+  return sizeof(Plan) + kScratchpad +
+         (b_kind == B::weights ? kPadding * double(k * n) * sizeof(bfloat16) : 0.0);
+}
+
+const char* Bf16Gemm::implementation() const {
+  return plan_->widened ? "widened to fp32, dnnl_sgemm" : plan_->primitive->name.c_str();
 }
 
 // Debian's oneDNN is built with OpenMP and would start a thread per core in every rank. The

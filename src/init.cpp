@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "tp_mlp/bf16.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -50,48 +52,58 @@ MasterTensor standard_normal(std::uint64_t stream, long rows, long cols) {
   return {stream, MasterTensor::Distribution::standard_normal, rows, cols};
 }
 
+// The model's tensors hold values of its element type: a bf16 model's are rounded to bf16,
+// the same for every rank and for the reference.
+MasterTensor in_dtype(MasterTensor t, const Config& cfg) {
+  t.bf16 = cfg.dtype == DType::bf16;
+  return t;
+}
+
 }  // namespace
 
 MasterTensor master_w1(const Config& cfg) {
-  return xavier(kW1, cfg.hidden_size, cfg.intermediate_size());
+  return in_dtype(xavier(kW1, cfg.hidden_size, cfg.intermediate_size()), cfg);
 }
 MasterTensor master_w3(const Config& cfg) {
-  return xavier(kW3, cfg.hidden_size, cfg.intermediate_size());
+  return in_dtype(xavier(kW3, cfg.hidden_size, cfg.intermediate_size()), cfg);
 }
 MasterTensor master_w2(const Config& cfg) {
-  return xavier(kW2, cfg.intermediate_size(), cfg.hidden_size);
+  return in_dtype(xavier(kW2, cfg.intermediate_size(), cfg.hidden_size), cfg);
 }
 MasterTensor master_b1(const Config& cfg) {
-  return linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size());
+  return in_dtype(linear_bias(kB1, cfg.hidden_size, cfg.intermediate_size()), cfg);
 }
 MasterTensor master_b3(const Config& cfg) {
-  return linear_bias(kB3, cfg.hidden_size, cfg.intermediate_size());
+  return in_dtype(linear_bias(kB3, cfg.hidden_size, cfg.intermediate_size()), cfg);
 }
 MasterTensor master_b2(const Config& cfg) {
-  return linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size);
+  return in_dtype(linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size), cfg);
 }
 MasterTensor master_input(const Config& cfg) {
-  return standard_normal(kInput, cfg.tokens(), cfg.hidden_size);
+  return in_dtype(standard_normal(kInput, cfg.tokens(), cfg.hidden_size), cfg);
 }
 MasterTensor master_grad_output(const Config& cfg) {
-  return standard_normal(kGradOutput, cfg.tokens(), cfg.hidden_size);
+  return in_dtype(standard_normal(kGradOutput, cfg.tokens(), cfg.hidden_size), cfg);
 }
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col) {
   std::uint64_t index = std::uint64_t(row) * std::uint64_t(t.cols) + std::uint64_t(col);
+  float value = 0.0f;
   switch (t.distribution) {
     case MasterTensor::Distribution::uniform: {
       double u = unit_open_closed(random_bits(seed, t.stream, index));
-      return float(t.bound * (2.0 * u - 1.0));
+      value = float(t.bound * (2.0 * u - 1.0));
+      break;
     }
     case MasterTensor::Distribution::standard_normal: {
       // Box-Muller on two draws of its own, so that element i never depends on i-1.
       double u1 = unit_open_closed(random_bits(seed, t.stream, 2 * index));
       double u2 = unit_open_closed(random_bits(seed, t.stream, 2 * index + 1));
-      return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+      value = float(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+      break;
     }
   }
-  return 0.0f;  // unreachable: the switch covers every distribution
+  return t.bf16 ? round_to_bf16(value) : value;
 }
 
 namespace {
@@ -121,6 +133,11 @@ void fill_block(MatrixDRef out, const MasterTensor& t, std::uint64_t seed, long 
   fill(out, t, seed, row0, col0);
 }
 
+// The values are bf16 already (a bf16 model's master tensors round them): exact.
+void fill_block(MatrixBRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0) {
+  fill(out, t, seed, row0, col0);
+}
+
 Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols) {
   Matrix m(rows.count, cols.count);
   fill_block(m, t, seed, rows.first, cols.first);
@@ -138,6 +155,10 @@ void fill_first_layer(MatrixRef out, const Config& cfg, LayerPart part, Block ro
 }
 
 void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block cols) {
+  fill_side_by_side(out, cfg, part, rows, cols);
+}
+
+void fill_first_layer(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block cols) {
   fill_side_by_side(out, cfg, part, rows, cols);
 }
 

@@ -57,10 +57,13 @@ int run(const World& world, int argc, char** argv) {
 
   TpComm tp(world, cfg.tp_size);
   const Run run{cfg, world, tp};
+  const Peaks peaks = measure_peaks(world);
   const Launch launch{world.size(),
                       world.size() / cfg.tp_size,
                       gemm_backend(),
-                      measure_fma_peak(world),
+                      bf16_gemm_implementation(),
+                      peaks.fp32,
+                      peaks.bf16,
                       world.ranks_on_this_node(),
                       world.cores_on_this_node(),
                       world.oversubscribed()};

@@ -48,10 +48,11 @@ PassTraffic traffic(const SchemeResult& r, Direction direction, int tp_size) {
   return t;
 }
 
-ParamRow param_row(long hidden_size, long ffn_hidden_size, int projections, int tp_size) {
+ParamRow param_row(long hidden_size, long ffn_hidden_size, int projections, int tp_size,
+                   DType dtype) {
   const ParamFormula p = param_formula(hidden_size, ffn_hidden_size, projections, tp_size);
-  const double f = sizeof(float);
-  return {hidden_size, ffn_hidden_size, tp_size, p, p.total * f, p.per_rank * f};
+  const double bytes = double(dtype_bytes(dtype));
+  return {hidden_size, ffn_hidden_size, tp_size, p, p.total * bytes, p.per_rank * bytes};
 }
 
 Shares shares_of(const Config& cfg) {
@@ -108,7 +109,9 @@ CommunicationMetrics communication_metrics(const Config& cfg,
   m.lead_allreduce_calls = counted[Collective::all_reduce].calls;
   m.lead_calls = counted.calls();
   m.bytes_per_call = m.lead_calls ? counted.bytes() / m.lead_calls : 0;
-  m.elements_per_call = m.bytes_per_call / long(sizeof(float));
+  const long element_bytes =
+      lead.forward.formula.empty() ? dtype_bytes(cfg.dtype) : lead.forward.formula[0].element_bytes;
+  m.elements_per_call = m.bytes_per_call / element_bytes;
   m.ring_per_rank = tally(lead.forward.formula).ring_bytes_per_rank(T);
   m.ring_total = m.ring_per_rank * T;
   for (const SchemeResult& r : results) {
@@ -131,8 +134,12 @@ CommunicationMetrics communication_metrics(const Config& cfg,
 
 BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
                                    const Launch& launch) {
-  const double peak_gflops = launch.peak_gflops;
+  // % peak and the bound against the peak of the arithmetic that ran.
+  const bool bf16 = cfg.dtype == DType::bf16 && launch.bf16_peak_gflops > 0;
+  const double peak_gflops = bf16 ? launch.bf16_peak_gflops : launch.peak_gflops;
   BenchmarkMetrics m;
+  m.peak_gflops = peak_gflops;
+  m.peak_is_bf16 = bf16;
   m.uneven_shards = shares_of(cfg).uneven();
   m.oversubscribed = launch.oversubscribed;
   m.ranks_on_node = launch.ranks_on_node;
@@ -181,9 +188,11 @@ ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult
                                const MemoryUse& memory) {
   ScalingMetrics m;
   m.activation = cfg.activation;
-  m.run = param_row(cfg.hidden_size, cfg.intermediate_size(), cfg.projections(), cfg.tp_size);
+  m.dtype = cfg.dtype;
+  m.run = param_row(cfg.hidden_size, cfg.intermediate_size(), cfg.projections(), cfg.tp_size,
+                    cfg.dtype);
   m.example = param_row(kExampleHidden, default_ffn_hidden_size(cfg.activation, kExampleHidden),
-                        cfg.projections(), kExampleTp);
+                        cfg.projections(), kExampleTp, cfg.dtype);
   m.llama_ffn_hidden_size = default_ffn_hidden_size(Activation::swiglu, cfg.hidden_size);
   m.megatron_ffn_hidden_size = megatron_ffn_hidden_size(cfg.hidden_size);
   m.shares = shares_of(cfg);

@@ -12,36 +12,42 @@ const Matrix& MlpScheme::backward(const Matrix&) {
   throw std::logic_error("this scheme has no backward pass");
 }
 
-std::unique_ptr<MlpScheme> make_scheme(Scheme scheme, const Config& cfg, TpComm& tp) {
-  switch (scheme) {
-    case Scheme::megatron:
-    case Scheme::megatron_sp:
-    case Scheme::serial: return std::make_unique<ColumnRowMlp>(scheme, cfg, tp);
-    case Scheme::naive: return std::make_unique<NaiveMlp>(cfg, tp);
-  }
-  throw std::logic_error("unknown scheme");
+namespace {
+
+template <typename T>
+std::unique_ptr<MlpScheme> make_of_type(Scheme scheme, const Config& cfg, TpComm& tp) {
+  if (scheme == Scheme::naive) return std::make_unique<NaiveMlp<T>>(cfg, tp);
+  return std::make_unique<ColumnRowMlp<T>>(scheme, cfg, tp);
 }
 
-SchemeBytes scheme_bytes(Scheme scheme, const Config& cfg) {
+template <typename T>
+SchemeBytes bytes_of_type(Scheme scheme, const Config& cfg) {
   // Rank 0 of a group holds the widest blocks (partition.hpp), so its account is the largest.
   const int ways = scheme == Scheme::serial ? 1 : cfg.tp_size;
   const Block columns = block_of(cfg.intermediate_size(), ways, 0);
   const Block tokens =
       scheme == Scheme::megatron_sp ? block_of(cfg.tokens(), ways, 0) : Block{0, cfg.tokens()};
-  auto with_object = [](SchemeBytes b, std::size_t object_bytes) {
-    b.buffers += double(object_bytes);  // make_scheme allocates the scheme itself too
-    return b;
-  };
-  switch (scheme) {
-    case Scheme::megatron:
-    case Scheme::megatron_sp:
-    case Scheme::serial:
-      return with_object(ColumnRowMlp::bytes(scheme, cfg, columns, tokens), sizeof(ColumnRowMlp));
-    case Scheme::naive:
-      return with_object(NaiveMlp::bytes(cfg, block_of(cfg.hidden_size, ways, 0), columns),
-                         sizeof(NaiveMlp));
+  SchemeBytes b;
+  if (scheme == Scheme::naive) {
+    b = NaiveMlp<T>::bytes(cfg, block_of(cfg.hidden_size, ways, 0), columns);
+    b.buffers += sizeof(NaiveMlp<T>);  // make_scheme allocates the scheme itself too
+  } else {
+    b = ColumnRowMlp<T>::bytes(scheme, cfg, columns, tokens);
+    b.buffers += sizeof(ColumnRowMlp<T>);
   }
-  throw std::logic_error("unknown scheme");
+  return b;
+}
+
+}  // namespace
+
+std::unique_ptr<MlpScheme> make_scheme(Scheme scheme, const Config& cfg, TpComm& tp) {
+  if (cfg.dtype == DType::bf16) return make_of_type<bfloat16>(scheme, cfg, tp);
+  return make_of_type<float>(scheme, cfg, tp);
+}
+
+SchemeBytes scheme_bytes(Scheme scheme, const Config& cfg) {
+  if (cfg.dtype == DType::bf16) return bytes_of_type<bfloat16>(scheme, cfg);
+  return bytes_of_type<float>(scheme, cfg);
 }
 
 }  // namespace tp_mlp

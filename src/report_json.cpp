@@ -69,6 +69,8 @@ json config_json(const Config& cfg, const Launch& launch) {
           {"activation", activation_name(cfg.activation)},
           {"ffn_hidden_size", cfg.intermediate_size()},
           {"plant_fault", fault_name(cfg.fault)},
+          {"dtype", dtype_name(cfg.dtype)},
+          {"reduce_dtype", dtype_name(cfg.reduction())},
           {"timeout", cfg.timeout}};
 }
 
@@ -118,6 +120,9 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
   doc["schema_version"] = kSchemaVersion;
   doc["config"] = config_json(cfg, launch);
   doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops},
+                    {"bf16_peak_gflops_per_core", launch.bf16_peak_gflops},
+                    {"native_bf16", launch.bf16_peak_gflops > 0},
+                    {"bf16_gemm", launch.bf16_gemm},
                     {"ranks_on_node", launch.ranks_on_node},
                     {"cores_on_node", launch.cores_on_node},
                     {"oversubscribed", launch.oversubscribed}};
@@ -138,6 +143,8 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
 
   const BenchmarkMetrics& b = m.benchmark;
   doc["benchmark"] = {{"scheme", scheme_name(b.lead)},
+                      {"peak_gflops_per_core", b.peak_gflops},
+                      {"peak", b.peak_is_bf16 ? "bf16" : "fp32"},
                       {"forward_ms", summary_json(b.lead_forward)},
                       {"gflops", b.lead_gflops},
                       {"gflops_per_rank", b.lead_gflops_per_rank}};

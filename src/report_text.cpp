@@ -114,8 +114,21 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
   if (cfg.fault != Fault::none)
     std::printf("Planted fault: %s, in megatron: its verification must fail\n",
                 fault_name(cfg.fault));
+  if (cfg.dtype == DType::bf16)
+    std::printf(
+        "Precision: bf16 weights, activations and GEMM inputs; fp32 accumulation, %s and\n"
+        "  weight gradients; partial sums reduced in %s\n",
+        cfg.activation == Activation::swiglu ? "SiLU" : "GeLU", dtype_name(cfg.reduction()));
   std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
+  if (cfg.dtype == DType::bf16) std::printf("GEMM (bf16): %s\n", launch.bf16_gemm);
   std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
+  if (launch.bf16_peak_gflops > 0)
+    std::printf("bf16 dot-product peak of one core: %.1f GFLOP/s (measured, AVX512_BF16)\n",
+                launch.bf16_peak_gflops);
+  else
+    std::printf(
+        "bf16: this CPU has no native bf16 arithmetic (no AVX512_BF16): bf16 products are\n"
+        "  widened to fp32, and %% peak is against the FMA peak\n");
   std::fflush(stdout);
 }
 
@@ -266,7 +279,7 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
 void TextReport::scaling(const ScalingMetrics& m) const {
   if (!prints_) return;
   section("SCALING ANALYSIS");
-  std::printf("\nMemory scaling with Tensor Parallelism (fp32):\n\n");
+  std::printf("\nMemory scaling with Tensor Parallelism (%s):\n\n", dtype_name(m.dtype));
   if (m.activation == Activation::swiglu) {
     std::printf(
         "For a gated MLP (SwiGLU) with hidden_size H and FFN width F:\n"

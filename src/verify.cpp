@@ -12,8 +12,35 @@
 namespace tp_mlp {
 namespace {
 
-// A float sum of n terms may also lose what underflows below the smallest normal float.
+// A float sum of n terms may also lose what underflows below the smallest normal float (bf16
+// dot products flush denormal products and sums alike: twice as much).
 double underflow(long terms) { return double(terms) * double(std::numeric_limits<float>::min()); }
+
+// What the model rounds beyond its fp32 sums, by its element type and reduce dtype.
+struct Precision {
+  double input = 0;   // the activation and its gradient rounded to bf16 before their GEMMs
+  double output = 0;  // Y and dX rounded to the element type
+  double reduce = 0;  // T partial sums rounded to bf16 and added in bf16: every addition rounds
+  double underflow_factor = 1;
+  bool naive_bf16_pre = false;  // naive's pre-activation is reduced in bf16 too: its own bound
+  explicit Precision(const Config& cfg) {
+    if (cfg.dtype == DType::bf16) {
+      input = output = kBf16UnitRoundoff;
+      underflow_factor = 2;
+    }
+    if (cfg.reduction() != DType::bf16) return;
+    // A partial rounded once, then T − 1 additions each rounded to float and then to bf16.
+    const double per_step = kBf16UnitRoundoff + kFloatUnitRoundoff * (1 + kBf16UnitRoundoff);
+    const double steps = double(cfg.tp_size) * per_step;
+    reduce = steps / (1 - steps);
+    const std::vector<Scheme> schemes = cfg.schemes();
+    naive_bf16_pre = std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
+  }
+  // A value within `error` of `exact`, rounded to a GEMM input.
+  MatrixD rounded_input(const MatrixD& exact, const MatrixD& error) const {
+    return (1 + input) * error + input * exact.cwiseAbs();
+  }
+};
 
 // Columns `cols` of F, of every projection of the first layer side by side, and the same rows
 // of W2, from the generator, with their magnitudes.
@@ -35,23 +62,29 @@ struct ReferenceBlock {
 
 // One block of the forward (and backward) pass for some token rows, with error bounds.
 struct BlockPass {
-  MatrixD pre, pre_error;    // [rows, p·width]
-  MatrixD act, act_error;    // [rows, width]
-  MatrixD dpre, dpre_error;  // [rows, p·width], with dY
-  BlockPass(const Config& cfg, const ReferenceBlock& b, const MatrixD& x, const MatrixD& x_abs,
-            const MatrixD& dy, const MatrixD& dy_abs) {
+  MatrixD pre, pre_error;               // [rows, p·width]
+  MatrixD act, act_error;               // [rows, width]
+  MatrixD dpre, dpre_error;             // [rows, p·width], with dY
+  MatrixD act_in_error, dpre_in_error;  // as the next GEMMs read them (rounded to bf16)
+  MatrixD magnitude;                    // |X|·|W_in| [rows, p·width]
+  BlockPass(const Config& cfg, const Precision& precision, const ReferenceBlock& b,
+            const MatrixD& x, const MatrixD& x_abs, const MatrixD& dy, const MatrixD& dy_abs) {
     const long H = cfg.hidden_size;
+    const double lost = precision.underflow_factor;
     pre = (x * b.w_in).rowwise() + b.b_in.row(0);  // H products and the bias
-    pre_error = gamma_n(H + 1) * ((x_abs * b.w_in_abs).rowwise() + b.b_in.cwiseAbs().row(0));
-    pre_error.array() += underflow(H + 1);
+    magnitude = x_abs * b.w_in_abs;
+    pre_error = gamma_n(H + 1) * (magnitude.rowwise() + b.b_in.cwiseAbs().row(0));
+    pre_error.array() += lost * underflow(H + 1);
     act = exact_activate(cfg.activation, pre);
     act_error = activation_error(cfg.activation, pre, pre_error);
+    act_in_error = precision.rounded_input(act, act_error);
     if (dy.size() == 0) return;
     const MatrixD dact = dy * b.w2.transpose();  // [rows, width], H products
     MatrixD dact_error = gamma_n(H) * dy_abs * b.w2_abs.transpose();
-    dact_error.array() += underflow(H);
+    dact_error.array() += lost * underflow(H);
     dpre = exact_activate_backward(cfg.activation, pre, dact);
     dpre_error = activation_backward_error(cfg.activation, pre, pre_error, dact, dact_error);
+    dpre_in_error = precision.rounded_input(dpre, dpre_error);
   }
 };
 
@@ -109,32 +142,66 @@ Verification conclude(const std::string& tensor, const Agreement& local, long te
 
 ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows) {
   const long H = cfg.hidden_size, F = cfg.intermediate_size(), p = cfg.projections();
+  const Precision precision(cfg);
   const bool backward = dy.size() > 0;
   const long dx_rows = backward ? rows.count : 0;
-  ReferenceRows ref{rows, MatrixD::Zero(rows.count, H), MatrixD::Zero(rows.count, H),
-                    MatrixD::Zero(dx_rows, H), MatrixD::Zero(dx_rows, H)};
+  ReferenceRows ref{rows,
+                    MatrixD::Zero(rows.count, H),
+                    MatrixD::Zero(rows.count, H),
+                    MatrixD::Zero(dx_rows, H),
+                    MatrixD::Zero(dx_rows, H),
+                    MatrixD()};
   const MatrixD x_rows = x.middleRows(rows.first, rows.count).cast<double>();  // [rows, H]
   const MatrixD dy_rows =
       backward ? MatrixD(dy.middleRows(rows.first, rows.count).cast<double>()) : MatrixD();
   const MatrixD x_abs = x_rows.cwiseAbs(), dy_abs = dy_rows.cwiseAbs();
+  // Σ over all of F of what the ranks' partial sums add up in magnitude: what a bf16
+  // reduction's roundings scale with.
+  MatrixD y_partials = MatrixD::Zero(rows.count, H), dx_partials = MatrixD::Zero(dx_rows, H);
+  const long naive_rows = precision.naive_bf16_pre ? rows.count : 0;
+  MatrixD naive_partials = MatrixD::Zero(naive_rows, H);
+  ref.y_bound_naive = MatrixD::Zero(naive_rows, H);
   for_each_block(cfg, {0, F}, [&](Block cols) {
     const ReferenceBlock b(cfg, cols);
-    const BlockPass pass(cfg, b, x_rows, x_abs, dy_rows, dy_abs);
+    const BlockPass pass(cfg, precision, b, x_rows, x_abs, dy_rows, dy_abs);
     ref.y.noalias() += pass.act * b.w2;  // F products and the bias, over all blocks
-    ref.y_bound.noalias() += summand_bound(pass.act, pass.act_error, F + 1) * b.w2_abs;
+    ref.y_bound.noalias() += summand_bound(pass.act, pass.act_in_error, F + 1) * b.w2_abs;
+    if (precision.reduce > 0)
+      y_partials.noalias() += (pass.act.cwiseAbs() + pass.act_in_error) * b.w2_abs;
+    if (precision.naive_bf16_pre) {  // the same, from a pre-activation summed in bf16
+      const MatrixD pre_error = pass.pre_error + precision.reduce * pass.magnitude;
+      const MatrixD act_in_error =
+          precision.rounded_input(pass.act, activation_error(cfg.activation, pass.pre, pre_error));
+      ref.y_bound_naive.noalias() += summand_bound(pass.act, act_in_error, F + 1) * b.w2_abs;
+      naive_partials.noalias() += (pass.act.cwiseAbs() + act_in_error) * b.w2_abs;
+    }
     if (!backward) return;
     ref.dx.noalias() += pass.dpre * b.w_in.transpose();  // p·F products
     ref.dx_bound.noalias() +=
-        summand_bound(pass.dpre, pass.dpre_error, p * F) * b.w_in_abs.transpose();
+        summand_bound(pass.dpre, pass.dpre_in_error, p * F) * b.w_in_abs.transpose();
+    if (precision.reduce > 0)
+      dx_partials.noalias() += (pass.dpre.cwiseAbs() + pass.dpre_in_error) * b.w_in_abs.transpose();
   });
-  ref.y_bound.array() += underflow(F + 1);
-  ref.dx_bound.array() += underflow(p * F);
+  const double lost = precision.underflow_factor;
+  ref.y_bound += precision.reduce * y_partials;
+  ref.y_bound.array() += lost * underflow(F + 1);
+  ref.y_bound_naive += precision.reduce * naive_partials;
+  ref.y_bound_naive.array() += lost * underflow(F + 1);
+  ref.dx_bound += precision.reduce * dx_partials;
+  ref.dx_bound.array() += lost * underflow(p * F);
   if (cfg.bias) {
     MatrixD b2(1, H);
     fill_block(b2, master_b2(cfg), cfg.seed, 0, 0);
     ref.y.rowwise() += b2.row(0);
     ref.y_bound.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
+    if (naive_rows) ref.y_bound_naive.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
   }
+  // Y and dX are rounded to the model's element type at the end.
+  ref.y_bound = (1 + precision.output) * ref.y_bound + precision.output * ref.y.cwiseAbs();
+  if (naive_rows)
+    ref.y_bound_naive =
+        (1 + precision.output) * ref.y_bound_naive + precision.output * ref.y.cwiseAbs();
+  ref.dx_bound = (1 + precision.output) * ref.dx_bound + precision.output * ref.dx.cwiseAbs();
   return ref;
 }
 
@@ -153,10 +220,12 @@ double reference_bytes(const Config& cfg, long rows) {
   return bytes;
 }
 
-Verification verify_output(const Matrix& y, Block held, const ReferenceRows& ref, const Config& cfg,
-                           const World& world) {
+Verification verify_output(Scheme scheme, const Matrix& y, Block held, const ReferenceRows& ref,
+                           const Config& cfg, const World& world) {
   Agreement a;
-  a.add(y.middleRows(ref.rows.first - held.first, ref.rows.count), ref.y, ref.y_bound);
+  const bool own_bound = scheme == Scheme::naive && ref.y_bound_naive.size() > 0;
+  a.add(y.middleRows(ref.rows.first - held.first, ref.rows.count), ref.y,
+        own_bound ? ref.y_bound_naive : ref.y_bound);
   return conclude("Y", a, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
 }
 
@@ -174,24 +243,28 @@ std::vector<Verification> verify_gradients(const Matrix& dx, Block held,
     const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]
     const MatrixD x_abs = x_all.cwiseAbs(), dy_abs = dy_all.cwiseAbs();
     const Block mine = shard->columns;
+    const Precision precision(cfg);
     for_each_block(cfg, mine, [&](Block cols) {
       const ReferenceBlock b(cfg, cols);
-      const BlockPass pass(cfg, b, x_all, x_abs, dy_all, dy_abs);
+      const BlockPass pass(cfg, precision, b, x_all, x_abs, dy_all, dy_abs);
       const long at = cols.first - mine.first, w = cols.count;  // within the shard
       const MatrixD dw2 = pass.act.transpose() * dy_all;        // [w, H], tokens products
       const MatrixD dw2_bound =
-          (summand_bound(pass.act, pass.act_error, tokens).transpose() * dy_abs).array() +
-          underflow(tokens);
+          (summand_bound(pass.act, pass.act_in_error, tokens).transpose() * dy_abs).array() +
+          precision.underflow_factor * underflow(tokens);
       a_dw2.add(shard->w_out->middleRows(at, w), dw2, dw2_bound);
-      const MatrixD dpre_bound = summand_bound(pass.dpre, pass.dpre_error, tokens);
+      // dW_in sums the bf16-rounded dpre's products over the tokens; db_in the fp32 dpre.
+      const MatrixD dw_in_terms = summand_bound(pass.dpre, pass.dpre_in_error, tokens);
+      const MatrixD db_in_terms = summand_bound(pass.dpre, pass.dpre_error, tokens);
       for (long j = 0; j < p; ++j) {  // W1's columns, then W3's, in both layouts
         const MatrixD dpre = pass.dpre.middleCols(j * w, w);
-        const MatrixD bound = dpre_bound.middleCols(j * w, w);
         a_dw_in[j].add(shard->w_in->middleCols(j * mine.count + at, w), x_all.transpose() * dpre,
-                       (x_abs.transpose() * bound).array() + underflow(tokens));
+                       (x_abs.transpose() * dw_in_terms.middleCols(j * w, w)).array() +
+                           precision.underflow_factor * underflow(tokens));
         if (cfg.bias)
-          a_db_in[j].add(shard->b_in->middleCols(j * mine.count + at, w), dpre.colwise().sum(),
-                         bound.colwise().sum().array() + underflow(tokens));
+          a_db_in[j].add(
+              shard->b_in->middleCols(j * mine.count + at, w), dpre.colwise().sum(),
+              db_in_terms.middleCols(j * w, w).colwise().sum().array() + underflow(tokens));
       }
     });
     if (cfg.bias)

@@ -13,9 +13,13 @@
 
 namespace tp_mlp {
 
-// One core's FMA peak in GFLOP/s, measured on rank 0 while the others sleep (so that
-// oversubscribed ranks cannot halve it), and shared with every rank.
-double measure_fma_peak(const World& world);
+// One core's peaks in GFLOP/s, measured on rank 0 while the others sleep (so that
+// oversubscribed ranks cannot halve them), and shared with every rank.
+struct Peaks {
+  double fp32 = 0;  // FMA
+  double bf16 = 0;  // bf16 dot products; 0 without native bf16
+};
+Peaks measure_peaks(const World& world);
 
 Summary summarize(std::vector<double> ms);
 

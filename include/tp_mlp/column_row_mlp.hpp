@@ -17,15 +17,25 @@
 // The forward enters through f (f̄) and leaves through g (ḡ); the backward enters through
 // g's (ḡ's) backward and leaves through f's (f̄'s). Entering is the same operation in both
 // directions, and so is leaving: enter_region() and leave_region() serve both.
+//
+// T is the element type of the weights and of every GEMM input (float, or bfloat16 for
+// --dtype bf16); GEMMs accumulate, and the activation and the weight gradients are computed,
+// in float either way. The partial sums leave the region in the reduce dtype.
 #pragma once
 
+#include <optional>
+
+#include "tp_mlp/gemm.hpp"
 #include "tp_mlp/mlp.hpp"
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
 
+template <typename T>
 class ColumnRowMlp final : public MlpScheme {
  public:
+  using MatrixT = RowMajor<T>;
+
   ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp);
   // What the constructor allocates for the shard `columns` of F and the token rows `tokens`.
   static SchemeBytes bytes(Scheme scheme, const Config& cfg, Block columns, Block tokens);
@@ -35,26 +45,36 @@ class ColumnRowMlp final : public MlpScheme {
   long weight_bytes() const override;
   bool has_backward() const override { return dw_in_.size() > 0; }
   Parameters parameters() override;
+  ParametersB parameters_bf16() override;
+  void parameters_changed() override;
   Gradients gradients() const override;
 
   const Matrix& forward(const Matrix& x) override;
   const Matrix& backward(const Matrix& dy) override;
 
  private:
-  const Matrix& enter_region(const Matrix& here, Matrix& full);
+  const MatrixT& enter_region(const Matrix& here, MatrixT& here_t, MatrixT& full);
+  // The activation and its gradient as the GEMMs read them: as they are, or rounded to T.
+  const MatrixT& act_input() const;
+  const MatrixT& dpre_input() const;
   Matrix& leave_region(Matrix& partial, Matrix& here);
 
   const Scheme scheme_;
   TpComm& tp_;
   const Activation activation_;
-  const bool sp_, bias_;
+  const bool sp_, bias_, reduce_bf16_;
   const Block columns_;  // this rank's shard of F
   const Block tokens_;   // the token rows x and y hold here
   const long hidden_size_;
-  const Matrix* x_ = nullptr;  // the forward's whole input, kept for dW1
-  Matrix w_in_, w2_, b_in_, b2_;
-  Matrix x_full_, pre_, act_, y_sum_, y_here_;
-  Matrix dy_full_, dact_, dpre_, dw_in_, dw2_, db_in_, db2_, dx_sum_, dx_here_;
+  const MatrixT* x_ = nullptr;  // the forward's whole input, kept for dW1
+  MatrixT w_in_, w2_;
+  Matrix b_in_, b2_;
+  MatrixT x_here_, x_full_, act_in_, dy_here_, dy_full_, dpre_in_;  // GEMM inputs
+  Matrix pre_, act_, y_sum_, y_here_;
+  Matrix dact_, dpre_, dw_in_, dw2_, db_in_, db2_, dx_sum_, dx_here_;
+  MatrixB partial_b_, here_b_;  // the partial sums in bf16, with --reduce-dtype bf16
+  // The six products, planned once their operands exist.
+  std::optional<PlannedGemm<T>> first_, second_, grad_w2_, grad_act_, grad_w_in_, grad_x_;
 };
 
 }  // namespace tp_mlp

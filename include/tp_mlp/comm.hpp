@@ -16,6 +16,7 @@
 
 #include <mpi.h>
 
+#include "tp_mlp/bf16.hpp"
 #include "tp_mlp/collective.hpp"
 #include "tp_mlp/watchdog.hpp"
 
@@ -103,12 +104,17 @@ class TpComm {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
-  // In place: every rank's `count` floats are replaced by their sum over the group.
-  void all_reduce_sum(float* data, long count);
+  // For T = float or bf16 (whose sums round to bf16 at every addition, as a bf16 all-reduce
+  // does; the bytes counted are the element's):
+  // In place: every rank's `count` elements are replaced by their sum over the group.
+  template <typename T>
+  void all_reduce_sum(T* data, long count);
   // full [rows, row_length] = every rank's block of the rows (partition.hpp), in rank order.
-  void all_gather_rows(const float* local, float* full, long rows, long row_length);
+  template <typename T>
+  void all_gather_rows(const T* local, T* full, long rows, long row_length);
   // local = this rank's block of the rows of the sum over ranks of full [rows, row_length].
-  void reduce_scatter_rows(const float* full, float* local, long rows, long row_length);
+  template <typename T>
+  void reduce_scatter_rows(const T* full, T* local, long rows, long row_length);
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
@@ -119,10 +125,13 @@ class TpComm {
   // MPI's per-rank counts and offsets, in elements, for blocks of `rows` rows; false when the
   // blocks are equal, and MPI's fixed-size collectives serve.
   bool uneven_blocks(long rows, long row_length);
-  void tally(Collective kind, double start, long tensor_elements);
+  template <typename T>
+  MPI_Op sum_of() const;
+  void tally(Collective kind, double start, long tensor_elements, std::size_t element_bytes);
 
   Watchdog* watchdog_;
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Op bf16_sum_ = MPI_OP_NULL;
   int rank_ = 0;
   int size_ = 1;
   std::vector<int> counts_, offsets_;  // [T], allocated once: no allocation in a pass

@@ -19,6 +19,10 @@ enum class SchemeChoice { all, megatron, naive, serial };
 // (SiLU(X·W1) ⊙ X·W3)·W2, whose gate W1 and up projection W3 are both [H, F].
 enum class Activation { gelu, swiglu };
 
+// The element type of the weights, activations and GEMM inputs (GEMMs accumulate in fp32 either
+// way), and of the partial sums a reduction moves.
+enum class DType { fp32, bf16 };
+
 // A mistake to plant in the megatron scheme, to watch verification catch it (faults.hpp).
 enum class Fault {
   none,
@@ -50,6 +54,8 @@ struct Config {
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;
   long ffn_hidden_size = 0;  // F; 0 for the activation's default
+  DType dtype = DType::fp32;
+  std::optional<DType> reduce_dtype;  // --reduce-dtype; unset: the --dtype, as in Megatron-LM
   Fault fault = Fault::none;
   int timeout = 600;        // seconds any rank may wait in one MPI call before the job is ended
   std::string json_path;    // empty: no JSON report
@@ -62,6 +68,7 @@ struct Config {
   }
   // Projections of X that the activation takes: W1 for GeLU; W1 (gate) and W3 (up) for SwiGLU.
   int projections() const { return activation == Activation::swiglu ? 2 : 1; }
+  DType reduction() const { return reduce_dtype.value_or(dtype); }
   std::vector<Scheme> schemes() const;  // what the flags select, in report order
 };
 
@@ -69,6 +76,8 @@ const char* scheme_name(Scheme scheme);
 const char* choice_name(SchemeChoice choice);        // as spelled on the command line
 const char* activation_name(Activation activation);  // "gelu", "swiglu"
 const char* fault_name(Fault fault);                 // "w2-over-t", ...
+const char* dtype_name(DType dtype);                 // "fp32", "bf16"
+long dtype_bytes(DType dtype);
 
 // The outcome of reading argv: a configuration to run, or text to print and an exit code
 // (help is text with exit code 0).

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "tp_mlp/bf16.hpp"
 #include "tp_mlp/config.hpp"
 #include "tp_mlp/matrix.hpp"
 #include "tp_mlp/partition.hpp"
@@ -25,7 +26,8 @@ struct MasterTensor {
   Distribution distribution;
   long rows;
   long cols;
-  double bound = 0;  // uniform: U(-bound, bound)
+  double bound = 0;   // uniform: U(-bound, bound)
+  bool bf16 = false;  // values rounded to bf16, as a --dtype bf16 model holds them
 };
 
 MasterTensor master_w1(const Config& cfg);           // [H, F], xavier-uniform (SwiGLU's gate)
@@ -42,6 +44,7 @@ float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col
 // out(r, c) = master(row0 + r, col0 + c) for the block of out's size; `out` may be a view.
 void fill_block(MatrixRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0);
 void fill_block(MatrixDRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0);
+void fill_block(MatrixBRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0);
 
 // The block rows x cols of a master tensor, as a new matrix: what a rank's shard starts from.
 Matrix master_block(const MasterTensor& t, std::uint64_t seed, Block rows, Block cols);
@@ -56,5 +59,6 @@ MasterTensor master_first_layer(const Config& cfg, LayerPart part, int projectio
 // [gate_r | up_r], so that one GEMM computes both.
 void fill_first_layer(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
 void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
+void fill_first_layer(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
 
 }  // namespace tp_mlp

@@ -7,8 +7,14 @@ double available_memory_bytes();  // MemAvailable from /proc/meminfo
 double peak_rss_bytes();          // this process's high-water resident set
 double current_rss_bytes();       // this process's resident set now
 
-// One core's single-precision FMA peak at the widest vector this binary was compiled for
-// (so with -march=native, the CPU's), measured by a register-only loop in about 0.2 s.
+// One core's fp32 FMA peak with the widest vectors this CPU has (found at run time), measured
+// by a register-only loop in about 0.2 s.
 double measure_fma_peak_gflops();
+
+// Whether the CPU (and its OS) has AVX512_BF16, found at run time: native bf16 dot products.
+bool cpu_has_native_bf16();
+// One core's bf16 dot-product peak (vdpbf16ps) in GFLOP/s, measured like the FMA peak; 0 on a
+// CPU without native bf16.
+double measure_bf16_peak_gflops();
 
 }  // namespace tp_mlp

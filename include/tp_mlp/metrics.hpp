@@ -80,6 +80,8 @@ struct SchemeSpeed {
   StepSpeed train;
 };
 struct BenchmarkMetrics {
+  double peak_gflops = 0;      // what % peak and the bound are against
+  bool peak_is_bf16 = false;   // the bf16 dot-product peak, or the fp32 FMA peak
   bool uneven_shards = false;  // then compute_imbalance is worth a column
   // Ranks that outnumber their cores take turns on them: their times measure that.
   bool oversubscribed = false;
@@ -135,6 +137,7 @@ struct Shares {
 };
 struct ScalingMetrics {
   Activation activation = Activation::gelu;
+  DType dtype = DType::fp32;  // what the weights are stored in
   ParamRow run;
   ParamRow example;                // the script's: H = 4096, T = 8, with this run's activation
   long llama_ffn_hidden_size = 0;  // the sizing rules for this H, for SwiGLU

@@ -21,6 +21,7 @@
 
 #include <memory>
 
+#include "tp_mlp/bf16.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
 #include "tp_mlp/matrix.hpp"
@@ -47,16 +48,19 @@ class Placement {
 // layer, side by side (w_in: [H, p·width], W1's then W3's; b_in: [1, p·width]), and the same
 // rows of W2 (w_out: [width, H]) with the whole b2 (b_out: [1, H]). Biases are null without
 // --bias. The same shape holds the model's parameters and, after backward(), their gradients.
-template <typename M>
+// Weights are of the scheme's element type; biases, few, stay in float (their values rounded
+// to bf16 in a bf16 model), and so are every gradient.
+template <typename M, typename Bias>
 struct ShardTensors {
   Block columns;
   M* w_in = nullptr;
   M* w_out = nullptr;
-  M* b_in = nullptr;
-  M* b_out = nullptr;
+  Bias* b_in = nullptr;
+  Bias* b_out = nullptr;
 };
-using Parameters = ShardTensors<Matrix>;
-using Gradients = ShardTensors<const Matrix>;
+using Parameters = ShardTensors<Matrix, Matrix>;    // a --dtype fp32 scheme's
+using ParametersB = ShardTensors<MatrixB, Matrix>;  // a --dtype bf16 scheme's
+using Gradients = ShardTensors<const Matrix, const Matrix>;
 
 // What a scheme's constructor allocates on one rank, in bytes.
 struct SchemeBytes {
@@ -77,10 +81,12 @@ class MlpScheme {
   // After forward(x): dy [tokens here, H] -> dx, same shape; fills gradients().
   virtual const Matrix& backward(const Matrix& dy);
   virtual Gradients gradients() const { return {}; }
-  // This rank's parameters, to read or change in place (a real model's optimizer would; the
-  // tests use it to plant faults that verification must catch). Empty for the naive scheme,
-  // whose first layer is split by rows.
+  // This rank's parameters in the scheme's element type, to read or change in place (a real
+  // model's optimizer would; faults.hpp plants mistakes this way), then parameters_changed().
+  // Empty for the naive scheme, whose first layer is split by rows, and for the other type.
   virtual Parameters parameters() { return {}; }
+  virtual ParametersB parameters_bf16() { return {}; }
+  virtual void parameters_changed() {}
   virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2
 };
 

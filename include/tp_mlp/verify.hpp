@@ -27,15 +27,18 @@ struct ReferenceRows {
   Block rows;
   MatrixD y, y_bound;    // [rows, H]
   MatrixD dx, dx_bound;  // [rows, H], empty without dY
+  // [rows, H] when the naive scheme sums its pre-activation in bf16 (and so may err more),
+  // else empty.
+  MatrixD y_bound_naive;
 };
 // x and dy (empty: no backward) hold all tokens.
 ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows);
 // The most it allocates on one rank, for `rows` token rows, with the gradient check.
 double reference_bytes(const Config& cfg, long rows);
 
-// Y, held for the token rows `held`, on the reference's rows; the verdict is global.
-Verification verify_output(const Matrix& y, Block held, const ReferenceRows& ref, const Config& cfg,
-                           const World& world);
+// `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is global.
+Verification verify_output(Scheme scheme, const Matrix& y, Block held, const ReferenceRows& ref,
+                           const Config& cfg, const World& world);
 
 // dX, and the first layer's and W2's gradients (and the biases' with --bias) of one scheme:
 // dX on the reference's rows, the weight gradients on each rank's shard (a rank that holds

@@ -40,7 +40,8 @@ struct TwoRankModel {
                                  block_of(cfg.tokens(), world.size(), world.rank()))) {}
 
   Verification verify() {
-    return verify_output(mlp->forward(x), mlp->tokens_here(), reference, cfg, world);
+    return verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), reference, cfg,
+                         world);
   }
 
  private:
@@ -125,7 +126,7 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
               std::string(activation_name(activation)) + " H=" + std::to_string(hidden) + " seed " +
               std::to_string(seed) + (backward_and_bias ? " --backward --bias" : "");
           const Verification y =
-              verify_output(mlp->forward(x), mlp->tokens_here(), ref, cfg, world);
+              verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), ref, cfg, world);
           EXPECT_TRUE(y.passed) << what << ": Y at " << y.max_diff_over_bound << "x its bound";
           ++runs;
           if (!backward_and_bias) continue;

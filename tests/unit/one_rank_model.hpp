@@ -24,8 +24,9 @@ struct OneRankModel {
   Matrix x, dy;  // [tokens, H]
 
   OneRankModel(Scheme scheme, int hidden_size, int batch_size, int seq_len,
-               Activation activation = Activation::gelu)
-      : cfg(options(hidden_size, batch_size, seq_len, activation)),
+               Activation activation = Activation::gelu, DType dtype = DType::fp32,
+               DType reduce = DType::fp32)
+      : cfg(options(hidden_size, batch_size, seq_len, activation, dtype, reduce)),
         tp(scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1)),
         mlp(make_scheme(scheme, cfg, tp)),
         x(cfg.tokens(), cfg.hidden_size),
@@ -35,10 +36,13 @@ struct OneRankModel {
   }
 
  private:
-  static Config options(int hidden_size, int batch_size, int seq_len, Activation activation) {
+  static Config options(int hidden_size, int batch_size, int seq_len, Activation activation,
+                        DType dtype, DType reduce) {
     Config c;
     c.tp_size = 1;
     c.activation = activation;
+    c.dtype = dtype;
+    c.reduce_dtype = reduce;
     c.hidden_size = hidden_size;
     c.batch_size = batch_size;
     c.seq_len = seq_len;
