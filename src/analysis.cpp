@@ -1,6 +1,8 @@
 // analysis: the formulas (see analysis.hpp).
 #include "tp_mlp/analysis.hpp"
 
+#include <algorithm>
+
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
@@ -19,6 +21,15 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
       return {{Collective::all_reduce, y, 1, partial}};
     case Scheme::megatron_sp:  // f̄ then ḡ forward: all-gather X, reduce-scatter Y; and back
       return {{Collective::all_gather, y, H, element}, {Collective::reduce_scatter, y, H, partial}};
+    case Scheme::megatron_overlap: {  // g of each token chunk forward; f once backward
+      if (direction == Direction::backward) return {{Collective::all_reduce, y, 1, partial}};
+      const int chunks = std::max(1, cfg.overlap_chunks);
+      std::vector<CollectiveCall> calls;
+      for (int c = 0; c < chunks; ++c)
+        calls.push_back(
+            {Collective::all_reduce, block_of(cfg.tokens(), chunks, c).count * H, 1, partial});
+      return calls;
+    }
     case Scheme::naive:  // forward only: the pre-activation before the activation, then Y
       if (direction == Direction::forward)
         return {{Collective::all_reduce, pre, 1, partial}, {Collective::all_reduce, y, 1, partial}};

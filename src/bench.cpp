@@ -111,9 +111,11 @@ void CollectiveReplay::run() {
   }
 }
 
-Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls) {
+Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls,
+                         int iterations) {
   CollectiveReplay replay(calls, comm);
-  std::vector<double> ms(static_cast<std::size_t>(run.cfg.iterations));
+  std::vector<double> ms(
+      static_cast<std::size_t>(iterations > 0 ? iterations : run.cfg.iterations));
   for (int i = 0; i < run.cfg.warmup; ++i) replay.run();
   run.world.barrier();
   for (double& t : ms) {

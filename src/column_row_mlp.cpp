@@ -1,6 +1,7 @@
 // column_row_mlp: megatron, megatron-sp and serial (see column_row_mlp.hpp).
 #include "tp_mlp/column_row_mlp.hpp"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "tp_mlp/activation.hpp"
@@ -78,6 +79,14 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   return b;
 }
 
+// With overlap, each chunk's GEMMs run in this many blocks, and dW_in's in as many column
+// blocks per chunk: an MPI_Test between blocks keeps the all-reduce in flight moving.
+constexpr int kBlocksPerChunk = 2;
+
+int chunks_of(Scheme scheme, const Config& cfg) {
+  return scheme == Scheme::megatron_overlap ? std::max(1, cfg.overlap_chunks) : 1;
+}
+
 template <typename T>
 ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
     : scheme_(scheme),
@@ -88,6 +97,8 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
       reduce_bf16_(cfg.reduction() == DType::bf16),
       columns_(block_of(cfg.intermediate_size(), tp.size(), tp.rank())),
       tokens_(tokens_held(scheme, cfg, tp)),
+      chunks_(chunks_of(scheme, cfg)),
+      blocks_(chunks_ > 1 ? kBlocksPerChunk : 1),
       hidden_size_(cfg.hidden_size) {
   const long H = cfg.hidden_size, tokens = cfg.tokens(), width = columns_.count;
   const long in = cfg.projections() * width, here = tokens_.count;
@@ -112,8 +123,18 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   if (reduce_bf16_) partial_b_.resize(tokens, H);    // [tokens, H]
   if (reduce_bf16_ && sp_) here_b_.resize(here, H);  // [tokens/T, H]
   const MatrixT& x_in = sp_ ? x_full_ : x_here_;     // what the first GEMM reads (bf16)
-  first_.emplace(x_in, w_in_, pre_, Op::none, Op::none, kWeights);
-  second_.emplace(act_input(), w2_, y_sum_, Op::none, Op::none, kWeights);
+  // Blocks read the weights as they are; one whole product keeps them in its own layout.
+  const Bf16Gemm::B weights = chunks_ > 1 ? kVaries : kWeights;
+  first_.reserve(std::size_t(chunks_ * blocks_));
+  second_.reserve(std::size_t(chunks_ * blocks_));
+  for (int c = 0; c < chunks_; ++c)
+    for (int j = 0; j < blocks_; ++j) {
+      const Block r = chunk_block(c, j);
+      first_.emplace_back(x_in.middleRows(r.first, r.count), w_in_,
+                          pre_.middleRows(r.first, r.count), Op::none, Op::none, weights);
+      second_.emplace_back(act_input().middleRows(r.first, r.count), w2_,
+                           y_sum_.middleRows(r.first, r.count), Op::none, Op::none, weights);
+    }
   if (!cfg.backward) return;
   if (bf16) dy_here_.resize(here, H);     // [tokens here, H], dy as T
   if (sp_) dy_full_.resize(tokens, H);    // [tokens, H], gathered
@@ -129,7 +150,14 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   const MatrixT& dy_in = sp_ ? dy_full_ : dy_here_;
   grad_w2_.emplace(act_input(), dy_in, dw2_, Op::transpose, Op::none, kVaries);
   grad_act_.emplace(dy_in, w2_, dact_, Op::none, Op::transpose, kVaries);
-  grad_w_in_.emplace(x_in, dpre_input(), dw_in_, Op::transpose, Op::none, kVaries);
+  const int column_blocks = chunks_ > 1 ? kBlocksPerChunk * chunks_ : 1;
+  grad_w_in_.reserve(std::size_t(column_blocks));
+  for (int j = 0; j < column_blocks; ++j) {
+    const Block cols = block_of(in, column_blocks, j);
+    grad_w_in_.emplace_back(x_in, dpre_input().middleCols(cols.first, cols.count),
+                            dw_in_.middleCols(cols.first, cols.count), Op::transpose, Op::none,
+                            kVaries);
+  }
   grad_x_.emplace(dpre_input(), w_in_, dx_sum_, Op::none, Op::transpose, kVaries);
 }
 
@@ -170,8 +198,15 @@ ParametersB ColumnRowMlp<T>::parameters_bf16() {
 
 template <typename T>
 void ColumnRowMlp<T>::parameters_changed() {
-  first_->prepare(w_in_);
-  second_->prepare(w2_);
+  for (PlannedGemm<T>& gemm : first_) gemm.prepare(w_in_);
+  for (PlannedGemm<T>& gemm : second_) gemm.prepare(w2_);
+}
+
+template <typename T>
+Block ColumnRowMlp<T>::chunk_block(int c, int j) const {
+  const Block chunk = block_of(pre_.rows(), chunks_, c);
+  const Block block = block_of(chunk.count, blocks_, j);
+  return {chunk.first + block.first, block.count};
 }
 
 template <typename T>
@@ -182,12 +217,30 @@ Gradients ColumnRowMlp<T>::gradients() const {
 template <typename T>
 const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
   x_ = &enter_region(x, x_here_, x_full_);  // f: identity; f̄: all-gather the tokens
-  first_->run(*x_, w_in_, pre_);            // column-parallel: whole columns, no communication
-  if (bias_) pre_.rowwise() += b_in_.row(0);
-  activate(activation_, pre_, act_);                      // so the activation is local
-  second_->run(as_input<T>(act_, act_in_), w2_, y_sum_);  // row-parallel: a partial sum of Y
-  Matrix& y = leave_region(y_sum_, y_here_);              // g: all-reduce; ḡ: reduce-scatter
-  if (bias_) y.rowwise() += b2_.row(0);                   // once, after the sum, not T times
+  for (int c = 0; c < chunks_; ++c) {
+    const Block chunk = block_of(pre_.rows(), chunks_, c);
+    for (int j = 0; j < blocks_; ++j) {  // column-parallel: whole columns, no communication
+      const Block r = chunk_block(c, j);
+      first_[std::size_t(c * blocks_ + j)].run(x_->middleRows(r.first, r.count), w_in_,
+                                               pre_.middleRows(r.first, r.count));
+      if (chunks_ > 1) tp_.progress();
+    }
+    auto pre = pre_.middleRows(chunk.first, chunk.count);
+    if (bias_) pre.rowwise() += b_in_.row(0);
+    auto act = act_.middleRows(chunk.first, chunk.count);
+    activate(activation_, pre, act);  // so the activation is local
+    if constexpr (!kFloat<T>) to_bf16(act, act_in_.middleRows(chunk.first, chunk.count));
+    for (int j = 0; j < blocks_; ++j) {  // row-parallel: a partial sum of Y
+      const Block r = chunk_block(c, j);
+      second_[std::size_t(c * blocks_ + j)].run(act_input().middleRows(r.first, r.count), w2_,
+                                                y_sum_.middleRows(r.first, r.count));
+      if (chunks_ > 1) tp_.progress();
+    }
+    if (chunks_ > 1) start_leaving(y_sum_, chunk);  // g of this chunk, while the next computes
+  }
+  // g: all-reduce; ḡ: reduce-scatter
+  Matrix& y = chunks_ > 1 ? finish_leaving(y_sum_) : leave_region(y_sum_, y_here_);
+  if (bias_) y.rowwise() += b2_.row(0);  // once, after the sum, not T times
   round_to_element<T>(y);
   return y;
 }
@@ -201,9 +254,17 @@ const Matrix& ColumnRowMlp<T>::backward(const Matrix& dy) {
   activate_backward(activation_, pre_, dact_, dpre_);  // dpre = dact ⊙ act'(pre)
   if (bias_) db_in_ = dpre_.colwise().sum();
   const MatrixT& dpre_in = as_input<T>(dpre_, dpre_in_);
-  grad_w_in_->run(*x_, dpre_in, dw_in_);         // dW_in = Xᵀ·dpre  [H, p·F/T]
-  grad_x_->run(dpre_in, w_in_, dx_sum_);         // dX partial = dpre·W_inᵀ
-  Matrix& dx = leave_region(dx_sum_, dx_here_);  // f: all-reduce; f̄: reduce-scatter
+  grad_x_->run(dpre_in, w_in_, dx_sum_);  // dX partial = dpre·W_inᵀ
+  // f: all-reduce (started now when overlapped, to travel during dW_in); f̄: reduce-scatter
+  if (chunks_ > 1) start_leaving(dx_sum_, {0, dx_sum_.rows()});
+  const int column_blocks = int(grad_w_in_.size());
+  for (int j = 0; j < column_blocks; ++j) {  // dW_in = Xᵀ·dpre   [H, p·F/T]
+    const Block cols = block_of(dw_in_.cols(), column_blocks, j);
+    grad_w_in_[std::size_t(j)].run(*x_, dpre_in.middleCols(cols.first, cols.count),
+                                   dw_in_.middleCols(cols.first, cols.count));
+    if (chunks_ > 1) tp_.progress();
+  }
+  Matrix& dx = chunks_ > 1 ? finish_leaving(dx_sum_) : leave_region(dx_sum_, dx_here_);
   round_to_element<T>(dx);
   return dx;
 }
@@ -236,6 +297,25 @@ Matrix& ColumnRowMlp<T>::leave_region(Matrix& partial, Matrix& here) {
   else
     tp_.all_reduce_sum(partial.data(), partial.size());  // a group of one returns at once
   return sum;
+}
+
+template <typename T>
+void ColumnRowMlp<T>::start_leaving(Matrix& partial, Block rows) {
+  auto part = partial.middleRows(rows.first, rows.count);
+  if (!reduce_bf16_) {
+    tp_.start_all_reduce_sum(part.data(), part.size());
+    return;
+  }
+  auto part_b = partial_b_.middleRows(rows.first, rows.count);
+  to_bf16(part, part_b);
+  tp_.start_all_reduce_sum(part_b.data(), part_b.size());
+}
+
+template <typename T>
+Matrix& ColumnRowMlp<T>::finish_leaving(Matrix& partial) {
+  tp_.finish_all();
+  if (reduce_bf16_) to_float(partial_b_, partial);
+  return partial;
 }
 
 template class ColumnRowMlp<float>;

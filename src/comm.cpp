@@ -255,6 +255,8 @@ TpComm::TpComm(TpComm&& other) noexcept
       size_(other.size_),
       counts_(std::move(other.counts_)),
       offsets_(std::move(other.offsets_)),
+      in_flight_(other.in_flight_),
+      started_(std::exchange(other.started_, 0)),
       stats_(other.stats_) {}
 
 TpComm::~TpComm() {
@@ -325,6 +327,35 @@ void TpComm::reduce_scatter_rows(const T* full, T* local, long rows, long row_le
   tally(Collective::reduce_scatter, start, elements, sizeof(T));
 }
 
+template <typename T>
+void TpComm::start_all_reduce_sum(T* data, long count) {
+  if (alone()) return;
+  if (started_ == kMaxInFlight) throw std::logic_error("too many collectives in flight");
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count), Mpi<T>::type(), sum_of<T>(), comm_,
+                          &in_flight_[std::size_t(started_++)]));
+  tally(Collective::all_reduce, start, count, sizeof(T));
+}
+
+void TpComm::progress() {
+  if (started_ == 0) return;
+  const double start = MPI_Wtime();
+  int done = 0;
+  mpiCheck(MPI_Testall(started_, in_flight_.data(), &done, MPI_STATUSES_IGNORE));
+  stats_[Collective::all_reduce].seconds += MPI_Wtime() - start;
+}
+
+void TpComm::finish_all() {
+  if (started_ == 0) return;
+  const Watchdog::Wait wait(*watchdog_, "an overlapped all-reduce");
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Waitall(started_, in_flight_.data(), MPI_STATUSES_IGNORE));
+  stats_[Collective::all_reduce].seconds += MPI_Wtime() - start;
+  started_ = 0;
+}
+
+template void TpComm::start_all_reduce_sum(float*, long);
+template void TpComm::start_all_reduce_sum(bfloat16*, long);
 template void TpComm::all_reduce_sum(float*, long);
 template void TpComm::all_reduce_sum(bfloat16*, long);
 template void TpComm::all_gather_rows(const float*, float*, long, long);

@@ -2,6 +2,7 @@
 #include "tp_mlp/comparison.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "tp_mlp/analysis.hpp"
 #include "tp_mlp/bench.hpp"
@@ -61,12 +62,13 @@ double Comparison::bytes(const Config& cfg) {
 }
 
 Comparison::Comparison(const Run& run)
-    : run_(run),
+    : cfg_(run.cfg),
+      run_{cfg_, run.world, run.tp},
       group_of_one_(TpComm::group_of_one(run.world)),
       sp_tokens_(block_of(run.cfg.tokens(), run.tp.size(), run.tp.rank())),
       x_(run.cfg.tokens(), run.cfg.hidden_size),
       dy_(run.cfg.backward ? run.cfg.tokens() : 0, run.cfg.hidden_size) {
-  const Config& cfg = run.cfg;
+  const Config& cfg = cfg_;
   fill_block(x_, master_input(cfg), cfg.seed, 0, 0);
   fill_block(dy_, master_grad_output(cfg), cfg.seed, 0, 0);
   if (cfg.sequence_parallel) {
@@ -75,7 +77,11 @@ Comparison::Comparison(const Run& run)
   }
   // The model: every rank builds only its own shards, from the same master tensors.
   for (Scheme s : cfg.schemes()) {
-    participants_.emplace_back(s, run, group_of_one_);
+    if (s == Scheme::megatron_overlap) {  // megatron, first in the list, is built already
+      overlap_ = choose_overlap(participants_.front());
+      cfg_.overlap_chunks = overlap_->chunks;
+    }
+    participants_.emplace_back(s, run_, group_of_one_);
     results_.push_back(predicted(s, cfg));
     if (participants_.back().placement().computes_here())
       results_.back().weight_bytes = participants_.back().mlp().weight_bytes();
@@ -129,6 +135,41 @@ void Comparison::verify_and_count() {
         here ? std::optional<Gradients>(p.mlp().gradients()) : std::nullopt;
     r.gradients = verify_gradients(dx, held, shard, reference_, x_, dy_, cfg, run_.world);
   }
+}
+
+OverlapChoice Comparison::choose_overlap(const Participant& megatron) {
+  // Worth hiding: a bare all-reduce of megatron's output costs at least a tenth of its compute.
+  // Over shared memory it never does at these sizes (and its copies need the same cores as
+  // the GEMMs, so there is nothing to overlap with); over a network link it can. Chunks: up to
+  // 8, of at least 64 tokens each, so that their GEMMs stay efficient.
+  constexpr double kWorthHiding = 0.1;
+  constexpr int kMaxChunks = 8;
+  constexpr long kMinChunkTokens = 64;
+  constexpr int kRepetitions = 5;
+  std::vector<double> compute(kRepetitions);
+  for (double& seconds : compute) {
+    const double comm_before = megatron.comm().stats().seconds();
+    const auto start = std::chrono::steady_clock::now();
+    megatron.mlp().forward(x_);
+    const std::chrono::duration<double> total = std::chrono::steady_clock::now() - start;
+    seconds = total.count() - (megatron.comm().stats().seconds() - comm_before);
+  }
+  run_.world.max_in_place(compute);  // the same choice on every rank
+  std::sort(compute.begin(), compute.end());
+  Config bare = cfg_;
+  bare.overlap_chunks = 1;
+  const Summary floor =
+      time_collectives(run_, megatron.comm(),
+                       comm_formula(Scheme::megatron, bare, Direction::forward), kRepetitions);
+  OverlapChoice choice;
+  choice.comm_share = floor.median * 1e-3 / compute[kRepetitions / 2];
+  if (cfg_.overlap_chunks > 0) {
+    choice.chunks = cfg_.overlap_chunks;
+    choice.automatic = false;
+  } else if (choice.comm_share >= kWorthHiding) {
+    choice.chunks = int(std::clamp(cfg_.tokens() / kMinChunkTokens, 2L, long(kMaxChunks)));
+  }
+  return choice;
 }
 
 SavedPass Comparison::saved_pass() const {

@@ -25,6 +25,7 @@ constexpr int kMaxDimension = 1 << 20;
 constexpr long kMaxFfnSize = 4L * kMaxDimension;
 constexpr int kMaxIterations = 1000000;
 constexpr int kMaxTimeout = 7 * 24 * 3600;  // a week
+constexpr int kMaxChunks = 64;              // TpComm's collectives in flight
 
 const char* kDescription =
     "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
@@ -122,6 +123,7 @@ const char* scheme_name(Scheme scheme) {
   switch (scheme) {
     case Scheme::megatron: return "megatron";
     case Scheme::megatron_sp: return "megatron-sp";
+    case Scheme::megatron_overlap: return "megatron-overlap";
     case Scheme::naive: return "naive";
     case Scheme::serial: return "serial";
   }
@@ -173,6 +175,7 @@ std::vector<Scheme> Config::schemes() const {
   std::vector<Scheme> schemes;
   if (chosen(SchemeChoice::megatron)) schemes.push_back(Scheme::megatron);
   if (chosen(SchemeChoice::megatron) && sequence_parallel) schemes.push_back(Scheme::megatron_sp);
+  if (chosen(SchemeChoice::megatron) && overlap) schemes.push_back(Scheme::megatron_overlap);
   if (chosen(SchemeChoice::naive)) schemes.push_back(Scheme::naive);
   if (chosen(SchemeChoice::serial)) schemes.push_back(Scheme::serial);
   return schemes;
@@ -243,6 +246,15 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                "Also run megatron with sequence parallelism (megatron-sp): all-gather and "
                "reduce-scatter instead of all-reduce")
       ->multi_option_policy(once);
+  app.add_flag("--overlap", cfg.overlap,
+               "Also run megatron-overlap: the forward in token chunks, each chunk's all-reduce "
+               "in flight while the next chunk computes, and the backward's dX all-reduce during "
+               "the dW1 GEMM")
+      ->multi_option_policy(once);
+  add_whole_number(app, "--overlap-chunks", cfg.overlap_chunks, 1, kMaxChunks,
+                   "Token chunks of megatron-overlap's forward. Default: chosen by timing the "
+                   "all-reduce against the compute at start-up (1, i.e. no overlap, where there "
+                   "is nothing to hide)");
   // An empty path would silently mean "no output": refuse it instead.
   const CLI::Validator named(
       [](std::string& text) { return text.empty() ? std::string("must name a path, not ''") : ""; },
@@ -311,6 +323,14 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     why << "--sequence-parallel splits the " << cfg.tokens()
         << " tokens (--batch-size x --seq-len) over --tp-size " << T
         << " ranks: a rank would hold no tokens";
+  } else if (cfg.overlap && cfg.scheme_choice != SchemeChoice::all &&
+             cfg.scheme_choice != SchemeChoice::megatron) {
+    why << "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, "
+           "not "
+        << choice_name(cfg.scheme_choice);
+  } else if (cfg.overlap_chunks > cfg.tokens()) {
+    why << "--overlap-chunks " << cfg.overlap_chunks << " splits the " << cfg.tokens()
+        << " tokens (--batch-size x --seq-len): a chunk would hold no tokens";
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
   } else if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16) {

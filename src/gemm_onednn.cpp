@@ -113,6 +113,7 @@ void Bf16Gemm::prepare(const ConstMatrixBRef& b) {
     return;
   }
   Plan::Primitive& p = *plan_->primitive;
+  if (!p.prepared) return;  // it reads the weights as they are, at every run
   p.b.set_data_handle(const_cast<bfloat16*>(b.data()));
   dnnl::reorder(p.b, *p.prepared).execute(p.stream, p.b, *p.prepared);
   p.stream.wait();

@@ -15,7 +15,9 @@ WidenedBf16Gemm::WidenedBf16Gemm(const ConstMatrixBRef& a, const ConstMatrixBRef
   if (weights_) prepare(b);
 }
 
-void WidenedBf16Gemm::prepare(const ConstMatrixBRef& b) { to_float(b, b_); }
+void WidenedBf16Gemm::prepare(const ConstMatrixBRef& b) {
+  if (weights_) to_float(b, b_);  // an operand that varies is widened at every run
+}
 
 void WidenedBf16Gemm::run(const ConstMatrixBRef& a, const ConstMatrixBRef& b, MatrixRef c) {
   to_float(a, a_);

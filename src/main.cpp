@@ -77,24 +77,25 @@ int run(const World& world, int argc, char** argv) {
 
   // 1. Correctness, and 2. what each pass communicates, counted as it happens.
   comparison.verify_and_count();
+  const Config& ran = comparison.config();  // with megatron-overlap's chunks chosen
   metrics.verification = verification_metrics(comparison.results());
-  metrics.communication = communication_metrics(cfg, comparison.results());
-  text.verification(cfg, metrics.verification);
-  text.communication(cfg, metrics.communication);
+  metrics.communication = communication_metrics(ran, comparison.results());
+  text.verification(ran, metrics.verification);
+  text.communication(ran, metrics.communication);
   if (!cfg.tensors_dir.empty()) save_tensors(run, comparison.saved_pass());
 
   // 3. Benchmark, each scheme next to the bare collectives of its own sizes.
   comparison.benchmark();
-  metrics.benchmark = benchmark_metrics(cfg, comparison.results(), launch);
-  text.benchmark(cfg, metrics.benchmark);
+  metrics.benchmark = benchmark_metrics(ran, comparison.results(), launch, comparison.overlap());
+  text.benchmark(ran, metrics.benchmark);
 
   // 4. Scaling: the formulas next to what was allocated and used.
   const MemoryEstimate estimate = estimate_memory(cfg, world.size());
   const MemoryUse memory{baseline_rss, peak_rss_bytes(), estimate.per_rank() + estimate.serial};
-  metrics.scaling = scaling_metrics(cfg, comparison.results(), memory);
+  metrics.scaling = scaling_metrics(ran, comparison.results(), memory);
   text.scaling(metrics.scaling);
   if (world.is_root() && !cfg.json_path.empty())
-    write_json(cfg.json_path, report_json(cfg, launch, metrics));
+    write_json(cfg.json_path, report_json(ran, launch, metrics));
 
   return metrics.verification.passed ? kExitSuccess : kExitVerificationFailed;
 }

@@ -29,9 +29,17 @@ StepSpeed speed(double flops, const Summary& time, const Summary& floor, double 
   StepSpeed s;
   s.gflops_per_rank = gflops(flops, time.median);
   s.percent_of_peak = 100 * s.gflops_per_rank / peak_gflops;
-  s.bound_ms = flops / (peak_gflops * 1e6) + floor.median;
+  const double compute_ms = flops / (peak_gflops * 1e6);
+  s.bound_ms = compute_ms + floor.median;
   s.over_bound = time.median / s.bound_ms;
+  s.overlapped_bound_ms = std::max(compute_ms, floor.median);
   return s;
+}
+
+// 1 − (time − compute) / comm: how much of `comm` (megatron's, not overlapped) a step hid.
+std::optional<double> hidden(const StepTiming& t, const StepTiming& megatron) {
+  if (megatron.comm.median <= 0) return std::nullopt;
+  return 1 - (t.total.median - t.compute.median) / megatron.comm.median;
 }
 
 PassTraffic traffic(const SchemeResult& r, Direction direction, int tp_size) {
@@ -133,11 +141,13 @@ CommunicationMetrics communication_metrics(const Config& cfg,
 }
 
 BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
-                                   const Launch& launch) {
+                                   const Launch& launch,
+                                   const std::optional<OverlapChoice>& overlap) {
   // % peak and the bound against the peak of the arithmetic that ran.
   const bool bf16 = cfg.dtype == DType::bf16 && launch.bf16_peak_gflops > 0;
   const double peak_gflops = bf16 ? launch.bf16_peak_gflops : launch.peak_gflops;
   BenchmarkMetrics m;
+  m.overlap = overlap;
   m.peak_gflops = peak_gflops;
   m.peak_is_bf16 = bf16;
   m.uneven_shards = shares_of(cfg).uneven();
@@ -145,6 +155,7 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
   m.ranks_on_node = launch.ranks_on_node;
   m.cores_on_node = launch.cores_on_node;
   const SchemeResult* serial = find(results, Scheme::serial);
+  const SchemeResult* megatron = find(results, Scheme::megatron);
   m.has_serial = serial != nullptr;
   for (const SchemeResult& r : results) {
     SchemeSpeed s;
@@ -170,6 +181,10 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
                       r.train_floor, peak_gflops);
       m.any_backward = true;
     }
+    if (r.scheme == Scheme::megatron_overlap && megatron) {
+      s.forward.hidden = hidden(r.timing, megatron->timing);
+      if (r.has_backward) s.train.hidden = hidden(r.train_timing, megatron->train_timing);
+    }
     m.schemes.push_back(s);
   }
   const SchemeResult& lead = results.front();
@@ -178,7 +193,7 @@ BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeRe
   m.lead_gflops =
       gflops(lead.forward.flops_per_rank * ranks_used(lead.scheme, cfg), lead.timing.total.median);
   m.lead_gflops_per_rank = gflops(lead.forward.flops_per_rank, lead.timing.total.median);
-  if (const SchemeResult* megatron = find(results, Scheme::megatron))
+  if (megatron)
     m.megatron_floor =
         BenchmarkMetrics::Floor{tally(megatron->forward.formula).bytes(), megatron->floor};
   return m;

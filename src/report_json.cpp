@@ -65,6 +65,8 @@ json config_json(const Config& cfg, const Launch& launch) {
           {"backward", cfg.backward},
           {"bias", cfg.bias},
           {"sequence_parallel", cfg.sequence_parallel},
+          {"overlap", cfg.overlap},
+          {"overlap_chunks", cfg.overlap_chunks},
           {"gemm_backend", launch.gemm_backend},
           {"activation", activation_name(cfg.activation)},
           {"ffn_hidden_size", cfg.intermediate_size()},
@@ -99,6 +101,8 @@ void add_schemes(json& schemes, const Metrics& m) {
     json& j = schemes[scheme_name(s.scheme)];
     add_timing(j, "forward_ms", s.timing, s.floor);
     j["compute_imbalance"] = s.compute_imbalance;
+    j["overlapped_bound_ms"] = s.forward.overlapped_bound_ms;
+    if (s.forward.hidden) j["hidden_fraction"] = *s.forward.hidden;
     j["gflops_per_rank"] = s.forward.gflops_per_rank;
     j["percent_of_peak"] = s.forward.percent_of_peak;
     j["bound_ms"] = s.forward.bound_ms;
@@ -108,6 +112,8 @@ void add_schemes(json& schemes, const Metrics& m) {
     if (!s.has_backward) continue;
     json& b = j["backward"];
     add_timing(b, "step_ms", s.train_timing, s.train_floor);
+    b["overlapped_bound_ms"] = s.train.overlapped_bound_ms;
+    if (s.train.hidden) b["hidden_fraction"] = *s.train.hidden;
     b["gflops_per_rank"] = s.train.gflops_per_rank;
     b["bound_ms"] = s.train.bound_ms;
   }
@@ -148,6 +154,10 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
                       {"forward_ms", summary_json(b.lead_forward)},
                       {"gflops", b.lead_gflops},
                       {"gflops_per_rank", b.lead_gflops_per_rank}};
+  if (b.overlap)
+    doc["overlap"] = {{"chunks", b.overlap->chunks},
+                      {"chosen_automatically", b.overlap->automatic},
+                      {"comm_share_of_megatron_forward", b.overlap->comm_share}};
   if (b.megatron_floor)
     doc["floor"] = {{"bytes", b.megatron_floor->bytes},
                     {"allreduce_ms", summary_json(b.megatron_floor->all_reduce)}};

@@ -56,7 +56,7 @@ std::string collectives_text(const CommStats& s) {
 }
 
 void print_verification_row(Scheme scheme, const Verification& v) {
-  std::printf("  %-12s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
+  std::printf("  %-16s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
               v.tensor.c_str(), v.max_abs_diff, v.max_rel_diff, v.tolerance, v.max_diff_over_bound,
               yes_no(v.passed));
 }
@@ -85,6 +85,37 @@ void print_params(const char* title, const ParamRow& p) {
               bytes_text(p.bytes_total).c_str());
   std::printf("  With %d-way TP: %s parameters (%s per rank)\n", p.tp_size,
               grouped(long(p.params.per_rank)).c_str(), bytes_text(p.bytes_per_rank).c_str());
+}
+
+// What megatron-overlap hid of megatron's communication, beside the two bounds.
+void print_overlap(const BenchmarkMetrics& m) {
+  const OverlapChoice& o = *m.overlap;
+  if (o.chunks == 1)
+    std::printf(
+        "\nmegatron-overlap: a bare all-reduce of Y costs %.1f%% of megatron's compute here:\n"
+        "nothing worth hiding, so it runs as megatron does (1 chunk, blocking collectives)%s.\n",
+        100 * o.comm_share, o.automatic ? "" : ", as --overlap-chunks 1 asks");
+  else
+    std::printf(
+        "\nmegatron-overlap: %d token chunks (%s; a bare all-reduce of Y costs %.1f%% of\n"
+        "megatron's compute here), each chunk's all-reduce in flight while the next computes:\n",
+        o.chunks, o.automatic ? "chosen" : "--overlap-chunks", 100 * o.comm_share);
+  std::printf("\n  %-16s %-9s %10s %10s %8s %12s %12s   (median ms)\n", "scheme", "step", "compute",
+              "comm", "hidden", "max(c, f)", "c + floor");
+  auto row = [](const SchemeSpeed& s, const char* step, const StepTiming& t, const StepSpeed& v) {
+    char hidden[16] = "-";
+    if (v.hidden) std::snprintf(hidden, sizeof hidden, "%.0f%%", 100 * *v.hidden);
+    std::printf("  %-16s %-9s %10.3f %10.3f %8s %12.3f %12.3f\n", scheme_name(s.scheme), step,
+                t.compute.median, t.comm.median, hidden, v.overlapped_bound_ms, v.bound_ms);
+  };
+  for (const SchemeSpeed& s : m.schemes) {
+    if (s.scheme != Scheme::megatron && s.scheme != Scheme::megatron_overlap) continue;
+    row(s, "forward", s.timing, s.forward);
+    if (s.has_backward) row(s, "fwd+bwd", s.train_timing, s.train);
+  }
+  std::printf(
+      "  (hidden = 1 - (time - compute) / megatron's comm; the bounds are the compute at the\n"
+      "   peak and the floor, overlapped: max(c, f), or one after the other: c + floor)\n");
 }
 
 }  // namespace
@@ -145,7 +176,7 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
       "through the activation with its slope and its own float error. An element passes within\n"
       "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
       lead.accumulated_terms);
-  std::printf("  %-12s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
+  std::printf("  %-16s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
               "max rel diff", "tolerance", "diff/bound", "correct");
   for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
   if (m.any_gradients) {
@@ -178,10 +209,10 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
       "\nEvery scheme, one pass each, as counted (bytes: the whole tensors reduced or\n"
       "assembled; ring bytes: what each rank sends, all-reduce 2B(T-1)/T, all-gather and\n"
       "reduce-scatter B(T-1)/T):\n\n");
-  std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
+  std::printf("  %-16s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
               "ring B/rank", "= formula");
   for (const PassTraffic& p : m.passes)
-    std::printf("  %-12s %-9s %-32s %11s %13s  %s\n", scheme_name(p.scheme),
+    std::printf("  %-16s %-9s %-32s %11s %13s  %s\n", scheme_name(p.scheme),
                 direction_name(p.direction), collectives_text(p.counted).c_str(),
                 bytes_text(double(p.counted.bytes())).c_str(), bytes_text(p.counted_ring).c_str(),
                 p.matches_formula ? "yes" : "NO");
@@ -224,29 +255,29 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
         "speed-ups and efficiencies below measure that time-sharing as much as tensor\n"
         "parallelism. Launch at most one rank per core to measure tensor parallelism.\n",
         m.ranks_on_node, m.cores_on_node, m.cores_on_node == 1 ? "" : "s");
-  std::printf("\n  %-12s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
+  std::printf("\n  %-16s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
               "max");
   for (const SchemeSpeed& s : m.schemes)
-    std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
+    std::printf("  %-16s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
                 s.timing.total.median, s.timing.total.min, s.timing.total.max);
   // With uneven shards, how much longer the slowest rank computes than the mean rank.
   const char* imbalance = m.uneven_shards ? "  slowest/mean" : "";
-  std::printf("\n  %-12s %10s %10s %10s %10s%s   (median ms; floor = the bare\n", "scheme",
+  std::printf("\n  %-16s %10s %10s %10s %10s%s   (median ms; floor = the bare\n", "scheme",
               "compute", "comm", "floor", "comm/floor", imbalance);
-  std::printf("  %-12s %10s %10s %10s %10s%*s    collectives of the same sizes)\n", "", "", "", "",
+  std::printf("  %-16s %10s %10s %10s %10s%*s    collectives of the same sizes)\n", "", "", "", "",
               "", int(std::strlen(imbalance)), "");
   for (const SchemeSpeed& s : m.schemes) {
     char ratio[16] = "-";
     if (s.comm_over_floor) std::snprintf(ratio, sizeof ratio, "%.2f", *s.comm_over_floor);
-    std::printf("  %-12s %10.3f %10.3f %10.3f %10s", scheme_name(s.scheme), s.timing.compute.median,
+    std::printf("  %-16s %10.3f %10.3f %10.3f %10s", scheme_name(s.scheme), s.timing.compute.median,
                 s.timing.comm.median, s.floor.median, ratio);
     if (m.uneven_shards) std::printf(" %13.3fx", s.compute_imbalance);
     std::printf("\n");
   }
-  std::printf("\n  %-12s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
+  std::printf("\n  %-16s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
               "/bound", "speed-up", "effic.");
   for (const SchemeSpeed& s : m.schemes) {
-    std::printf("  %-12s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(s.scheme),
+    std::printf("  %-16s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(s.scheme),
                 s.forward.gflops_per_rank, s.forward.percent_of_peak, s.forward.bound_ms,
                 s.forward.over_bound);
     if (s.speedup)
@@ -258,13 +289,14 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
       "  (GFLOP/s per rank; bound = this rank's FLOPs at the FMA peak + the floor;\n"
       "   speed-up = serial time / scheme time, efficiency = speed-up / ranks%s)\n",
       m.has_serial ? "" : "; both need serial: --scheme all");
+  if (m.overlap) print_overlap(m);
   if (m.any_backward) {
-    std::printf("\n  %-12s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
+    std::printf("\n  %-16s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
                 "median", "compute", "comm", "floor", "GFLOP/s", "% peak");
-    std::printf("  %-12s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
+    std::printf("  %-16s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
     for (const SchemeSpeed& s : m.schemes) {
       if (!s.has_backward) continue;
-      std::printf("  %-12s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(s.scheme),
+      std::printf("  %-16s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(s.scheme),
                   s.train_timing.total.median, s.train_timing.compute.median,
                   s.train_timing.comm.median, s.train_floor.median, s.train.gflops_per_rank,
                   s.train.percent_of_peak);
@@ -307,9 +339,9 @@ void TextReport::scaling(const ScalingMetrics& m) const {
   if (m.shares.hidden_rows)
     print_share("H", "rows", *m.shares.hidden_rows, "the naive scheme's rows of W1");
   if (m.shares.tokens) print_share("tokens", "tokens", *m.shares.tokens, "megatron-sp's X and Y");
-  std::printf("\n  %-12s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
+  std::printf("\n  %-16s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
   for (const SchemeMemory& s : m.schemes)
-    std::printf("  %-12s %16s %26s\n", scheme_name(s.scheme),
+    std::printf("  %-16s %16s %26s\n", scheme_name(s.scheme),
                 bytes_text(double(s.weight_bytes)).c_str(), bytes_text(s.boundary_bytes).c_str());
   std::printf("  (as allocated; serial's on rank 0 only)\n");
   print_params("Example", m.example);

@@ -44,6 +44,8 @@ class CollectiveReplay {
 
 // The floor under a step's communication: the same collectives, of the same sizes, on the
 // same communicator, with nothing else in the loop.
-Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls);
+// `iterations` (default --iterations) after --warmup untimed ones.
+Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls,
+                         int iterations = 0);
 
 }  // namespace tp_mlp

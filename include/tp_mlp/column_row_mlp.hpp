@@ -21,9 +21,17 @@
 // T is the element type of the weights and of every GEMM input (float, or bfloat16 for
 // --dtype bf16); GEMMs accumulate, and the activation and the weight gradients are computed,
 // in float either way. The partial sums leave the region in the reduce dtype.
+//
+// megatron-overlap hides g and f behind computation, as Megatron-LM's asynchronous dX
+// all-reduce and TransformerEngine's chunked GEMM pipelines do: the forward runs the tokens in
+// chunks, each chunk's all-reduce in flight while the next chunk's GEMMs run, and the backward
+// starts dX's all-reduce before the dW1 GEMM and finishes it after. Open MPI moves data only
+// inside MPI calls, so the GEMMs run in blocks with an MPI_Test between them (a progress
+// thread was measured slower on 2 cores: it competes with the GEMMs).
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "tp_mlp/gemm.hpp"
 #include "tp_mlp/mlp.hpp"
@@ -54,6 +62,11 @@ class ColumnRowMlp final : public MlpScheme {
 
  private:
   const MatrixT& enter_region(const Matrix& here, MatrixT& here_t, MatrixT& full);
+  // The rows of token chunk `c`'s `j`th GEMM block.
+  Block chunk_block(int c, int j) const;
+  // Overlapped g/f: the partial sums in `rows` set off to be summed; then all of them, summed.
+  void start_leaving(Matrix& partial, Block rows);
+  Matrix& finish_leaving(Matrix& partial);
   // The activation and its gradient as the GEMMs read them: as they are, or rounded to T.
   const MatrixT& act_input() const;
   const MatrixT& dpre_input() const;
@@ -65,6 +78,8 @@ class ColumnRowMlp final : public MlpScheme {
   const bool sp_, bias_, reduce_bf16_;
   const Block columns_;  // this rank's shard of F
   const Block tokens_;   // the token rows x and y hold here
+  const int chunks_;     // token chunks of the forward; more than 1: overlapped
+  const int blocks_;     // GEMM blocks per chunk (2 when overlapped: a test between)
   const long hidden_size_;
   const MatrixT* x_ = nullptr;  // the forward's whole input, kept for dW1
   MatrixT w_in_, w2_;
@@ -73,8 +88,10 @@ class ColumnRowMlp final : public MlpScheme {
   Matrix pre_, act_, y_sum_, y_here_;
   Matrix dact_, dpre_, dw_in_, dw2_, db_in_, db2_, dx_sum_, dx_here_;
   MatrixB partial_b_, here_b_;  // the partial sums in bf16, with --reduce-dtype bf16
-  // The six products, planned once their operands exist.
-  std::optional<PlannedGemm<T>> first_, second_, grad_w2_, grad_act_, grad_w_in_, grad_x_;
+  // The products, planned once their operands exist: the forward's per block of rows, dW_in's
+  // per block of columns.
+  std::vector<PlannedGemm<T>> first_, second_, grad_w_in_;
+  std::optional<PlannedGemm<T>> grad_w2_, grad_act_, grad_x_;
 };
 
 }  // namespace tp_mlp

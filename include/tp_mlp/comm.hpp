@@ -10,6 +10,7 @@
 // because a rank that gives up alone leaves the others waiting forever.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,6 +117,15 @@ class TpComm {
   template <typename T>
   void reduce_scatter_rows(const T* full, T* local, long rows, long row_length);
 
+  // All-reduces that overlap computation: start one (in place, like all_reduce_sum), let it
+  // progress while the rank computes by calling progress() now and then (Open MPI moves data
+  // only inside MPI calls), then finish all of them. The time counted is the time spent in
+  // these calls: what the overlap did not hide.
+  template <typename T>
+  void start_all_reduce_sum(T* data, long count);
+  void progress();
+  void finish_all();
+
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
@@ -135,6 +145,9 @@ class TpComm {
   int rank_ = 0;
   int size_ = 1;
   std::vector<int> counts_, offsets_;  // [T], allocated once: no allocation in a pass
+  static constexpr int kMaxInFlight = 64;
+  std::array<MPI_Request, kMaxInFlight> in_flight_{};
+  int started_ = 0;
   CommStats stats_;
 };
 

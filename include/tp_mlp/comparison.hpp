@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "tp_mlp/matrix.hpp"
@@ -18,6 +19,9 @@ namespace tp_mlp {
 class Comparison {
  public:
   explicit Comparison(const Run& run);
+  // The configuration the stages ran with: the flags, and megatron-overlap's chunks chosen.
+  const Config& config() const { return cfg_; }
+  const std::optional<OverlapChoice>& overlap() const { return overlap_; }
   // What it allocates besides the schemes and the reference: inputs, their token blocks, and
   // the copies it verifies and saves, on the rank that holds the most.
   static double bytes(const Config& cfg);
@@ -55,7 +59,12 @@ class Comparison {
   // A pass's output on every rank: the scheme's own, or the baseline's sent from rank 0.
   const Matrix& on_every_rank(const Participant& p, const Matrix* computed, Matrix& received);
 
-  const Run& run_;
+  // How many token chunks hide megatron's all-reduce here, measured on megatron.
+  OverlapChoice choose_overlap(const Participant& megatron);
+
+  Config cfg_;
+  const Run run_;  // the caller's world and group, with cfg_
+  std::optional<OverlapChoice> overlap_;
   TpComm group_of_one_;
   Block sp_tokens_;                  // megatron-sp's token block on this rank
   Matrix x_, dy_;                    // [tokens, H]; dy_ empty without --backward

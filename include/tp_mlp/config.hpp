@@ -12,7 +12,7 @@
 namespace tp_mlp {
 
 // The ways this program computes the same MLP (see mlp.hpp).
-enum class Scheme { megatron, megatron_sp, naive, serial };
+enum class Scheme { megatron, megatron_sp, megatron_overlap, naive, serial };
 // What --scheme selects; megatron-sp comes with --sequence-parallel wherever megatron runs.
 enum class SchemeChoice { all, megatron, naive, serial };
 // The MLP's nonlinearity: the reference script's GeLU(X·W1)·W2, or LLaMA's gated
@@ -50,6 +50,8 @@ struct Config {
   std::uint64_t seed = 42;
   SchemeChoice scheme_choice = SchemeChoice::all;
   bool sequence_parallel = false;  // also run megatron-sp
+  bool overlap = false;            // also run megatron-overlap
+  int overlap_chunks = 0;          // its token chunks; 0: chosen by measuring the link
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;

@@ -64,6 +64,11 @@ struct StepSpeed {
   double percent_of_peak = 0;
   double bound_ms = 0;  // this rank's FLOPs at the FMA peak, plus the floor
   double over_bound = 0;
+  // With communication hidden behind computation, the limit is the larger of the two.
+  double overlapped_bound_ms = 0;  // max(FLOPs at the peak, floor)
+  // Of megatron's time in its collectives (measured without overlap, in the same run), the
+  // share this scheme did not spend waiting: 1 − (time − compute) / megatron's comm.
+  std::optional<double> hidden;
 };
 struct SchemeSpeed {
   Scheme scheme = Scheme::megatron;
@@ -88,6 +93,7 @@ struct BenchmarkMetrics {
   int ranks_on_node = 1;
   int cores_on_node = 1;
   std::vector<SchemeSpeed> schemes;
+  std::optional<OverlapChoice> overlap;  // megatron-overlap ran: show what it hid
   bool has_serial = false;
   bool any_backward = false;
   Scheme lead = Scheme::megatron;
@@ -101,7 +107,8 @@ struct BenchmarkMetrics {
   std::optional<Floor> megatron_floor;  // bare all-reduce of megatron's message
 };
 BenchmarkMetrics benchmark_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
-                                   const Launch& launch);
+                                   const Launch& launch,
+                                   const std::optional<OverlapChoice>& overlap = std::nullopt);
 
 // ---- 4. SCALING ANALYSIS
 struct SchemeMemory {

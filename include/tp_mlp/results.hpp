@@ -58,6 +58,13 @@ struct SchemeResult {
   Summary train_floor;
 };
 
+// How megatron-overlap's forward was split into token chunks, and why.
+struct OverlapChoice {
+  int chunks = 1;
+  bool automatic = true;  // chosen by measuring, not by --overlap-chunks
+  double comm_share = 0;  // a bare all-reduce of megatron's output / its forward's compute
+};
+
 // The launch and the machine, as the banner describes them.
 struct Launch {
   int world_size = 1;
