@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import re
 import select
 import shlex
 import shutil
@@ -34,15 +35,19 @@ def mpiexec_prefix(ranks):
     return [ARGS.mpiexec, *shlex.split(ARGS.preflags), ARGS.np_flag, str(ranks)]
 
 
-def launch(ranks, *flags, mpiexec=True, timeout=LAUNCH_TIMEOUT):
-    cmd = [ARGS.binary, *flags]
-    if mpiexec:
-        cmd = [*mpiexec_prefix(ranks), *cmd]
+def timed_run(cmd, timeout=LAUNCH_TIMEOUT):
     start = time.monotonic()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     result.seconds = time.monotonic() - start
     result.cmd = " ".join(cmd)
     return result
+
+
+def launch(ranks, *flags, mpiexec=True, timeout=LAUNCH_TIMEOUT):
+    cmd = [ARGS.binary, *flags]
+    if mpiexec:
+        cmd = [*mpiexec_prefix(ranks), *cmd]
+    return timed_run(cmd, timeout)
 
 
 def expect(condition, message, result=None):
@@ -414,12 +419,10 @@ def case_one_rank_out_of_memory_aborts():
     flags = ["--tp-size", "2", "--hidden-size", "8192", "--scheme", "megatron", "--iterations", "1"]
     limited = f"ulimit -v {3 * 512 * 1024} && exec {shlex.quote(ARGS.binary)} " + " ".join(flags)
     cmd = [*mpiexec_prefix(1), ARGS.binary, *flags, ":", ARGS.np_flag, "1", "/bin/sh", "-c", limited]
-    start = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
-    result.cmd, seconds = " ".join(cmd), time.monotonic() - start
+    result = timed_run(cmd)
     expect(result.returncode != 0, "the job must fail", result)
     expect("tp_mlp: rank 1: out of memory" in result.stderr, "the failing rank is named", result)
-    expect(seconds < 30, f"took {seconds:.1f} s to end", result)
+    expect(result.seconds < 30, f"took {result.seconds:.1f} s to end", result)
 
 
 def case_bias_is_added_once():
@@ -636,13 +639,18 @@ BAD_INPUTS = [
 ]
 
 
-def case_bad_input_fails_fast():
+def check_refusals(cases, run, status=None, one_line=False):
+    """Each (flags, message): run(flags) must exit non-zero (with `status`, if given) within
+    FAIL_FAST_SECONDS, without running, with `message` on stderr exactly once (and with
+    `one_line`, nothing else there)."""
     failures = []
-    for flags, message in BAD_INPUTS:
-        result = launch(2, *flags, timeout=LAUNCH_TIMEOUT)
+    for flags, message in cases:
+        result = run(flags)
         problems = []
-        if result.returncode == 0:
-            problems.append("exit code 0")
+        if result.returncode == 0 or status not in (None, result.returncode):
+            problems.append(f"exit code {result.returncode}")
+        if one_line and len(result.stderr.splitlines()) != 1:
+            problems.append("stderr should be one line")
         if result.seconds > FAIL_FAST_SECONDS:
             problems.append(f"took {result.seconds:.1f} s")
         if result.stderr.count(message) != 1:
@@ -782,146 +790,227 @@ def case_wrong_launcher_says_so():
         expect(not os.path.exists(report_path), "a refused run wrote its report")
 
 
+def case_bad_input_fails_fast():
+    check_refusals(BAD_INPUTS, lambda flags: launch(2, *flags))
+
+
 class Skipped(Exception):
     """Raised by a case that cannot run on this machine (not a failure of the program)."""
 
 
-# Two "hosts" on one machine: each is a network namespace of its own, joined to the other by
-# a veth pair on a private subnet that exists only inside them. Nothing outside is touched.
-HOST_ADDRESSES = ["10.213.7.1", "10.213.7.2"]  # host A (runs mpirun, rank 0), host B (rank 1)
-HOST_PREFIX_LENGTH = 30                        # a /30 holds exactly these two addresses
-IP_TIMEOUT = 5                                 # seconds for one `ip` command
-TWO_HOSTS_TIMEOUT = 45                         # seconds for the mpirun; ctest allows the case 90
+# scripts/two_hosts.sh makes two "hosts" of this machine (network namespaces joined by a veth
+# pair), runs one rank on each over TCP, and removes them again; these cases run it with this build.
+TWO_HOSTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "two_hosts.sh")
+TWO_HOSTS_TIMEOUT = 45  # seconds for one run of the script; ctest allows a case 90
+USAGE_ERROR = 64        # the script's exit status for a bad command line
+IP_TIMEOUT = 5          # seconds for one `ip` command
 
-# Open MPI's remote-shell agent, called as `<agent> <host> <orted command line>`. A host here
-# is an address, and "logging in" to it is entering its namespace. Like ssh, it hands the
-# command line (quoted for a remote shell) to a shell.
-AGENT_SCRIPT = """#!/bin/sh
-host=$1; shift
-case $host in
-{cases}
-  *) echo "$0: unknown host $host" >&2; exit 1 ;;
-esac
-exec ip netns exec "$ns" /bin/sh -c "$*"
-"""
-
-# Wraps each rank: writes down the namespace the rank runs in, then becomes the program.
+# Wraps each rank: writes down its namespace, its process id and the qdiscs it sees, then
+# becomes the program.
 RECORDER_SCRIPT = """#!/bin/sh
-ip netns identify > {directory}/rank.$OMPI_COMM_WORLD_RANK
-exec "$@"
+{{ ip netns identify; echo $$; tc qdisc show; }} >{directory}/rank.$OMPI_COMM_WORLD_RANK 2>/dev/null
+exec {binary} "$@"
 """
-
-
-def read_record(path):
-    if not os.path.exists(path):
-        return "(no record)"
-    with open(path) as f:
-        return f.read().strip()
 
 
 def ip(*args):
-    """One `ip` command, bounded in time; the caller judges its exit status."""
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT)
-    result.cmd = " ".join(["ip", *args])
-    return result
+    """What one `ip` command printed, bounded in time."""
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT).stdout
 
 
-def ip_ok(*args):
-    result = ip(*args)
-    expect(result.returncode == 0, "setting up the namespaces failed", result)
+class TwoHosts:
+    """One run of the script, started at once: this build's launcher and flags, each rank
+    wrapped by the recorder, the script's temporary files in a directory of their own
+    (TMPDIR) that must be empty again afterwards. Leaving the `with` block stops the script
+    with SIGTERM if it still runs, so that it removes the hosts itself."""
+
+    def __init__(self, tmp, *args, prefix=()):
+        self.tmp, self.scratch = tmp, os.path.join(tmp, "scratch")
+        os.mkdir(self.scratch)
+        recorder = os.path.join(tmp, "recorder")
+        with open(recorder, "w") as f:
+            f.write(RECORDER_SCRIPT.format(directory=shlex.quote(tmp), binary=shlex.quote(ARGS.binary)))
+        os.chmod(recorder, 0o755)
+        self.cmd = [*prefix, TWO_HOSTS, "--binary", recorder, "--mpiexec", ARGS.mpiexec,
+                    "--mpiexec-flags", ARGS.preflags, *args]
+        self.start = time.monotonic()
+        # SIGINT as in a terminal, even where this process inherited it ignored.
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, "TMPDIR": self.scratch},
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        pid = self.proc.pid  # the script's (a prefix execs it): it names everything after it
+        self.namespaces = [f"tp_mlp_a_{pid}", f"tp_mlp_b_{pid}"]
+        self.veth = f"tpmlp{pid}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.communicate(timeout=FAIL_FAST_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+    def finish(self, timeout=TWO_HOSTS_TIMEOUT):
+        out, err = self.proc.communicate(timeout=timeout)
+        result = subprocess.CompletedProcess(self.cmd, self.proc.returncode, out.decode(), err.decode())
+        result.cmd, result.seconds = " ".join(self.cmd), time.monotonic() - self.start
+        return result
+
+    def ranks(self):
+        """{rank: (namespace, pid, qdiscs)}, as each rank that started recorded them."""
+        recorded = {}
+        for rank in range(2):
+            path = os.path.join(self.tmp, f"rank.{rank}")
+            if os.path.exists(path):
+                with open(path) as f:
+                    namespace, pid, qdiscs = f.read().split("\n", 2)
+                recorded[rank] = (namespace, int(pid), qdiscs)
+        return recorded
+
+    def left_behind(self):
+        """Whatever of this run is still here: namespaces, the veth, temporary files, ranks."""
+        listed = ip("netns", "list") + ip("-o", "link") if shutil.which("ip") else ""
+        found = [name for name in [*self.namespaces, self.veth] if re.search(rf"\b{name}\b", listed)]
+        found += [os.path.join(self.scratch, f) for f in os.listdir(self.scratch)]
+        found += [f"rank {rank} (pid {pid})" for rank, (_, pid, _) in self.ranks().items() if alive(pid)]
+        return found
 
 
-def write_script(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o755)
-
-
-def remove_namespaces(namespaces):
-    """Kills whatever still runs in them (a timed-out job), deletes them (and with them the
-    veth pair); returns the names that could not be removed. Never raises: runs in finally."""
-    for ns in namespaces:
-        try:
-            for pid in ip("netns", "pids", ns).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            ip("netns", "delete", ns)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            print(f"cleaning up {ns}: {e}", file=sys.stderr)
-    try:
-        listed = ip("netns", "list").stdout.split()
-    except (OSError, subprocess.TimeoutExpired):
-        return list(namespaces)
-    return [ns for ns in namespaces if ns in listed]
+def skip_if_cannot_run(result):
+    """The script's "cannot run here" (not root, no CAP_NET_ADMIN, no iproute2) is a skip."""
+    if result.returncode == SKIPPED:
+        raise Skipped(result.stderr.strip())
 
 
 def case_two_hosts_in_network_namespaces():
     # A multi-host run on one machine: rank 0 on host A, rank 1 on host B, each in its own
     # network namespace, with MPI traffic and Open MPI's own control channel forced onto TCP
     # over the veth pair between them, the only path there is from one host to the other.
-    if os.geteuid() != 0:
-        raise Skipped("creating network namespaces needs root")
-    if shutil.which("ip") is None:
-        raise Skipped("the ip command (iproute2) is not installed")
-    tag = os.getpid()  # every name is this run's own: parallel or leftover runs cannot collide
-    namespaces = [f"tp_mlp_a_{tag}", f"tp_mlp_b_{tag}"]
-    hosts = dict(zip(HOST_ADDRESSES, namespaces))
-    veth = f"tpmlp{tag}"  # the same name at both ends, one end in each namespace
-    created = []
-    try:
-        for ns in namespaces:
-            made = ip("netns", "add", ns)
-            if made.returncode != 0:
-                raise Skipped(f"cannot create a network namespace: {made.stderr.strip()}")
-            created.append(ns)
-        entered = ip("netns", "exec", namespaces[0], "true")
-        if entered.returncode != 0:
-            raise Skipped(f"cannot enter a network namespace: {entered.stderr.strip()}")
-        # Made inside A with its peer in B, the pair never appears among this machine's interfaces.
-        paired = ip("-n", namespaces[0], "link", "add", veth, "type", "veth",
-                    "peer", "name", veth, "netns", namespaces[1])
-        if paired.returncode != 0:
-            raise Skipped(f"cannot create a veth pair: {paired.stderr.strip()}")
-        for address, ns in hosts.items():
-            ip_ok("-n", ns, "link", "set", "lo", "up")
-            ip_ok("-n", ns, "address", "add", f"{address}/{HOST_PREFIX_LENGTH}", "dev", veth)
-            ip_ok("-n", ns, "link", "set", veth, "up")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "report.json")
+        with TwoHosts(tmp, "--", "--hidden-size", "64", *QUICK, "--scheme", "megatron", "--json", path) as run:
+            result = run.finish()
+        skip_if_cannot_run(result)
+        expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
+        expect("Correct: True" in result.stdout, "verification should pass", result)
+        with open(path) as f:
+            doc = json.load(f)
+        ran_in = {rank: namespace for rank, (namespace, _, _) in run.ranks().items()}
+        left = run.left_behind()
+    # The script adds --tp-size 2 when not given one.
+    expect(dig(doc, "config.world_size") == 2 and dig(doc, "config.tp_size") == 2, "2 ranks, TP 2")
+    expect(dig(doc, "verification.passed") is True, "JSON verification passed")
+    expect(ran_in == dict(enumerate(run.namespaces)), f"rank 0 belongs in {run.namespaces[0]} and "
+           f"rank 1 in {run.namespaces[1]}; they ran in {ran_in}", result)
+    expect(not left, f"left behind: {left}", result)
+    print(f"ranks ran in {ran_in}; the job took {result.seconds:.1f} s")
 
-        with tempfile.TemporaryDirectory() as tmp:
-            hostfile, agent, recorder = (os.path.join(tmp, n) for n in ["hosts", "agent", "recorder"])
-            with open(hostfile, "w") as f:
-                f.writelines(f"{address} slots=1\n" for address in hosts)
-            write_script(agent, AGENT_SCRIPT.format(cases="\n".join(
-                f"  {address}) ns={ns} ;;" for address, ns in hosts.items())))
-            write_script(recorder, RECORDER_SCRIPT.format(directory=shlex.quote(tmp)))
-            path = os.path.join(tmp, "report.json")
-            cmd = ["ip", "netns", "exec", namespaces[0],
-                   ARGS.mpiexec, *shlex.split(ARGS.preflags), ARGS.np_flag, "2",
-                   "--hostfile", hostfile, "--map-by", "node", "--bind-to", "none",
-                   "--mca", "plm_rsh_agent", agent,
-                   "--mca", "pml", "ob1", "--mca", "btl", "tcp,self",
-                   "--mca", "btl_tcp_if_include", veth, "--mca", "oob_tcp_if_include", veth,
-                   recorder, ARGS.binary, "--tp-size", "2", "--hidden-size", "64", *QUICK,
-                   "--scheme", "megatron", "--json", path]
-            # On a timeout only mpirun is killed here; the finally kills the rest, by namespace.
-            start = time.monotonic()
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=TWO_HOSTS_TIMEOUT)
-            result.cmd, seconds = " ".join(cmd), time.monotonic() - start
-            expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
-            expect("Correct: True" in result.stdout, "verification should pass", result)
-            with open(path) as f:
-                doc = json.load(f)
-            ran_in = {rank: read_record(os.path.join(tmp, f"rank.{rank}")) for rank in range(2)}
-        expect(dig(doc, "config.world_size") == 2 and dig(doc, "config.tp_size") == 2, "2 ranks, TP 2")
-        expect(dig(doc, "verification.passed") is True, "JSON verification passed")
-        expect(ran_in == dict(enumerate(namespaces)), f"rank 0 belongs in {namespaces[0]} and "
-               f"rank 1 in {namespaces[1]}; they ran in {ran_in}", result)
-        print(f"ranks ran in {ran_in}; the job took {seconds:.1f} s")
-    finally:
-        leftovers = remove_namespaces(created)
-    expect(not leftovers, f"namespaces left behind: {leftovers}")
+
+def case_two_hosts_shaped_link():
+    # --gbit 1: each host sees its end of the link under a 1 Gbit/s tbf, and all of it goes.
+    with tempfile.TemporaryDirectory() as tmp:
+        with TwoHosts(tmp, "--gbit", "1", "--", "--hidden-size", "256", *QUICK, "--scheme", "megatron") as run:
+            result = run.finish()
+        skip_if_cannot_run(result)
+        expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
+        expect("Correct: True" in result.stdout, "verification should pass", result)
+        recorded = run.ranks()
+        left = run.left_behind()
+    expect(sorted(recorded) == [0, 1], f"both ranks should have recorded, got {recorded}", result)
+    for rank, (namespace, _, qdiscs) in recorded.items():
+        expect(re.search(rf"qdisc tbf \S+ dev {run.veth} root .*rate 1Gbit\b", qdiscs),
+               f"rank {rank} in {namespace} should see its end of the link shaped to 1 Gbit/s:\n{qdiscs}")
+    expect(not left, f"left behind: {left}", result)
+    print(f"shaped run took {result.seconds:.1f} s")
+
+
+# (script options, text its one line on stderr must contain); --binary and --mpiexec are this
+# build's unless given.
+BAD_SCRIPT_ARGUMENTS = [
+    (["--gbit", "0"], "--gbit: must be a number of Gbit/s in 0.001..100 with at most three decimals, not '0'"),
+    (["--gbit", "abc"], "--gbit: must be a number of Gbit/s in 0.001..100 with at most three decimals, not 'abc'"),
+    (["--gbit", "1000"], "--gbit: must be a number of Gbit/s in 0.001..100"),
+    (["--gbit", "1e3"], "--gbit: must be a number of Gbit/s in 0.001..100"),
+    (["--gbit"], "--gbit needs a value"),
+    (["--gbit", "1", "--gbit", "2"], "--gbit given twice"),
+    (["--no-such-option"], "unknown option '--no-such-option'"),
+    (["--hidden-size", "64"], "unknown option '--hidden-size'; tp_mlp's own flags go after --"),
+    (["--timeout", "0"], "--timeout: must be a whole number of seconds in 1..86400, not '0'"),
+    (["--binary", "/nonexistent"], "--binary /nonexistent: no executable file there"),
+    (["--mpiexec", "/nonexistent"], "--mpiexec /nonexistent: not found"),
+    (["--mpiexec", "true"], "--mpiexec true is not Open MPI's launcher"),
+]
+
+
+def case_two_hosts_refuses_clearly():
+    def run_script(flags):
+        given = {"--binary": ARGS.binary, "--mpiexec": ARGS.mpiexec}
+        defaults = [word for option, value in given.items() if option not in flags for word in (option, value)]
+        return timed_run([TWO_HOSTS, *defaults, *flags])
+
+    check_refusals(BAD_SCRIPT_ARGUMENTS, run_script, status=USAGE_ERROR, one_line=True)
+
+    # Where it cannot run: no iproute2; not root; or root without CAP_NET_ADMIN (setpriv drops
+    # it), which makes the namespaces but not the veth pair, and must remove them again.
+    if shutil.which("ip") is None:
+        prefix, reason = [], "no ip command"
+    elif os.geteuid() != 0:
+        prefix, reason = [], "not root"
+    elif shutil.which("setpriv"):
+        prefix, reason = ["setpriv", "--bounding-set", "-net_admin"], "CAP_NET_ADMIN"
+    else:
+        print("setpriv is not installed: not checking the refusal without CAP_NET_ADMIN")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with TwoHosts(tmp, prefix=prefix) as run:
+            result = run.finish(timeout=FAIL_FAST_SECONDS)
+        left = run.left_behind()
+    lines = result.stderr.splitlines()
+    expect(result.returncode == SKIPPED, f"expected exit {SKIPPED} (cannot run here)", result)
+    expect(len(lines) == 1 and lines[0].startswith("two_hosts.sh: cannot run here: ") and reason in lines[0],
+           f"expected one line saying it cannot run here, naming {reason!r}", result)
+    expect(not left, f"left behind: {left}", result)
+    print(f"ok  {' '.join(prefix) or '(not root)'}  ->  exit {result.returncode}: {lines[0]}")
+
+
+def stopped_while_benchmarking(options, stop, within):
+    """Starts a long run with the script's `options`, calls stop(process) once the timed loop
+    runs; returns the result, the ranks recorded, what was left behind and the seconds from
+    stop() to the script's end, which must be fewer than `within`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with TwoHosts(tmp, *options, "--", "--hidden-size", "256", "--scheme", "megatron",
+                      "--iterations", "1000000") as run:
+            try:
+                wait_for_output(run.proc, "COMMUNICATION ANALYSIS", 60)  # last words before the timed loop
+            except AssertionError:
+                skip_if_cannot_run(run.finish())
+                raise
+            time.sleep(0.5)  # inside the timed loop now
+            recorded = run.ranks()
+            stopping = time.monotonic()
+            stop(run.proc)
+            result = run.finish(timeout=within)
+            seconds = time.monotonic() - stopping
+        return result, recorded, run.left_behind(), seconds
+
+
+def case_two_hosts_stopped_from_outside():
+    # Long runs ended while they benchmark: by SIGTERM, by SIGINT (Ctrl-C) and by the script's
+    # own --timeout. Each must end the job, remove everything it made, and tell how it ended.
+    limit = 10  # seconds of --timeout; a 5 s grace follows before mpirun is killed
+    ways = [("SIGTERM", [], lambda p: p.send_signal(signal.SIGTERM), FAIL_FAST_SECONDS, 128 + signal.SIGTERM),
+            ("SIGINT", [], lambda p: p.send_signal(signal.SIGINT), FAIL_FAST_SECONDS, 128 + signal.SIGINT),
+            ("--timeout", ["--timeout", str(limit)], lambda p: None, limit + 5 + FAIL_FAST_SECONDS, 124)]
+    for way, options, stop, within, status in ways:
+        result, recorded, left, seconds = stopped_while_benchmarking(options, stop, within)
+        expect(sorted(recorded) == [0, 1], f"{way}: both ranks should have been running, got {recorded}", result)
+        expect(result.returncode == status, f"{way}: expected exit {status}", result)
+        expect(not left, f"{way}: left behind: {left}", result)
+        print(f"{way}: the script ended {seconds:.1f} s later, exit {result.returncode}, nothing left behind")
 
 
 def main():
