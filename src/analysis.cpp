@@ -25,6 +25,7 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
       if (direction == Direction::backward) return {{Collective::all_reduce, y, 1, partial}};
       const int chunks = std::max(1, cfg.overlap_chunks);
       std::vector<CollectiveCall> calls;
+      calls.reserve(std::size_t(chunks));
       for (int c = 0; c < chunks; ++c)
         calls.push_back(
             {Collective::all_reduce, block_of(cfg.tokens(), chunks, c).count * H, 1, partial});

@@ -125,8 +125,8 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   const MatrixT& x_in = sp_ ? x_full_ : x_here_;     // what the first GEMM reads (bf16)
   // Blocks read the weights as they are; one whole product keeps them in its own layout.
   const Bf16Gemm::B weights = chunks_ > 1 ? kVaries : kWeights;
-  first_.reserve(std::size_t(chunks_ * blocks_));
-  second_.reserve(std::size_t(chunks_ * blocks_));
+  first_.reserve(plan_of(chunks_, 0));
+  second_.reserve(plan_of(chunks_, 0));
   for (int c = 0; c < chunks_; ++c)
     for (int j = 0; j < blocks_; ++j) {
       const Block r = chunk_block(c, j);
@@ -221,8 +221,8 @@ const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
     const Block chunk = block_of(pre_.rows(), chunks_, c);
     for (int j = 0; j < blocks_; ++j) {  // column-parallel: whole columns, no communication
       const Block r = chunk_block(c, j);
-      first_[std::size_t(c * blocks_ + j)].run(x_->middleRows(r.first, r.count), w_in_,
-                                               pre_.middleRows(r.first, r.count));
+      first_[plan_of(c, j)].run(x_->middleRows(r.first, r.count), w_in_,
+                                pre_.middleRows(r.first, r.count));
       if (chunks_ > 1) tp_.progress();
     }
     auto pre = pre_.middleRows(chunk.first, chunk.count);
@@ -232,8 +232,8 @@ const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
     if constexpr (!kFloat<T>) to_bf16(act, act_in_.middleRows(chunk.first, chunk.count));
     for (int j = 0; j < blocks_; ++j) {  // row-parallel: a partial sum of Y
       const Block r = chunk_block(c, j);
-      second_[std::size_t(c * blocks_ + j)].run(act_input().middleRows(r.first, r.count), w2_,
-                                                y_sum_.middleRows(r.first, r.count));
+      second_[plan_of(c, j)].run(act_input().middleRows(r.first, r.count), w2_,
+                                 y_sum_.middleRows(r.first, r.count));
       if (chunks_ > 1) tp_.progress();
     }
     if (chunks_ > 1) start_leaving(y_sum_, chunk);  // g of this chunk, while the next computes

@@ -83,7 +83,7 @@ void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>
   const Config& cfg = run.cfg;
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
   static const Matrix kNothing;
-  const Piece nothing{ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
+  Piece nothing{ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
   const Block cols = shard ? shard->columns : Block{};
   auto projection = [&](const Matrix* const Gradients::*fused, long p, long rows) {
     if (!shard) return nothing;

@@ -64,6 +64,10 @@ class ColumnRowMlp final : public MlpScheme {
   const MatrixT& enter_region(const Matrix& here, MatrixT& here_t, MatrixT& full);
   // The rows of token chunk `c`'s `j`th GEMM block.
   Block chunk_block(int c, int j) const;
+  // Where block j of chunk c keeps its GEMM plan in first_ and second_ (chunk-major).
+  std::size_t plan_of(int c, int j) const {
+    return std::size_t(c) * std::size_t(blocks_) + std::size_t(j);
+  }
   // Overlapped g/f: the partial sums in `rows` set off to be summed; then all of them, summed.
   void start_leaving(Matrix& partial, Block rows);
   Matrix& finish_leaving(Matrix& partial);

@@ -39,7 +39,7 @@ struct TwoRankModel {
         reference(reference_rows(cfg, x = input(cfg), Matrix(),
                                  block_of(cfg.tokens(), world.size(), world.rank()))) {}
 
-  Verification verify() {
+  Verification verify() const {
     return verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), reference, cfg,
                          world);
   }
@@ -52,7 +52,7 @@ struct TwoRankModel {
     c.batch_size = 2;
     c.seq_len = 5;
     c.activation = activation;
-    c.ffn_hidden_size = 3 * hidden_size;
+    c.ffn_hidden_size = 3L * hidden_size;
     c.bias = true;
     return c;
   }
@@ -113,7 +113,7 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
           cfg.tp_size = kRanks;
           cfg.hidden_size = hidden;
           cfg.activation = activation;
-          cfg.ffn_hidden_size = 4 * hidden;  // at least one column per rank
+          cfg.ffn_hidden_size = 4L * hidden;  // at least one column per rank
           cfg.backward = cfg.bias = backward_and_bias;
           cfg.seed = seed;
           const std::unique_ptr<MlpScheme> mlp = make_scheme(Scheme::megatron, cfg, tp);

@@ -73,7 +73,7 @@ TEST(Analysis, FlopsSplitEvenlyOverRanksAndBackwardIsTwiceForward) {
 }
 
 TEST(Analysis, ParametersAreEightHSquaredOverT) {
-  const ParamFormula p = param_formula(4096, 4 * 4096, 1, 8);  // the script's example
+  const ParamFormula p = param_formula(4096, 4L * 4096, 1, 8);  // the script's example
   EXPECT_DOUBLE_EQ(p.total, 134217728.0);
   EXPECT_DOUBLE_EQ(p.per_rank, 16777216.0);
 }
