@@ -7,6 +7,7 @@
 
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/partition.hpp"
+#include "tp_mlp/progress.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -53,7 +54,7 @@ Summary summarize(std::vector<double> ms) {
 }
 
 StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
-                      const std::function<void()>& step) {
+                      const std::string& what, const std::function<void()>& step) {
   const std::size_t iterations = std::size_t(run.cfg.iterations);
   // [total | comm | compute] per iteration, reduced to the slowest rank in one call, and the
   // compute again, summed over ranks for the mean; a rank that sits out contributes zeros.
@@ -63,7 +64,9 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
   double* compute = inside + iterations;
   if (placement.on_every_rank()) run.world.barrier();
   const int warmup = run.cfg.warmup;
+  Progress progress(run.world, what, std::size_t(warmup) + iterations);
   for (std::size_t i = 0; i < std::size_t(warmup) + iterations; ++i) {
+    progress.tick(i);
     if (placement.computes_here()) {
       const double comm_before = comm.stats().seconds();
       const auto start = Clock::now();

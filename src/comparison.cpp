@@ -163,11 +163,14 @@ OverlapChoice Comparison::choose_overlap(const Participant& megatron) {
                        comm_formula(Scheme::megatron, bare, Direction::forward), kRepetitions);
   OverlapChoice choice;
   choice.comm_share = floor.median * 1e-3 / compute[kRepetitions / 2];
+  choice.worth_hiding = choice.comm_share >= kWorthHiding;
+  choice.min_chunk_tokens = kMinChunkTokens;
   if (cfg_.overlap_chunks > 0) {
     choice.chunks = cfg_.overlap_chunks;
     choice.automatic = false;
-  } else if (choice.comm_share >= kWorthHiding) {
-    choice.chunks = int(std::clamp(cfg_.tokens() / kMinChunkTokens, 2L, long(kMaxChunks)));
+  } else if (choice.worth_hiding) {
+    choice.chunks = int(std::min(cfg_.tokens() / kMinChunkTokens, long(kMaxChunks)));
+    choice.chunks = std::max(choice.chunks, 1);
   }
   return choice;
 }
@@ -187,11 +190,13 @@ void Comparison::benchmark() {
     const Participant& p = participants_[i];
     SchemeResult& r = results_[i];
     const Matrix& x = x_for(p.scheme());
-    r.timing = time_steps(run_, p.placement(), p.comm(), [&] { p.mlp().forward(x); });
+    const std::string name = scheme_name(p.scheme());
+    r.timing = time_steps(run_, p.placement(), p.comm(), "timing " + name + " forward",
+                          [&] { p.mlp().forward(x); });
     r.floor = time_collectives(run_, p.comm(), r.forward.formula);
     if (!r.has_backward) continue;
     const Matrix& dy = dy_for(p.scheme());
-    r.train_timing = time_steps(run_, p.placement(), p.comm(), [&] {
+    r.train_timing = time_steps(run_, p.placement(), p.comm(), "timing " + name + " fwd+bwd", [&] {
       p.mlp().forward(x);
       p.mlp().backward(dy);
     });

@@ -328,6 +328,9 @@ std::string validate(const Config& cfg, const LaunchFacts& launch) {
     why << "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, "
            "not "
         << choice_name(cfg.scheme_choice);
+  } else if (cfg.overlap_chunks > 0 && !cfg.overlap) {
+    why << "--overlap-chunks " << cfg.overlap_chunks
+        << " sets the chunks of megatron-overlap, which runs only with --overlap";
   } else if (cfg.overlap_chunks > cfg.tokens()) {
     why << "--overlap-chunks " << cfg.overlap_chunks << " splits the " << cfg.tokens()
         << " tokens (--batch-size x --seq-len): a chunk would hold no tokens";

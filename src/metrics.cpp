@@ -36,10 +36,12 @@ StepSpeed speed(double flops, const Summary& time, const Summary& floor, double 
   return s;
 }
 
-// 1 − (time − compute) / comm: how much of `comm` (megatron's, not overlapped) a step hid.
+// (megatron's time − this time) / megatron's comm: the share of megatron's communication this
+// step no longer pays for. Against megatron's compute, not its own, so that whatever the
+// chunking costs in computation counts against what it hides.
 std::optional<double> hidden(const StepTiming& t, const StepTiming& megatron) {
   if (megatron.comm.median <= 0) return std::nullopt;
-  return 1 - (t.total.median - t.compute.median) / megatron.comm.median;
+  return (megatron.total.median - t.total.median) / megatron.comm.median;
 }
 
 PassTraffic traffic(const SchemeResult& r, Direction direction, int tp_size) {

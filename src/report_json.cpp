@@ -157,7 +157,8 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
   if (b.overlap)
     doc["overlap"] = {{"chunks", b.overlap->chunks},
                       {"chosen_automatically", b.overlap->automatic},
-                      {"comm_share_of_megatron_forward", b.overlap->comm_share}};
+                      {"comm_share_of_megatron_forward", b.overlap->comm_share},
+                      {"worth_hiding", b.overlap->worth_hiding}};
   if (b.megatron_floor)
     doc["floor"] = {{"bytes", b.megatron_floor->bytes},
                     {"allreduce_ms", summary_json(b.megatron_floor->all_reduce)}};

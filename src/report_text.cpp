@@ -90,7 +90,13 @@ void print_params(const char* title, const ParamRow& p) {
 // What megatron-overlap hid of megatron's communication, beside the two bounds.
 void print_overlap(const BenchmarkMetrics& m) {
   const OverlapChoice& o = *m.overlap;
-  if (o.chunks == 1)
+  if (o.chunks == 1 && o.automatic && o.worth_hiding)
+    std::printf(
+        "\nmegatron-overlap: a bare all-reduce of Y costs %.1f%% of megatron's compute here, but\n"
+        "2 chunks would hold fewer than %ld tokens each, too few for efficient GEMMs: it runs\n"
+        "as megatron does (1 chunk, blocking collectives).\n",
+        100 * o.comm_share, o.min_chunk_tokens);
+  else if (o.chunks == 1)
     std::printf(
         "\nmegatron-overlap: a bare all-reduce of Y costs %.1f%% of megatron's compute here:\n"
         "nothing worth hiding, so it runs as megatron does (1 chunk, blocking collectives)%s.\n",
@@ -100,13 +106,14 @@ void print_overlap(const BenchmarkMetrics& m) {
         "\nmegatron-overlap: %d token chunks (%s; a bare all-reduce of Y costs %.1f%% of\n"
         "megatron's compute here), each chunk's all-reduce in flight while the next computes:\n",
         o.chunks, o.automatic ? "chosen" : "--overlap-chunks", 100 * o.comm_share);
-  std::printf("\n  %-16s %-9s %10s %10s %8s %12s %12s   (median ms)\n", "scheme", "step", "compute",
-              "comm", "hidden", "max(c, f)", "c + floor");
+  std::printf("\n  %-16s %-9s %10s %10s %10s %8s %12s %12s   (median ms)\n", "scheme", "step",
+              "time", "compute", "comm", "hidden", "max(c, f)", "c + floor");
   auto row = [](const SchemeSpeed& s, const char* step, const StepTiming& t, const StepSpeed& v) {
     char hidden[16] = "-";
     if (v.hidden) std::snprintf(hidden, sizeof hidden, "%.0f%%", 100 * *v.hidden);
-    std::printf("  %-16s %-9s %10.3f %10.3f %8s %12.3f %12.3f\n", scheme_name(s.scheme), step,
-                t.compute.median, t.comm.median, hidden, v.overlapped_bound_ms, v.bound_ms);
+    std::printf("  %-16s %-9s %10.3f %10.3f %10.3f %8s %12.3f %12.3f\n", scheme_name(s.scheme),
+                step, t.total.median, t.compute.median, t.comm.median, hidden,
+                v.overlapped_bound_ms, v.bound_ms);
   };
   for (const SchemeSpeed& s : m.schemes) {
     if (s.scheme != Scheme::megatron && s.scheme != Scheme::megatron_overlap) continue;
@@ -114,8 +121,9 @@ void print_overlap(const BenchmarkMetrics& m) {
     if (s.has_backward) row(s, "fwd+bwd", s.train_timing, s.train);
   }
   std::printf(
-      "  (hidden = 1 - (time - compute) / megatron's comm; the bounds are the compute at the\n"
-      "   peak and the floor, overlapped: max(c, f), or one after the other: c + floor)\n");
+      "  (hidden = (megatron's time - time) / megatron's comm: what chunking costs counts\n"
+      "   against it; the bounds are the compute at the peak and the floor, overlapped:\n"
+      "   max(c, f), or one after the other: c + floor)\n");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "tp_mlp/collective.hpp"
@@ -25,9 +26,10 @@ Summary summarize(std::vector<double> ms);
 
 // Times `step` over --warmup + --iterations repetitions on the ranks where the scheme is
 // placed, the others waiting idle. Per iteration, each of total, comm (time inside the
-// collectives of `comm`) and compute is the slowest rank's.
+// collectives of `comm`) and compute is the slowest rank's. `what` names the loop in the
+// progress shown at a terminal.
 StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
-                      const std::function<void()>& step);
+                      const std::string& what, const std::function<void()>& step);
 
 // A list of collectives run bare, on buffers allocated once: the body of the floor's loop.
 class CollectiveReplay {

@@ -67,7 +67,8 @@ struct StepSpeed {
   // With communication hidden behind computation, the limit is the larger of the two.
   double overlapped_bound_ms = 0;  // max(FLOPs at the peak, floor)
   // Of megatron's time in its collectives (measured without overlap, in the same run), the
-  // share this scheme did not spend waiting: 1 − (time − compute) / megatron's comm.
+  // share this scheme saved: (megatron's time − time) / megatron's comm, which is
+  // 1 − (time − megatron's compute) / megatron's comm.
   std::optional<double> hidden;
 };
 struct SchemeSpeed {

@@ -61,8 +61,10 @@ struct SchemeResult {
 // How megatron-overlap's forward was split into token chunks, and why.
 struct OverlapChoice {
   int chunks = 1;
-  bool automatic = true;  // chosen by measuring, not by --overlap-chunks
-  double comm_share = 0;  // a bare all-reduce of megatron's output / its forward's compute
+  bool automatic = true;      // chosen by measuring, not by --overlap-chunks
+  double comm_share = 0;      // a bare all-reduce of megatron's output / its forward's compute
+  bool worth_hiding = false;  // comm_share large enough to try
+  long min_chunk_tokens = 0;  // the fewest tokens a chunk may hold (its GEMMs stay efficient)
 };
 
 // The launch and the machine, as the banner describes them.

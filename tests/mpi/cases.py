@@ -557,6 +557,65 @@ def case_bf16_reduction_loses_digits():
            f"a bf16 reduction at T = 4 should lose digits: {errors}")
 
 
+def check_overlap(ranks, chunks, *flags):
+    """megatron-overlap is verified like every scheme and counted: `chunks` all-reduces forward,
+    one of each chunk of Y, together moving megatron's bytes, as the formula says; with
+    --backward one all-reduce of dX, its gradients verified."""
+    result, doc = report(ranks, ranks, "--hidden-size", "64", "--overlap", "--overlap-chunks",
+                         str(chunks), *flags, *QUICK)
+    expect("Correct: True" in result.stdout, "verification passes", result)
+    schemes = doc["schemes"]
+    overlap, megatron = schemes["megatron-overlap"], schemes["megatron"]
+    expect(overlap["verification"]["passed"] is True, "megatron-overlap verified")
+    counted = overlap["forward"]["counted"]
+    expect(counted["all_reduce"]["calls"] == chunks and counted["calls"] == chunks,
+           f"{chunks} all-reduces forward: {counted}")
+    expect(counted["bytes"] == megatron["forward"]["counted"]["bytes"], "megatron's bytes in all")
+    expect(overlap["forward"]["matches_formula"] is True, "the forward matches its formula")
+    expect(doc["overlap"]["chunks"] == chunks and doc["overlap"]["chosen_automatically"] is False,
+           f"the choice echoed: {doc['overlap']}")
+    expect(doc["config"]["overlap"] is True and doc["config"]["overlap_chunks"] == chunks,
+           "config echoed")
+    for key in ["hidden_fraction", "overlapped_bound_ms", "bound_ms", "compute_ms.median",
+                "comm_ms.median"]:
+        dig(overlap, key)
+    expect(f"megatron-overlap: {chunks} token chunks (--overlap-chunks" in result.stdout,
+           "BENCHMARK describes the chunks", result)
+    if "--backward" not in flags:
+        return
+    back = overlap["backward"]
+    expect(back["counted"]["all_reduce"] == megatron["backward"]["counted"]["all_reduce"] and
+           back["counted"]["calls"] == 1, f"one all-reduce of dX: {back['counted']}")
+    expect(back["matches_formula"] is True, "the backward matches its formula")
+    expect(all(v["passed"] for v in back["verification"].values()),
+           f"gradients verified: {back['verification']}")
+    dig(back, "hidden_fraction")
+
+
+def case_overlap_verified_and_counted():
+    check_overlap(2, 4, "--backward", "--bias")
+    # Uneven everywhere: 64 tokens in 5 chunks, F = 170 over 3 ranks.
+    check_overlap(3, 5, "--backward", "--activation", "swiglu", "--ffn-hidden-size", "170")
+    check_overlap(2, 3, "--dtype", "bf16", "--backward", "--bias")
+    check_overlap(2, 2, "--dtype", "bf16", "--reduce-dtype", "fp32", "--sequence-parallel")
+
+
+def case_overlap_says_when_nothing_to_gain():
+    """Over shared memory a bare all-reduce of Y is a few percent of the compute at this size,
+    and the cores that compute are the ones that copy: the automatic choice is one chunk, and
+    the report says why rather than running slower."""
+    result, doc = report(2, 2, "--hidden-size", "512", "--batch-size", "4", "--seq-len", "64",
+                         "--scheme", "megatron", "--overlap", *QUICK)
+    choice = doc["overlap"]
+    expect(choice["chosen_automatically"] is True, f"chosen automatically: {choice}")
+    if choice["worth_hiding"]:
+        raise Skipped(f"this machine's all-reduce costs {choice['comm_share_of_megatron_forward']:.0%} "
+                      "of the compute: no shared-memory run to check")
+    expect(choice["chunks"] == 1, f"nothing to hide, one chunk: {choice}", result)
+    expect("nothing worth hiding, so it runs as megatron does" in result.stdout, "says so", result)
+    expect(doc["schemes"]["megatron-overlap"]["forward"]["counted"]["calls"] == 1, "one all-reduce")
+
+
 def case_numpy_checks_bf16_tensors():
     """With --dtype bf16 every saved tensor holds bf16 values (as float32, exactly), and NumPy
     re-computes Y from them within what bf16 rounding of the activation and of Y allows."""
@@ -631,6 +690,14 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--plant-fault", "gate-up-split"], "--plant-fault gate-up-split needs --activation swiglu"),
     (["--tp-size", "2", "--plant-fault", "bias-on-every-rank"], "--plant-fault bias-on-every-rank needs --bias"),
     (["--tp-size", "2", "--plant-fault", "w2-over-t", "--scheme", "naive"], "--plant-fault w2-over-t is planted in the megatron scheme"),
+    (["--tp-size", "2", "--overlap-chunks", "0"], "--overlap-chunks: must be a whole number in 1..64, not '0'"),
+    (["--tp-size", "2", "--overlap-chunks", "65"], "--overlap-chunks: must be a whole number in 1..64, not '65'"),
+    (["--tp-size", "2", "--overlap", "--overlap-chunks", "x"], "--overlap-chunks: must be a whole number in 1..64, not 'x'"),
+    (["--tp-size", "2", "--overlap", "--overlap"], "--overlap"),
+    (["--tp-size", "2", "--overlap-chunks", "4"], "--overlap-chunks 4 sets the chunks of megatron-overlap, which runs only with --overlap"),
+    (["--tp-size", "2", "--overlap", "--scheme", "naive"], "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, not naive"),
+    (["--tp-size", "2", "--overlap", "--overlap-chunks", "9", "--batch-size", "1", "--seq-len", "8"],
+     "--overlap-chunks 9 splits the 8 tokens (--batch-size x --seq-len): a chunk would hold no tokens"),
     # An empty path is not "no output".
     (["--tp-size", "2", "--json", ""], "--json: must name a path, not ''"),
     (["--tp-size", "2", "--save-tensors", ""], "--save-tensors: must name a path, not ''"),

@@ -17,6 +17,7 @@
 namespace tp_mlp {
 
 struct OneRankModel {
+  static constexpr int kOverlapChunks = 3;  // uneven, for megatron-overlap
   Config cfg;
   World world;
   TpComm tp;
@@ -46,7 +47,8 @@ struct OneRankModel {
     c.hidden_size = hidden_size;
     c.batch_size = batch_size;
     c.seq_len = seq_len;
-    c.backward = c.bias = c.sequence_parallel = true;
+    c.backward = c.bias = c.sequence_parallel = c.overlap = true;
+    c.overlap_chunks = kOverlapChunks;
     return c;
   }
 };

@@ -74,7 +74,8 @@ TEST_P(FiniteDifferences, WeightGradientsMatchCentralDifferencesOfTheForward) {
 
 INSTANTIATE_TEST_SUITE_P(
     ColumnRowSchemes, FiniteDifferences,
-    ::testing::Combine(::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::serial),
+    ::testing::Combine(::testing::Values(Scheme::megatron, Scheme::megatron_sp,
+                                         Scheme::megatron_overlap, Scheme::serial),
                        ::testing::Values(Activation::gelu, Activation::swiglu)),
     [](const auto& param) {
       return scheme_test_name({std::get<0>(param.param), param.index}) + "_" +

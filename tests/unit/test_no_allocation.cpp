@@ -81,7 +81,8 @@ struct Types {
 };
 using Variant = std::tuple<Scheme, Types>;
 const auto kVariants = ::testing::Combine(
-    ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::naive, Scheme::serial),
+    ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::megatron_overlap,
+                      Scheme::naive, Scheme::serial),
     ::testing::Values(Types{DType::fp32, DType::fp32}, Types{DType::bf16, DType::bf16},
                       Types{DType::bf16, DType::fp32}));
 
@@ -133,7 +134,8 @@ TEST_P(SchemeBytesAccount, CoversWhatTheConstructorAllocates) {
       cfg.seq_len = 8;
       cfg.backward = backward;
       cfg.bias = bias;
-      cfg.sequence_parallel = true;
+      cfg.sequence_parallel = cfg.overlap = true;
+      cfg.overlap_chunks = OneRankModel::kOverlapChunks;
       cfg.dtype = types.dtype;
       cfg.reduce_dtype = types.reduce;
       TpComm tp = scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
