@@ -61,8 +61,8 @@ measure it (15-18 Gbit/s on the idle 2-core machine this was written on, 6 when 
 so there --gbit 25 shapes nothing).
 
 Exit status:
-  tp_mlp's, passed through by mpirun: 0 verified, 1 verification failed, 2 configuration
-        refused, 100-120 bad tp_mlp flags (README.md, Flags)
+  tp_mlp's, passed through by mpirun: 0 verified, 2 configuration refused, 4 verification
+        failed, 6 a rank stopped responding, 100-120 bad tp_mlp flags (README.md, Exit status)
   64    bad options, or the binary or launcher is missing or unusable
   70    setting up the hosts failed unexpectedly (the failing command's own message precedes)
   77    this machine cannot make the hosts: not root, no CAP_SYS_ADMIN or CAP_NET_ADMIN, no ip,

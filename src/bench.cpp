@@ -18,19 +18,35 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-long largest(const std::vector<CollectiveCall>& calls) {
+// Of the calls whose elements are `element_bytes` wide: the largest tensor...
+long largest(const std::vector<CollectiveCall>& calls, long element_bytes) {
   long elements = 0;
-  for (const auto& c : calls) elements = std::max(elements, c.elements);
+  for (const auto& c : calls)
+    if (c.element_bytes == element_bytes) elements = std::max(elements, c.elements);
   return elements;
 }
 
-// The most any one rank holds of a call's tensor: the first rank's block of its rows.
-long largest_block(const std::vector<CollectiveCall>& calls, int tp_size) {
+// ...and the most any one rank holds of one: the first rank's block of its rows.
+long largest_block(const std::vector<CollectiveCall>& calls, long element_bytes, int tp_size) {
   long elements = 0;
   for (const auto& c : calls)
-    elements = std::max(elements, block_of(c.rows(), tp_size, 0).count * c.row_length);
+    if (c.element_bytes == element_bytes)
+      elements = std::max(elements, block_of(c.rows(), tp_size, 0).count * c.row_length);
   return elements;
 }
+
+template <typename T>
+void replay(const CollectiveCall& c, TpComm& tp, T* full, T* part) {
+  switch (c.kind) {
+    case Collective::all_reduce: tp.all_reduce_sum(full, c.elements); break;
+    case Collective::all_gather: tp.all_gather_rows(part, full, c.rows(), c.row_length); break;
+    case Collective::reduce_scatter:
+      tp.reduce_scatter_rows(full, part, c.rows(), c.row_length);
+      break;
+  }
+}
+
+constexpr long kFloatBytes = sizeof(float), kBf16Bytes = sizeof(bfloat16);
 
 }  // namespace
 
@@ -92,26 +108,26 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
 
 CollectiveReplay::CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp)
     : calls_(calls), tp_(tp) {
-  full_.assign(std::size_t(largest(calls)), 0.0f);  // zeros stay finite when summed
-  part_.assign(std::size_t(largest_block(calls, tp.size())), 0.0f);
+  // Zeros stay finite when summed.
+  full_.assign(std::size_t(largest(calls, kFloatBytes)), 0.0f);
+  part_.assign(std::size_t(largest_block(calls, kFloatBytes, tp.size())), 0.0f);
+  full_b_.assign(std::size_t(largest(calls, kBf16Bytes)), bfloat16(0.0f));
+  part_b_.assign(std::size_t(largest_block(calls, kBf16Bytes, tp.size())), bfloat16(0.0f));
 }
 
 double CollectiveReplay::bytes(const std::vector<CollectiveCall>& calls, int tp_size) {
-  return double(largest(calls) + largest_block(calls, tp_size)) * double(sizeof(float));
+  double bytes = 0;
+  for (const long width : {kFloatBytes, kBf16Bytes})
+    bytes += double(largest(calls, width) + largest_block(calls, width, tp_size)) * double(width);
+  return bytes;
 }
 
 void CollectiveReplay::run() {
-  for (const auto& c : calls_) {
-    switch (c.kind) {
-      case Collective::all_reduce: tp_.all_reduce_sum(full_.data(), c.elements); break;
-      case Collective::all_gather:
-        tp_.all_gather_rows(part_.data(), full_.data(), c.rows(), c.row_length);
-        break;
-      case Collective::reduce_scatter:
-        tp_.reduce_scatter_rows(full_.data(), part_.data(), c.rows(), c.row_length);
-        break;
-    }
-  }
+  for (const auto& c : calls_)
+    if (c.element_bytes == kBf16Bytes)
+      replay(c, tp_, full_b_.data(), part_b_.data());
+    else
+      replay(c, tp_, full_.data(), part_.data());
 }
 
 Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls,

@@ -44,6 +44,19 @@ void round_to_element(MatrixRef m) {
   if constexpr (!kFloat<T>) round_to_bf16(m);
 }
 
+// With overlap, an MPI_Test between GEMM blocks keeps the all-reduce in flight moving. Each
+// chunk's GEMMs run in this many blocks of rows (blocks of columns measured no faster)...
+constexpr int kBlocksPerChunk = 2;
+// ...and dW_in = Xᵀ·dpre, behind which dX's all-reduce travels, in this many blocks of columns,
+// however many chunks the forward has: each block packs all of Xᵀ again.
+constexpr int kBackwardBlocks = 4;
+
+int chunks_of(Scheme scheme, const Config& cfg) {
+  return scheme == Scheme::megatron_overlap ? std::max(1, cfg.overlap_chunks) : 1;
+}
+
+int column_blocks(int chunks) { return chunks > 1 ? kBackwardBlocks : 1; }
+
 }  // namespace
 
 template <typename T>
@@ -61,9 +74,15 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   if (bf16) b.buffers += (here + all * (sp ? 1 : 0)) * H * e + all * width * e;  // x_, act_in_
   if (sp && !bf16) b.buffers += all * H * f;                                     // x_full_
   if (sp) b.buffers += here * H * f;                                             // y_here_
-  b.buffers += (all + (sp ? here : 0)) * H * reduce;               // partial_b_, here_b_
-  b.buffers += PlannedGemm<T>::bytes_for(t, p * w, h, kWeights) +  // first_
-               PlannedGemm<T>::bytes_for(t, h, w, kWeights);       // second_
+  b.buffers += (all + (sp ? here : 0)) * H * reduce;  // partial_b_, here_b_
+  const int chunks = chunks_of(scheme, cfg), blocks = chunks > 1 ? kBlocksPerChunk : 1;
+  const Bf16Gemm::B kind = chunks > 1 ? kVaries : kWeights;
+  for (int c = 0; c < chunks; ++c)  // first_, second_: a plan per block of each chunk
+    for (int j = 0; j < blocks; ++j) {
+      const long rows = block_of(block_of(t, chunks, c).count, blocks, j).count;
+      b.buffers += PlannedGemm<T>::bytes_for(rows, p * w, h, kind) +
+                   PlannedGemm<T>::bytes_for(rows, h, w, kind);
+    }
   if (!cfg.backward) return b;
   b.buffers += all * (width + in) * f;                                        // dact_, dpre_
   b.buffers += (H * in + width * H) * f;                                      // dw_in_, dw2_
@@ -74,17 +93,11 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   if (sp) b.buffers += here * H * f;                                          // dx_here_
   b.buffers += PlannedGemm<T>::bytes_for(w, h, t, kVaries) +                  // grad_w2_
                PlannedGemm<T>::bytes_for(t, w, h, kVaries) +                  // grad_act_
-               PlannedGemm<T>::bytes_for(h, p * w, t, kVaries) +              // grad_w_in_
                PlannedGemm<T>::bytes_for(t, h, p * w, kVaries);               // grad_x_
+  for (int j = 0; j < column_blocks(chunks); ++j)                             // grad_w_in_
+    b.buffers +=
+        PlannedGemm<T>::bytes_for(h, block_of(p * w, column_blocks(chunks), j).count, t, kVaries);
   return b;
-}
-
-// With overlap, each chunk's GEMMs run in this many blocks, and dW_in's in as many column
-// blocks per chunk: an MPI_Test between blocks keeps the all-reduce in flight moving.
-constexpr int kBlocksPerChunk = 2;
-
-int chunks_of(Scheme scheme, const Config& cfg) {
-  return scheme == Scheme::megatron_overlap ? std::max(1, cfg.overlap_chunks) : 1;
 }
 
 template <typename T>
@@ -150,10 +163,10 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   const MatrixT& dy_in = sp_ ? dy_full_ : dy_here_;
   grad_w2_.emplace(act_input(), dy_in, dw2_, Op::transpose, Op::none, kVaries);
   grad_act_.emplace(dy_in, w2_, dact_, Op::none, Op::transpose, kVaries);
-  const int column_blocks = chunks_ > 1 ? kBlocksPerChunk * chunks_ : 1;
-  grad_w_in_.reserve(std::size_t(column_blocks));
-  for (int j = 0; j < column_blocks; ++j) {
-    const Block cols = block_of(in, column_blocks, j);
+  const int dw_blocks = column_blocks(chunks_);
+  grad_w_in_.reserve(std::size_t(dw_blocks));
+  for (int j = 0; j < dw_blocks; ++j) {
+    const Block cols = block_of(in, dw_blocks, j);
     grad_w_in_.emplace_back(x_in, dpre_input().middleCols(cols.first, cols.count),
                             dw_in_.middleCols(cols.first, cols.count), Op::transpose, Op::none,
                             kVaries);

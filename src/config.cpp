@@ -42,7 +42,10 @@ const char* kDescription =
     "  serial:   the whole MLP on one rank, no communication\n"
     "  megatron-sp (--sequence-parallel): megatron with X and Y split by tokens,\n"
     "           all-gather in, reduce-scatter out: the all-reduce's bytes\n"
+    "  megatron-overlap (--overlap): megatron in token chunks, each chunk's all-reduce\n"
+    "           in flight while the next computes: what a network link costs, hidden\n"
     "  --backward adds dX, dW1, dW2 (one more all-reduce); --bias adds b1 and b2.\n"
+    "  --dtype bf16: bf16 weights and GEMM inputs, fp32 accumulation, against the bf16 peak.\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
@@ -72,7 +75,11 @@ const char* kFooter =
     "Launch with a rank count that is a multiple of --tp-size (each group of --tp-size ranks\n"
     "runs the same model); without mpirun the world is one rank:\n"
     "  mpirun -np 4 ./tp_mlp --tp-size 4 --hidden-size 256\n"
-    "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json\n";
+    "  ./tp_mlp --tp-size 1 --hidden-size 1024 --json run.json\n"
+    "Over a simulated network link (two hosts in network namespaces, as root):\n"
+    "  scripts/two_hosts.sh --gbit 1 -- --hidden-size 1024 -b 8 -s 128 --overlap\n"
+    "Exit status: 0 verified, 2 refused (one message says why), 3 an MPI call failed,\n"
+    "4 verification failed, 5 one rank failed alone, 6 --timeout, 100-120 bad flags.\n";
 
 // A whole-number flag whose help shows its range and default (the value's own, unless the
 // help already says what the default is), and whose error says what
@@ -263,8 +270,10 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                  "Also write the whole report as JSON to this file (- for standard output)")
       ->type_name("FILE")
       ->check(named);
-  app.add_option("--save-tensors", cfg.tensors_dir,
-                 "Write x, w1, w2, y of the verification pass as .npy files here")
+  app.add_option(
+         "--save-tensors", cfg.tensors_dir,
+         "Write the master tensors (x, w1, w3 with swiglu, w2, b1, b2 with --bias), y and, with "
+         "--backward, dy and the gradients of the verification pass as .npy files here")
       ->type_name("DIR")
       ->check(named);
 

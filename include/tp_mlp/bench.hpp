@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tp_mlp/bf16.hpp"
 #include "tp_mlp/collective.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/mlp.hpp"
@@ -41,7 +42,10 @@ class CollectiveReplay {
  private:
   std::vector<CollectiveCall> calls_;
   TpComm& tp_;
-  std::vector<float> full_, part_;  // the largest whole tensor, and one rank's share of it
+  // The largest whole tensor, and one rank's share of it, in each element type: a bf16
+  // reduction is replayed in bf16, with its own MPI_Op.
+  std::vector<float> full_, part_;
+  std::vector<bfloat16> full_b_, part_b_;
 };
 
 // The floor under a step's communication: the same collectives, of the same sizes, on the
