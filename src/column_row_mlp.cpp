@@ -1,4 +1,4 @@
-// column_row_mlp: megatron, megatron-sp and serial (see column_row_mlp.hpp).
+// column_row_mlp: megatron, megatron-sp, megatron-overlap and serial (see column_row_mlp.hpp).
 #include "tp_mlp/column_row_mlp.hpp"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
-// column_row_mlp: megatron, megatron-sp and serial, which share one shape: the first layer
-// split by columns, the activation local, W2 split by rows (serial holds every column, as a
-// group of one).
+// column_row_mlp: megatron, megatron-sp, megatron-overlap and serial, which share one shape: the
+// first layer split by columns, the activation local, W2 split by rows (serial holds every
+// column, as a group of one).
 //
 // Each rank holds columns [first, first + width) of F, for every projection of the first
 // layer, side by side: W1's for GeLU; for SwiGLU [W1's | W3's], the gate's and the up

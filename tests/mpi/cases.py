@@ -385,32 +385,48 @@ def wait_for_output(proc, text, seconds):
         raise AssertionError(f"never printed {text!r} within {seconds} s; saw:\n{seen.decode()}")
 
 
-def case_dead_rank_ends_the_job():
-    # A long benchmark; once it is under way, one rank is killed from outside.
+def signal_a_rank_mid_benchmark(sig, wait_seconds, *flags):
+    """Starts a long 2-rank benchmark and, once it is inside its timed loop, sends `sig` to the
+    last rank from outside. Returns (exit code, stderr, seconds from the signal to the end of
+    the job, the rank pids); every process of the job is gone when it returns."""
     cmd = [*mpiexec_prefix(2), ARGS.binary, "--tp-size", "2", "--hidden-size", "256",
-           "--scheme", "megatron", "--iterations", "1000000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+           "--scheme", "megatron", "--iterations", "1000000", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    ranks = []
     try:
         wait_for_output(proc, "COMMUNICATION ANALYSIS", 60)
         time.sleep(0.5)  # inside the timed loop now
         ranks = program_ranks(proc.pid)
         expect(len(ranks) == 2, f"expected 2 rank processes under mpiexec, found {ranks}")
-        os.kill(ranks[-1], signal.SIGKILL)
+        os.kill(ranks[-1], sig)
         start = time.monotonic()
         try:
-            code = proc.wait(timeout=FAIL_FAST_SECONDS)
+            code = proc.wait(timeout=wait_seconds)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"job still running {FAIL_FAST_SECONDS} s after a rank died")
-        print(f"job ended {time.monotonic() - start:.1f} s after the kill, exit {code}")
-        expect(code != 0, "a job that lost a rank must not exit 0")
-        time.sleep(0.5)
-        survivors = [p for p in ranks if alive(p)]
-        expect(not survivors, f"rank processes left behind: {survivors}")
+            raise AssertionError(f"job still running {wait_seconds} s after {sig.name} to a rank")
+        seconds = time.monotonic() - start
+        print(f"job ended {seconds:.1f} s after {sig.name}, exit {code}")
+        return code, proc.stderr.read().decode(), seconds, ranks
     finally:
+        for pid in ranks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
+
+
+def case_dead_rank_ends_the_job():
+    """A rank killed from outside mid-benchmark ends the whole job, non-zero, within seconds,
+    and leaves no rank process behind."""
+    code, _, _, ranks = signal_a_rank_mid_benchmark(signal.SIGKILL, FAIL_FAST_SECONDS)
+    expect(code != 0, "a job that lost a rank must not exit 0")
+    time.sleep(0.5)
+    survivors = [p for p in ranks if alive(p)]
+    expect(not survivors, f"rank processes left behind: {survivors}")
 
 
 def case_one_rank_out_of_memory_aborts():
@@ -804,36 +820,11 @@ def case_stopped_rank_times_out():
     """A rank that stops responding must not leave the others waiting forever: the job ends
     after --timeout with one message naming the collective, and exit code 6."""
     timeout = 3
-    cmd = [*mpiexec_prefix(2), ARGS.binary, "--tp-size", "2", "--hidden-size", "256",
-           "--scheme", "megatron", "--iterations", "1000000", "--timeout", str(timeout)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    ranks = []
-    try:
-        wait_for_output(proc, "COMMUNICATION ANALYSIS", 60)
-        time.sleep(0.5)  # inside the timed loop now
-        ranks = program_ranks(proc.pid)
-        expect(len(ranks) == 2, f"expected 2 rank processes under mpiexec, found {ranks}")
-        os.kill(ranks[-1], signal.SIGSTOP)
-        start = time.monotonic()
-        try:
-            code = proc.wait(timeout=timeout + FAIL_FAST_SECONDS)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"job still running {timeout + FAIL_FAST_SECONDS} s after a rank stopped")
-        stderr = proc.stderr.read().decode()
-        print(f"job ended {time.monotonic() - start:.1f} s after the stop, exit {code}")
-        expect(code == EXIT_TIMEOUT, f"expected exit {EXIT_TIMEOUT}, got {code}:\n{stderr}")
-        expect(stderr.count("no progress for") == 1 and "in an all-reduce of 65536 bytes" in stderr,
-               f"one message naming the all-reduce:\n{stderr}")
-    finally:
-        for pid in ranks:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    code, stderr, _, _ = signal_a_rank_mid_benchmark(signal.SIGSTOP, timeout + FAIL_FAST_SECONDS,
+                                                     "--timeout", str(timeout))
+    expect(code == EXIT_TIMEOUT, f"expected exit {EXIT_TIMEOUT}, got {code}:\n{stderr}")
+    expect(stderr.count("no progress for") == 1 and "in an all-reduce of 65536 bytes" in stderr,
+           f"one message naming the all-reduce:\n{stderr}")
 
 
 def case_wrong_launcher_says_so():
