@@ -270,9 +270,9 @@ const Matrix& ColumnRowMlp<T>::backward(const Matrix& dy) {
   grad_x_->run(dpre_in, w_in_, dx_sum_);  // dX partial = dpre·W_inᵀ
   // f: all-reduce (started now when overlapped, to travel during dW_in); f̄: reduce-scatter
   if (chunks_ > 1) start_leaving(dx_sum_, {0, dx_sum_.rows()});
-  const int column_blocks = int(grad_w_in_.size());
-  for (int j = 0; j < column_blocks; ++j) {  // dW_in = Xᵀ·dpre   [H, p·F/T]
-    const Block cols = block_of(dw_in_.cols(), column_blocks, j);
+  const int dw_blocks = int(grad_w_in_.size());
+  for (int j = 0; j < dw_blocks; ++j) {  // dW_in = Xᵀ·dpre   [H, p·F/T]
+    const Block cols = block_of(dw_in_.cols(), dw_blocks, j);
     grad_w_in_[std::size_t(j)].run(*x_, dpre_in.middleCols(cols.first, cols.count),
                                    dw_in_.middleCols(cols.first, cols.count));
     if (chunks_ > 1) tp_.progress();
