@@ -272,8 +272,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       ->check(named);
   app.add_option(
          "--save-tensors", cfg.tensors_dir,
-         "Write the master tensors (x, w1, w3 with swiglu, w2, b1, b2 with --bias), y and, with "
-         "--backward, dy and the gradients of the verification pass as .npy files here")
+         "Write the master tensors (x, w1, w2; w3 with swiglu; b1, b2, b3 with --bias), y and, "
+         "with --backward, dy and the gradients of the verification pass as .npy files here")
       ->type_name("DIR")
       ->check(named);
 
