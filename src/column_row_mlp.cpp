@@ -2,6 +2,8 @@
 #include "tp_mlp/column_row_mlp.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "tp_mlp/activation.hpp"
@@ -57,6 +59,18 @@ int chunks_of(Scheme scheme, const Config& cfg) {
 
 int column_blocks(int chunks) { return chunks > 1 ? kBackwardBlocks : 1; }
 
+// The row counts of the forward's GEMM blocks, each once: blocks differ by at most a row, so
+// one to three heights, and one plan for each.
+std::vector<long> block_heights(long tokens, int chunks, int blocks) {
+  std::vector<long> heights;
+  for (int c = 0; c < chunks; ++c)
+    for (int j = 0; j < blocks; ++j) {
+      const long rows = block_of(block_of(tokens, chunks, c).count, blocks, j).count;
+      if (std::find(heights.begin(), heights.end(), rows) == heights.end()) heights.push_back(rows);
+    }
+  return heights;
+}
+
 }  // namespace
 
 template <typename T>
@@ -76,13 +90,9 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   if (sp) b.buffers += here * H * f;                                             // y_here_
   b.buffers += (all + (sp ? here : 0)) * H * reduce;  // partial_b_, here_b_
   const int chunks = chunks_of(scheme, cfg), blocks = chunks > 1 ? kBlocksPerChunk : 1;
-  const Bf16Gemm::B kind = chunks > 1 ? kVaries : kWeights;
-  for (int c = 0; c < chunks; ++c)  // first_, second_: a plan per block of each chunk
-    for (int j = 0; j < blocks; ++j) {
-      const long rows = block_of(block_of(t, chunks, c).count, blocks, j).count;
-      b.buffers += PlannedGemm<T>::bytes_for(rows, p * w, h, kind) +
-                   PlannedGemm<T>::bytes_for(rows, h, w, kind);
-    }
+  for (const long rows : block_heights(t, chunks, blocks))  // forward_
+    b.buffers += PlannedGemm<T>::bytes_for(rows, p * w, h, kWeights) +
+                 PlannedGemm<T>::bytes_for(rows, h, w, kWeights);
   if (!cfg.backward) return b;
   b.buffers += all * (width + in) * f;                                        // dact_, dpre_
   b.buffers += (H * in + width * H) * f;                                      // dw_in_, dw2_
@@ -135,19 +145,18 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   if (sp_) y_here_.resize(here, H);                  // [tokens/T, H]
   if (reduce_bf16_) partial_b_.resize(tokens, H);    // [tokens, H]
   if (reduce_bf16_ && sp_) here_b_.resize(here, H);  // [tokens/T, H]
-  const MatrixT& x_in = sp_ ? x_full_ : x_here_;     // what the first GEMM reads (bf16)
-  // Blocks read the weights as they are; one whole product keeps them in its own layout.
-  const Bf16Gemm::B weights = chunks_ > 1 ? kVaries : kWeights;
-  first_.reserve(plan_of(chunks_, 0));
-  second_.reserve(plan_of(chunks_, 0));
-  for (int c = 0; c < chunks_; ++c)
-    for (int j = 0; j < blocks_; ++j) {
-      const Block r = chunk_block(c, j);
-      first_.emplace_back(x_in.middleRows(r.first, r.count), w_in_,
-                          pre_.middleRows(r.first, r.count), Op::none, Op::none, weights);
-      second_.emplace_back(act_input().middleRows(r.first, r.count), w2_,
-                           y_sum_.middleRows(r.first, r.count), Op::none, Op::none, weights);
-    }
+  // What the first GEMM reads, x: as the caller passes it (fp32), as T, or gathered, always
+  // [tokens, H] row-major; and so is dY. A plan needs that layout, not the data.
+  const Eigen::Map<const MatrixT> x_in(nullptr, tokens, H), dy_in(nullptr, tokens, H);
+  for (const long rows : block_heights(tokens, chunks_, blocks_)) {
+    const Block r = {0, rows};  // any block of this height: they share strides
+    forward_.push_back(
+        {rows,
+         PlannedGemm<T>(x_in.middleRows(r.first, r.count), w_in_, pre_.middleRows(r.first, r.count),
+                        Op::none, Op::none, kWeights),
+         PlannedGemm<T>(act_input().middleRows(r.first, r.count), w2_,
+                        y_sum_.middleRows(r.first, r.count), Op::none, Op::none, kWeights)});
+  }
   if (!cfg.backward) return;
   if (bf16) dy_here_.resize(here, H);     // [tokens here, H], dy as T
   if (sp_) dy_full_.resize(tokens, H);    // [tokens, H], gathered
@@ -160,7 +169,6 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   if (bias_) db2_.resize(1, H);           // [1, H]
   dx_sum_.resize(tokens, H);              // [tokens, H], partial sums, then dX
   if (sp_) dx_here_.resize(here, H);      // [tokens/T, H]
-  const MatrixT& dy_in = sp_ ? dy_full_ : dy_here_;
   grad_w2_.emplace(act_input(), dy_in, dw2_, Op::transpose, Op::none, kVaries);
   grad_act_.emplace(dy_in, w2_, dact_, Op::none, Op::transpose, kVaries);
   const int dw_blocks = column_blocks(chunks_);
@@ -211,8 +219,17 @@ ParametersB ColumnRowMlp<T>::parameters_bf16() {
 
 template <typename T>
 void ColumnRowMlp<T>::parameters_changed() {
-  for (PlannedGemm<T>& gemm : first_) gemm.prepare(w_in_);
-  for (PlannedGemm<T>& gemm : second_) gemm.prepare(w2_);
+  for (ForwardPlans& plans : forward_) {
+    plans.first.prepare(w_in_);
+    plans.second.prepare(w2_);
+  }
+}
+
+template <typename T>
+typename ColumnRowMlp<T>::ForwardPlans& ColumnRowMlp<T>::plans_for(long rows) {
+  for (ForwardPlans& plans : forward_)
+    if (plans.rows == rows) return plans;
+  throw std::logic_error("no GEMM plan for a block of " + std::to_string(rows) + " rows");
 }
 
 template <typename T>
@@ -234,8 +251,8 @@ const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
     const Block chunk = block_of(pre_.rows(), chunks_, c);
     for (int j = 0; j < blocks_; ++j) {  // column-parallel: whole columns, no communication
       const Block r = chunk_block(c, j);
-      first_[plan_of(c, j)].run(x_->middleRows(r.first, r.count), w_in_,
-                                pre_.middleRows(r.first, r.count));
+      plans_for(r.count).first.run(x_->middleRows(r.first, r.count), w_in_,
+                                   pre_.middleRows(r.first, r.count));
       if (chunks_ > 1) tp_.progress();
     }
     auto pre = pre_.middleRows(chunk.first, chunk.count);
@@ -245,8 +262,8 @@ const Matrix& ColumnRowMlp<T>::forward(const Matrix& x) {
     if constexpr (!kFloat<T>) to_bf16(act, act_in_.middleRows(chunk.first, chunk.count));
     for (int j = 0; j < blocks_; ++j) {  // row-parallel: a partial sum of Y
       const Block r = chunk_block(c, j);
-      second_[plan_of(c, j)].run(act_input().middleRows(r.first, r.count), w2_,
-                                 y_sum_.middleRows(r.first, r.count));
+      plans_for(r.count).second.run(act_input().middleRows(r.first, r.count), w2_,
+                                    y_sum_.middleRows(r.first, r.count));
       if (chunks_ > 1) tp_.progress();
     }
     if (chunks_ > 1) start_leaving(y_sum_, chunk);  // g of this chunk, while the next computes

@@ -139,8 +139,8 @@ void Comparison::verify_and_count() {
 
 OverlapChoice Comparison::choose_overlap(const Participant& megatron) {
   // Worth hiding: a bare all-reduce of megatron's output costs at least a quarter of its
-  // compute, well above what chunking costs (its GEMMs pack the weights once per chunk: 5-11 %
-  // of the compute, measured at 8 chunks). Over shared memory it never does at these sizes (and
+  // compute, well above what chunking itself costs (5-11 % of the compute, measured at 8
+  // chunks). Over shared memory it never does at these sizes (and
   // its copies need the same cores as the GEMMs, so there is nothing to overlap with); over a
   // network link it can. Chunks: up to 8, of at least 64 tokens each, so that their GEMMs stay
   // efficient.

@@ -51,4 +51,32 @@ double Bf16Gemm::bytes_for(long m, long n, long k, B) {
 
 const char* Bf16Gemm::implementation() const { return "widened to fp32, Eigen's GEMM"; }
 
+// Eigen's GEMM takes no packed operand: PlannedGemm never packs here, and a PackedSgemm made
+// anyway is the plain product.
+bool PackedSgemm::pays(long) { return false; }
+
+struct PackedSgemm::Plan {
+  Op op_a, op_b;
+  Matrix b;  // a copy: the weights as of prepare()
+};
+
+PackedSgemm::PackedSgemm(const ConstMatrixRef&, const ConstMatrixRef& b, const MatrixRef&, Op op_a,
+                         Op op_b)
+    : plan_(std::make_unique<Plan>(Plan{op_a, op_b, b})) {}
+PackedSgemm::~PackedSgemm() = default;
+PackedSgemm::PackedSgemm(PackedSgemm&& other) noexcept = default;
+PackedSgemm& PackedSgemm::operator=(PackedSgemm&& other) noexcept = default;
+
+void PackedSgemm::prepare(const ConstMatrixRef& b) { plan_->b = b; }
+
+void PackedSgemm::run(const ConstMatrixRef& a, MatrixRef c) {
+  gemm(a, plan_->b, c, plan_->op_a, plan_->op_b);
+}
+
+double PackedSgemm::bytes() const { return sizeof(Plan) + double(plan_->b.size()) * sizeof(float); }
+
+double PackedSgemm::bytes_for(long, long n, long k) {
+  return sizeof(Plan) + double(n * k) * sizeof(float);
+}
+
 }  // namespace tp_mlp

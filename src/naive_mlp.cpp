@@ -64,8 +64,14 @@ NaiveMlp<T>::NaiveMlp(const Config& cfg, TpComm& tp)
   if (!kFloat<T>) act_in_.resize(tokens_, columns_.count);  // [tokens, F/T], as T
   if (reduce_bf16_) pre_b_.resize(tokens_, p * F);
   if (reduce_bf16_) y_b_.resize(tokens_, H);
-  first_.emplace(x_in_, w_in_rows_, pre_full_, Op::none, Op::none, Bf16Gemm::B::weights);
-  second_.emplace(act_in_, w2_rows_, y_, Op::none, Op::none, Bf16Gemm::B::weights);
+  // The layouts the GEMMs read, which is all a plan needs: this rank's columns of x in place
+  // (fp32) or their copy as T, and the activation or its copy as T.
+  using Layout = Eigen::Map<const MatrixT, 0, Eigen::OuterStride<>>;
+  const Layout x_layout(nullptr, tokens_, hidden_.count,
+                        Eigen::OuterStride<>(kFloat<T> ? H : hidden_.count));
+  const Layout act_layout(nullptr, tokens_, columns_.count, Eigen::OuterStride<>(columns_.count));
+  first_.emplace(x_layout, w_in_rows_, pre_full_, Op::none, Op::none, Bf16Gemm::B::weights);
+  second_.emplace(act_layout, w2_rows_, y_, Op::none, Op::none, Bf16Gemm::B::weights);
 }
 
 template <typename T>

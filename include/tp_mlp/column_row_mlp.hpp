@@ -64,10 +64,13 @@ class ColumnRowMlp final : public MlpScheme {
   const MatrixT& enter_region(const Matrix& here, MatrixT& here_t, MatrixT& full);
   // The rows of token chunk `c`'s `j`th GEMM block.
   Block chunk_block(int c, int j) const;
-  // Where block j of chunk c keeps its GEMM plan in first_ and second_ (chunk-major).
-  std::size_t plan_of(int c, int j) const {
-    return std::size_t(c) * std::size_t(blocks_) + std::size_t(j);
-  }
+  // The forward's two products, planned once per height of block, each keeping the weights in
+  // the layout it prefers; every block of that height runs them.
+  struct ForwardPlans {
+    long rows;
+    PlannedGemm<T> first, second;
+  };
+  ForwardPlans& plans_for(long rows);
   // Overlapped g/f: the partial sums in `rows` set off to be summed; then all of them, summed.
   void start_leaving(Matrix& partial, Block rows);
   Matrix& finish_leaving(Matrix& partial);
@@ -92,9 +95,10 @@ class ColumnRowMlp final : public MlpScheme {
   Matrix pre_, act_, y_sum_, y_here_;
   Matrix dact_, dpre_, dw_in_, dw2_, db_in_, db2_, dx_sum_, dx_here_;
   MatrixB partial_b_, here_b_;  // the partial sums in bf16, with --reduce-dtype bf16
-  // The products, planned once their operands exist: the forward's per block of rows, dW_in's
-  // per block of columns.
-  std::vector<PlannedGemm<T>> first_, second_, grad_w_in_;
+  // The products, planned once their operands exist: the forward's per height of its blocks
+  // of rows, dW_in's per block of columns.
+  std::vector<ForwardPlans> forward_;
+  std::vector<PlannedGemm<T>> grad_w_in_;
   std::optional<PlannedGemm<T>> grad_w2_, grad_act_, grad_x_;
 };
 

@@ -1,11 +1,12 @@
 // gemm: the matrix products the model needs, c = op(a)·op(b), behind an interface small enough
 // that the backend (oneDNN or Eigen, chosen at configure time) can change without touching the
-// schemes. fp32 products are one call; bf16 products are planned once per call site, because
-// the fast way to run them (oneDNN's matmul primitive, with the weights in the layout it
-// prefers) has to be prepared for the shapes and strides it will see.
+// schemes. fp32 products are one call, or planned where they pay; bf16 products are planned once
+// per call site, because the fast way to run them (oneDNN's matmul primitive, with the weights
+// in the layout it prefers) has to be prepared for the shapes and strides it will see.
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/matrix.hpp"
@@ -48,6 +49,31 @@ class Bf16Gemm {
   std::unique_ptr<Plan> plan_;
 };
 
+// c [m, n] = op(a)·op(b) for fp32 a and constant fp32 weights b, kept in the layout the
+// backend's planned product prefers, reordered once by prepare(). dnnl_sgemm packs b again at
+// every call, which a product of few rows (a chunk of tokens) cannot amortise: where pays(m)
+// (oneDNN, up to kPacksUpToRows rows; never with Eigen), the packed product is the faster one.
+class PackedSgemm {
+ public:
+  static constexpr long kPacksUpToRows = 256;
+  static bool pays(long m);
+  PackedSgemm(const ConstMatrixRef& a, const ConstMatrixRef& b, const MatrixRef& c, Op op_a,
+              Op op_b);
+  ~PackedSgemm();
+  PackedSgemm(PackedSgemm&& other) noexcept;
+  PackedSgemm& operator=(PackedSgemm&& other) noexcept;
+
+  void prepare(const ConstMatrixRef& b);  // after the weights have changed
+  void run(const ConstMatrixRef& a, MatrixRef c);
+  double bytes() const;
+  static double bytes_for(long m, long n, long k);
+
+  struct Plan;  // the backend's
+
+ private:
+  std::unique_ptr<Plan> plan_;
+};
+
 // The portable bf16 product, for backends and CPUs without a native one: both operands widened
 // to float (exactly), then the fp32 gemm(), into workspaces allocated once.
 class WidenedBf16Gemm {
@@ -79,25 +105,39 @@ void gemm_use_one_thread();
 namespace tp_mlp {
 
 // One call site's product in the model's element type T (float or bfloat16), with the same
-// interface for both: a float product needs no plan, a bf16 product keeps its Bf16Gemm.
+// interface for both: a float product is one call, or a PackedSgemm where the weights are
+// constant and it pays; a bf16 product keeps its Bf16Gemm.
 template <typename T>
 class PlannedGemm;
 
 template <>
 class PlannedGemm<float> {
  public:
-  PlannedGemm(const ConstMatrixRef&, const ConstMatrixRef&, const MatrixRef&, Op op_a, Op op_b,
-              Bf16Gemm::B)
-      : op_a_(op_a), op_b_(op_b) {}
-  void prepare(const ConstMatrixRef&) {}
-  void run(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c) {
-    gemm(a, b, c, op_a_, op_b_);
+  PlannedGemm(const ConstMatrixRef& a, const ConstMatrixRef& b, const MatrixRef& c, Op op_a,
+              Op op_b, Bf16Gemm::B b_kind)
+      : op_a_(op_a), op_b_(op_b) {
+    if (packs(c.rows(), b_kind)) packed_.emplace(a, b, c, op_a, op_b);
   }
-  double bytes() const { return 0; }
-  static double bytes_for(long, long, long, Bf16Gemm::B) { return 0; }
+  void prepare(const ConstMatrixRef& b) {
+    if (packed_) packed_->prepare(b);
+  }
+  void run(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c) {
+    if (packed_)
+      packed_->run(a, c);
+    else
+      gemm(a, b, c, op_a_, op_b_);
+  }
+  double bytes() const { return packed_ ? packed_->bytes() : 0; }
+  static double bytes_for(long m, long n, long k, Bf16Gemm::B b_kind) {
+    return packs(m, b_kind) ? PackedSgemm::bytes_for(m, n, k) : 0;
+  }
 
  private:
+  static bool packs(long m, Bf16Gemm::B b_kind) {
+    return b_kind == Bf16Gemm::B::weights && PackedSgemm::pays(m);
+  }
   Op op_a_, op_b_;
+  std::optional<PackedSgemm> packed_;
 };
 
 template <>

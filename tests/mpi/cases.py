@@ -810,7 +810,8 @@ def case_planted_faults_fail_verification():
         result = launch(2, "--tp-size", "2", "--hidden-size", "64", "--plant-fault", fault, *flags, *QUICK)
         expect(result.returncode == EXIT_VERIFICATION_FAILED,
                f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
-        expect("Correct: False" in result.stdout and "megatron     Y" in result.stdout, f"{fault} caught", result)
+        megatron_failed = re.search(r"^  megatron +Y .*False$", result.stdout, re.MULTILINE)
+        expect("Correct: False" in result.stdout and megatron_failed, f"{fault} caught in megatron", result)
         print(f"{fault}: caught, exit {result.returncode}")
     result = run_ok(2, "--tp-size", "2", "--hidden-size", "64", "--plant-fault", "none", *QUICK)
     expect("Correct: True" in result.stdout, "no fault, no failure", result)

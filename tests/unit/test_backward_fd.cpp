@@ -61,11 +61,15 @@ TEST_P(FiniteDifferences, WeightGradientsMatchCentralDifferencesOfTheForward) {
     for (long i = 0; i < param->size(); i += 5) {
       float& value = param->data()[i];
       const float saved = value;
-      value = saved + kStep;
+      auto set = [&](float v) {  // as an optimizer would: change, then tell the scheme
+        value = v;
+        mlp->parameters_changed();
+      };
+      set(saved + kStep);
       const double plus = loss();
-      value = saved - kStep;
+      set(saved - kStep);
       const double minus = loss();
-      value = saved;
+      set(saved);
       const double numeric = (plus - minus) / (2.0 * kStep);
       EXPECT_NEAR(grad->data()[i], numeric, kRelativeTolerance * (1.0 + std::abs(numeric)))
           << scheme_name(scheme) << " " << activation_name(activation) << " element " << i;
