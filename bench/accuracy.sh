@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "bench/accuracy.sh: unknown option '$1': bench/accuracy.sh [OUT_DIR]" >&2; exit 64 ;;
+esac
+[ $# -le 1 ] || { echo "bench/accuracy.sh: one OUT_DIR at most: bench/accuracy.sh [OUT_DIR]" >&2; exit 64; }
 out="${1:-bench/out}"
 mkdir -p "$out"
 binary="${TP_MLP:-build/tp_mlp}"

@@ -20,6 +20,11 @@ if [ "${1:-}" = --summarize ]; then
   summarize_only=true
   shift
 fi
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "bench/run.sh: unknown option '$1': bench/run.sh [--summarize] [OUT_DIR]" >&2; exit 64 ;;
+esac
+[ $# -le 1 ] || { echo "bench/run.sh: one OUT_DIR at most: bench/run.sh [--summarize] [OUT_DIR]" >&2; exit 64; }
 out="${1:-bench/out}"
 mkdir -p "$out"
 binary="${TP_MLP:-build/tp_mlp}"

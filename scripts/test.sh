@@ -10,6 +10,13 @@ scripts/install-deps.sh
 
 presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=(release eigen asan mpich)
+known=$(cmake --list-presets | sed -n 's/^ *"\([^"]*\)".*/\1/p' | tr '\n' ' ')
+for preset in "${presets[@]}"; do
+  case " $known" in
+    *" $preset "*) ;;
+    *) echo "scripts/test.sh: no preset '$preset': choose from ${known% }" >&2; exit 64 ;;
+  esac
+done
 for preset in "${presets[@]}"; do
   echo "=== $(cmake --list-presets | grep "\"${preset}\"" | sed 's/^ *//')"
   cmake --preset "$preset" >/dev/null
