@@ -5,7 +5,6 @@
 #include <array>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <stdexcept>
@@ -27,9 +26,8 @@ void mpi_check(int status, const char* call, const char* file, int line) {
   MPI_Error_string(status, text, &length);
   int rank = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "tp_mlp: rank %d: %s failed at %s:%d: %s\n", rank, call, file, line, text);
-  MPI_Abort(MPI_COMM_WORLD, kExitMpiError);
-  std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
+  end_job(kExitMpiError, rank,
+          std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " + text);
 }
 
 #define mpiCheck(call) mpi_check((call), #call, __FILE__, __LINE__)
@@ -212,12 +210,7 @@ void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype 
                        MPI_COMM_WORLD));
 }
 
-void World::abort(const std::string& message) const {
-  std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank_, message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, kExitRankFailed);
-  std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
-}
+void World::abort(const std::string& message) const { end_job(kExitRankFailed, rank_, message); }
 
 namespace {
 

@@ -3,10 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
-
-#include <mpi.h>
 
 #include "tp_mlp/exit_codes.hpp"
 
@@ -71,14 +68,13 @@ void Watchdog::watch() {
     const double allowed = timeout_s_ + (rank_ == 0 ? 0 : kGraceSeconds);
     if (waited <= allowed) continue;
     const long bytes = bytes_;
-    std::fprintf(stderr,
-                 "tp_mlp: rank %d: no progress for %.0f s in %s%s%s: another rank has stopped "
-                 "responding (stopped, swapped out, or cut off); ending the job (--timeout %g)\n",
-                 rank_, waited, what_.load(), bytes > 0 ? " of " : "",
-                 bytes > 0 ? (std::to_string(bytes) + " bytes").c_str() : "", timeout_s_.load());
-    std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, kExitTimeout);
-    std::abort();  // MPI_Abort should not return; if it does, the job must still end
+    char message[512];
+    std::snprintf(message, sizeof message,
+                  "no progress for %.0f s in %s%s%s: another rank has stopped responding "
+                  "(stopped, swapped out, or cut off); ending the job (--timeout %g)",
+                  waited, what_.load(), bytes > 0 ? " of " : "",
+                  bytes > 0 ? (std::to_string(bytes) + " bytes").c_str() : "", timeout_s_.load());
+    end_job(kExitTimeout, rank_, message);
   }
 }
 
