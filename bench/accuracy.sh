@@ -6,15 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-case "${1:-}" in
-  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  -*) echo "bench/accuracy.sh: unknown option '$1': bench/accuracy.sh [OUT_DIR]" >&2; exit 64 ;;
-esac
-[ $# -le 1 ] || { echo "bench/accuracy.sh: one OUT_DIR at most: bench/accuracy.sh [OUT_DIR]" >&2; exit 64; }
-out="${1:-bench/out}"
-mkdir -p "$out"
-binary="${TP_MLP:-build/tp_mlp}"
-[ -x "$binary" ] || { echo "bench/accuracy.sh: $binary not built: run scripts/demo.sh or cmake --build --preset release" >&2; exit 1; }
+. bench/common.sh
+bench_arguments "bench/accuracy.sh [OUT_DIR]" "$@"
+bench_needs_binary
 shape=(--hidden-size 1024 --batch-size 4 --seq-len 64 --scheme megatron --iterations 1 --warmup 0)
 for tp in 1 2 4; do
   for types in "fp32 fp32" "bf16 fp32" "bf16 bf16"; do

@@ -20,15 +20,9 @@ if [ "${1:-}" = --summarize ]; then
   summarize_only=true
   shift
 fi
-case "${1:-}" in
-  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  -*) echo "bench/run.sh: unknown option '$1': bench/run.sh [--summarize] [OUT_DIR]" >&2; exit 64 ;;
-esac
-[ $# -le 1 ] || { echo "bench/run.sh: one OUT_DIR at most: bench/run.sh [--summarize] [OUT_DIR]" >&2; exit 64; }
-out="${1:-bench/out}"
-mkdir -p "$out"
-binary="${TP_MLP:-build/tp_mlp}"
-$summarize_only || [ -x "$binary" ] || { echo "bench/run.sh: $binary not built: run scripts/demo.sh or cmake --build --preset release" >&2; exit 1; }
+. bench/common.sh
+bench_arguments "bench/run.sh [--summarize] [OUT_DIR]" "$@"
+$summarize_only || bench_needs_binary
 
 large="--hidden-size 1024 --batch-size 8 --seq-len 128"
 script="--hidden-size 256 --batch-size 4 --seq-len 16"
