@@ -90,7 +90,9 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   if (sp) b.buffers += here * H * f;                                             // y_here_
   b.buffers += (all + (sp ? here : 0)) * H * reduce;  // partial_b_, here_b_
   const int chunks = chunks_of(scheme, cfg), blocks = chunks > 1 ? kBlocksPerChunk : 1;
-  for (const long rows : block_heights(t, chunks, blocks))  // forward_
+  const std::vector<long> heights = block_heights(t, chunks, blocks);
+  b.buffers += double(heights.size() * sizeof(ForwardPlans));  // forward_'s own storage
+  for (const long rows : heights)                              // forward_
     b.buffers += PlannedGemm<T>::bytes_for(rows, p * w, h, kWeights) +
                  PlannedGemm<T>::bytes_for(rows, h, w, kWeights);
   if (!cfg.backward) return b;
@@ -104,7 +106,8 @@ SchemeBytes ColumnRowMlp<T>::bytes(Scheme scheme, const Config& cfg, Block colum
   b.buffers += PlannedGemm<T>::bytes_for(w, h, t, kVaries) +                  // grad_w2_
                PlannedGemm<T>::bytes_for(t, w, h, kVaries) +                  // grad_act_
                PlannedGemm<T>::bytes_for(t, h, p * w, kVaries);               // grad_x_
-  for (int j = 0; j < column_blocks(chunks); ++j)                             // grad_w_in_
+  b.buffers += double(std::size_t(column_blocks(chunks)) * sizeof(PlannedGemm<T>));  // grad_w_in_
+  for (int j = 0; j < column_blocks(chunks); ++j)                                    // grad_w_in_
     b.buffers +=
         PlannedGemm<T>::bytes_for(h, block_of(p * w, column_blocks(chunks), j).count, t, kVaries);
   return b;
@@ -148,7 +151,9 @@ ColumnRowMlp<T>::ColumnRowMlp(Scheme scheme, const Config& cfg, TpComm& tp)
   // What the first GEMM reads, x: as the caller passes it (fp32), as T, or gathered, always
   // [tokens, H] row-major; and so is dY. A plan needs that layout, not the data.
   const Eigen::Map<const MatrixT> x_in(nullptr, tokens, H), dy_in(nullptr, tokens, H);
-  for (const long rows : block_heights(tokens, chunks_, blocks_)) {
+  const std::vector<long> heights = block_heights(tokens, chunks_, blocks_);
+  forward_.reserve(heights.size());  // one allocation, as bytes() counts it
+  for (const long rows : heights) {
     const Block r = {0, rows};  // any block of this height: they share strides
     forward_.push_back(
         {rows,
