@@ -11,7 +11,8 @@ const char* direction_name(Direction direction) {
   return direction == Direction::forward ? "forward" : "backward";
 }
 
-std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction) {
+std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction,
+                                         int overlap_chunks) {
   const long H = cfg.hidden_size, y = cfg.tokens() * H;  // [tokens, H]: X, Y, dY, dX
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
@@ -23,7 +24,7 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
       return {{Collective::all_gather, y, H, element}, {Collective::reduce_scatter, y, H, partial}};
     case Scheme::megatron_overlap: {  // g of each token chunk forward; f once backward
       if (direction == Direction::backward) return {{Collective::all_reduce, y, 1, partial}};
-      const int chunks = std::max(1, cfg.overlap_chunks);
+      const int chunks = std::max(1, overlap_chunks);
       std::vector<CollectiveCall> calls;
       calls.reserve(std::size_t(chunks));
       for (int c = 0; c < chunks; ++c)

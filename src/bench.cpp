@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <stdexcept>
 
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/partition.hpp"
@@ -80,7 +81,7 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
   double* compute = inside + iterations;
   if (placement.on_every_rank()) run.world.barrier();
   const int warmup = run.cfg.warmup;
-  Progress progress(run.world, what, std::size_t(warmup) + iterations);
+  Progress progress(run.world.is_root(), what, std::size_t(warmup) + iterations);
   for (std::size_t i = 0; i < std::size_t(warmup) + iterations; ++i) {
     progress.tick(i);
     if (placement.computes_here()) {
@@ -106,40 +107,41 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
   return {summary(total), summary(inside), summary(compute), summary(compute_sum.data())};
 }
 
-CollectiveReplay::CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp)
-    : calls_(calls), tp_(tp) {
+CollectiveReplay::CollectiveReplay(Workspace& ws, const std::vector<CollectiveCall>& calls,
+                                   int tp_size)
+    : full_(ws.matrix<float>(1, largest(calls, kFloatBytes))),
+      part_(ws.matrix<float>(1, largest_block(calls, kFloatBytes, tp_size))),
+      full_b_(ws.matrix<bfloat16>(1, largest(calls, kBf16Bytes))),
+      part_b_(ws.matrix<bfloat16>(1, largest_block(calls, kBf16Bytes, tp_size))) {
+  if (ws.planning()) return;
   // Zeros stay finite when summed.
-  full_.assign(std::size_t(largest(calls, kFloatBytes)), 0.0f);
-  part_.assign(std::size_t(largest_block(calls, kFloatBytes, tp.size())), 0.0f);
-  full_b_.assign(std::size_t(largest(calls, kBf16Bytes)), bfloat16(0.0f));
-  part_b_.assign(std::size_t(largest_block(calls, kBf16Bytes, tp.size())), bfloat16(0.0f));
+  full_.setZero();
+  part_.setZero();
+  full_b_.setZero();
+  part_b_.setZero();
 }
 
-double CollectiveReplay::bytes(const std::vector<CollectiveCall>& calls, int tp_size) {
-  double bytes = 0;
-  for (const long width : {kFloatBytes, kBf16Bytes})
-    bytes += double(largest(calls, width) + largest_block(calls, width, tp_size)) * double(width);
-  return bytes;
-}
-
-void CollectiveReplay::run() {
-  for (const auto& c : calls_)
-    if (c.element_bytes == kBf16Bytes)
-      replay(c, tp_, full_b_.data(), part_b_.data());
+void CollectiveReplay::run(const std::vector<CollectiveCall>& calls, TpComm& comm) {
+  for (const auto& c : calls) {
+    const bool bf16 = c.element_bytes == kBf16Bytes;
+    if (c.elements > (bf16 ? full_b_.size() : full_.size()))
+      throw std::logic_error("a collective larger than its replay's buffers");
+    if (bf16)
+      replay(c, comm, full_b_.data(), part_b_.data());
     else
-      replay(c, tp_, full_.data(), part_.data());
+      replay(c, comm, full_.data(), part_.data());
+  }
 }
 
-Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls,
-                         int iterations) {
-  CollectiveReplay replay(calls, comm);
+Summary time_collectives(const Run& run, TpComm& comm, CollectiveReplay& replay,
+                         const std::vector<CollectiveCall>& calls, int iterations) {
   std::vector<double> ms(
       static_cast<std::size_t>(iterations > 0 ? iterations : run.cfg.iterations));
-  for (int i = 0; i < run.cfg.warmup; ++i) replay.run();
+  for (int i = 0; i < run.cfg.warmup; ++i) replay.run(calls, comm);
   run.world.barrier();
   for (double& t : ms) {
     const auto start = Clock::now();
-    replay.run();
+    replay.run(calls, comm);
     t = ms_since(start);
   }
   run.world.max_in_place(ms);

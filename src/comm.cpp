@@ -1,19 +1,25 @@
 // comm: MPI behind three small classes; see comm.hpp for the data plane / control plane split.
 #include "tp_mlp/comm.hpp"
 
+#include <mpi.h>
+
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include <sched.h>
 
 #include "tp_mlp/exit_codes.hpp"
+#include "tp_mlp/library_scope.hpp"
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
@@ -30,9 +36,16 @@ void mpi_check(int status, const char* call, const char* file, int line) {
           std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " + text);
 }
 
-#define mpiCheck(call) mpi_check((call), #call, __FILE__, __LINE__)
+// Every MPI call: checked, and known to be inside the library (its allocations are its own).
+#define mpiCheck(call)                            \
+  do {                                            \
+    const LibraryScope library_call;              \
+    mpi_check((call), #call, __FILE__, __LINE__); \
+  } while (false)
 
 constexpr const char* kRecursiveDoubling = "4";  // ompi_info --param coll libnbc --level 9
+
+MpiSession* session = nullptr;  // the one MpiSession, while it lives
 
 }  // namespace
 
@@ -45,9 +58,36 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", kRecursiveDoubling, /*overwrite=*/0);
   int provided = 0;
   MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  watchdog_ = std::make_unique<Watchdog>(rank);
+  session = this;
 }
 
-MpiSession::~MpiSession() { MPI_Finalize(); }
+MpiSession::~MpiSession() {
+  {
+    // The finalisation waits for every rank: one that stopped after its last collective
+    // would hold the others here forever.
+    const Watchdog::Wait wait(*watchdog_, "the finalisation (MPI_Finalize)");
+    MPI_Finalize();
+  }
+  session = nullptr;
+}
+
+MpiSession& MpiSession::current() {
+  if (!session) throw std::logic_error("MPI is used before an MpiSession exists");
+  return *session;
+}
+
+void end_job(int status, int rank, const std::string& message) {
+  // Measured with MPICH's hydra: without the pause 1 run in 8 lost the message, with it 0 in 12.
+  constexpr std::chrono::milliseconds kLetTheLauncherForward{200};
+  std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank, message.c_str());
+  std::fflush(stderr);
+  std::this_thread::sleep_for(kLetTheLauncherForward);
+  MPI_Abort(MPI_COMM_WORLD, status);
+  std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
+}
 
 int mpi_count(long count) {
   if (count < 0 || count > INT_MAX)
@@ -56,13 +96,12 @@ int mpi_count(long count) {
   return static_cast<int>(count);
 }
 
-World::World() {
+World::World() : watchdog_(MpiSession::current().watchdog()) {
   // Errors come back to mpi_check, which names the call before aborting.
   mpiCheck(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &size_));
-  watchdog_ = std::make_unique<Watchdog>(rank_);
-  const Watchdog::Wait wait(*watchdog_, "the start-up's node census");
+  const Watchdog::Wait wait(watchdog_, "the start-up's node census");
   MPI_Comm node;
   mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
   mpiCheck(MPI_Comm_size(node, &ranks_on_node_));
@@ -138,7 +177,7 @@ bool World::launchers_first() const {
 }
 
 int World::lowest_rank_where(bool condition) const {
-  const Watchdog::Wait wait(*watchdog_, "the agreement on the verdict");
+  const Watchdog::Wait wait(watchdog_, "the agreement on the verdict");
   int mine = condition ? rank_ : INT_MAX;
   int lowest = INT_MAX;
   mpiCheck(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
@@ -146,31 +185,31 @@ int World::lowest_rank_where(bool condition) const {
 }
 
 double World::max(double local) const {
-  const Watchdog::Wait wait(*watchdog_, "a reduction of results");
+  const Watchdog::Wait wait(watchdog_, "a reduction of results");
   double result = 0;
   mpiCheck(MPI_Allreduce(&local, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   return result;
 }
 
 void World::max_in_place(std::vector<double>& values) const {
-  const Watchdog::Wait wait(*watchdog_, "a reduction of timings");
+  const Watchdog::Wait wait(watchdog_, "a reduction of timings");
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
                          MPI_MAX, MPI_COMM_WORLD));
 }
 
 void World::sum_in_place(std::vector<double>& values) const {
-  const Watchdog::Wait wait(*watchdog_, "a reduction of timings");
+  const Watchdog::Wait wait(watchdog_, "a reduction of timings");
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, values.data(), mpi_count(long(values.size())), MPI_DOUBLE,
                          MPI_SUM, MPI_COMM_WORLD));
 }
 
 void World::barrier() const {
-  const Watchdog::Wait wait(*watchdog_, "a barrier");
+  const Watchdog::Wait wait(watchdog_, "a barrier");
   mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
 }
 
 void World::wait_idle() const {
-  const Watchdog::Wait wait(*watchdog_, "a barrier (waiting while another rank works alone)");
+  const Watchdog::Wait wait(watchdog_, "a barrier (waiting while another rank works alone)");
   constexpr timespec kNap = {0, 1000000};  // 1 ms: far below any timing that matters here
   MPI_Request request;
   mpiCheck(MPI_Ibarrier(MPI_COMM_WORLD, &request));
@@ -182,21 +221,60 @@ void World::wait_idle() const {
 }
 
 void World::broadcast_from_root(float* data, long count) const {
-  const Watchdog::Wait wait(*watchdog_, "a broadcast", count * long(sizeof(float)));
+  const Watchdog::Wait wait(watchdog_, "a broadcast", count * long(sizeof(float)));
   mpiCheck(MPI_Bcast(data, mpi_count(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
 }
 
 void World::gather_to_root(const float* mine, long count, std::vector<float>& all) const {
-  gather(mine, count, all, MPI_FLOAT);
+  gather(mine, count, all);
 }
 
 void World::gather_to_root(const long* mine, long count, std::vector<long>& all) const {
-  gather(mine, count, all, MPI_LONG);
+  gather(mine, count, all);
 }
 
+double World::node_sum(double local) const {
+  const Watchdog::Wait wait(watchdog_, "a sum over the node");
+  MPI_Comm node;
+  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  double sum = 0;
+  mpiCheck(MPI_Allreduce(&local, &sum, 1, MPI_DOUBLE, MPI_SUM, node));
+  mpiCheck(MPI_Comm_free(&node));
+  return sum;
+}
+
+void World::abort(const std::string& message) const { end_job(kExitRankFailed, rank_, message); }
+
+namespace {
+
+// MPI's view of an element type: its datatype, and the sum of two arrays of it. MPI has no bf16:
+// its 16 bits travel as MPI_UINT16_T, and a user-defined (commutative) operation adds them in
+// fp32 and rounds the sum to bf16, the same rounding on every rank.
 template <typename T>
-void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const {
-  const Watchdog::Wait wait(*watchdog_, "a gather of saved tensors", count * long(sizeof(T)));
+struct MpiType;
+template <>
+struct MpiType<float> {
+  static MPI_Datatype type() { return MPI_FLOAT; }
+};
+template <>
+struct MpiType<bfloat16> {
+  static MPI_Datatype type() { return MPI_UINT16_T; }
+};
+template <>
+struct MpiType<std::int64_t> {
+  static MPI_Datatype type() { return MPI_INT64_T; }
+};
+
+void add_bf16_arrays(void* in, void* inout, int* length, MPI_Datatype*) {
+  add_bf16(static_cast<const std::uint16_t*>(in), static_cast<std::uint16_t*>(inout), *length);
+}
+
+}  // namespace
+
+template <typename T>
+void World::gather(const T* mine, long count, std::vector<T>& all) const {
+  const Watchdog::Wait wait(watchdog_, "a gather of saved tensors", count * long(sizeof(T)));
+  const MPI_Datatype type = MpiType<T>::type();
   const int my_count = mpi_count(count);
   std::vector<int> counts(is_root() ? std::size_t(size_) : 0), offsets(counts.size());
   mpiCheck(MPI_Gather(&my_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
@@ -210,72 +288,50 @@ void World::gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype 
                        MPI_COMM_WORLD));
 }
 
-void World::abort(const std::string& message) const { end_job(kExitRankFailed, rank_, message); }
-
-namespace {
-
-// MPI's view of an element type: its datatype, and the sum of two arrays of it. MPI has no bf16:
-// its 16 bits travel as MPI_UINT16_T, and a user-defined (commutative) operation adds them in
-// fp32 and rounds the sum to bf16, the same rounding on every rank.
-template <typename T>
-struct Mpi;
-template <>
-struct Mpi<float> {
-  static MPI_Datatype type() { return MPI_FLOAT; }
+// The group's communicator, the bf16 sum, the requests in flight and the per-rank counts of the
+// `v` collectives, allocated once: no allocation in a pass.
+struct TpComm::Mpi {
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Op bf16_sum = MPI_OP_NULL;
+  std::vector<int> counts, offsets;  // [T]
+  std::array<MPI_Request, kMaxCollectivesInFlight> in_flight{};
+  int started = 0;
+  ~Mpi() {
+    if (bf16_sum != MPI_OP_NULL) MPI_Op_free(&bf16_sum);
+    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+  }
+  template <typename T>
+  MPI_Op sum() const {
+    return std::is_same_v<T, bfloat16> ? bf16_sum : MPI_SUM;
+  }
 };
-template <>
-struct Mpi<bfloat16> {
-  static MPI_Datatype type() { return MPI_UINT16_T; }
-};
 
-void add_bf16_arrays(void* in, void* inout, int* length, MPI_Datatype*) {
-  add_bf16(static_cast<const std::uint16_t*>(in), static_cast<std::uint16_t*>(inout), *length);
-}
+TpComm::TpComm(Watchdog& watchdog) : watchdog_(&watchdog) {}
 
-}  // namespace
-
-TpComm::TpComm(const World& world, int tp_size) : watchdog_(&world.watchdog()) {
+TpComm::TpComm(const World& world, int tp_size)
+    : watchdog_(&world.watchdog()), mpi_(std::make_unique<Mpi>()) {
   const Watchdog::Wait wait(*watchdog_, "the split into TP groups");
   const int group = world.rank() / tp_size;
-  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, group, world.rank(), &comm_));
-  mpiCheck(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-  mpiCheck(MPI_Comm_rank(comm_, &rank_));
-  mpiCheck(MPI_Comm_size(comm_, &size_));
-  mpiCheck(MPI_Op_create(&add_bf16_arrays, /*commute=*/1, &bf16_sum_));
-  counts_.resize(std::size_t(size_));
-  offsets_.resize(std::size_t(size_));
+  mpiCheck(MPI_Comm_split(MPI_COMM_WORLD, group, world.rank(), &mpi_->comm));
+  mpiCheck(MPI_Comm_set_errhandler(mpi_->comm, MPI_ERRORS_RETURN));
+  mpiCheck(MPI_Comm_rank(mpi_->comm, &rank_));
+  mpiCheck(MPI_Comm_size(mpi_->comm, &size_));
+  mpiCheck(MPI_Op_create(&add_bf16_arrays, /*commute=*/1, &mpi_->bf16_sum));
+  mpi_->counts.resize(std::size_t(size_));
+  mpi_->offsets.resize(std::size_t(size_));
 }
 
 TpComm TpComm::group_of_one(const World& world) { return TpComm(world.watchdog()); }
 
-TpComm::TpComm(TpComm&& other) noexcept
-    : watchdog_(other.watchdog_),
-      comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
-      bf16_sum_(std::exchange(other.bf16_sum_, MPI_OP_NULL)),
-      rank_(other.rank_),
-      size_(other.size_),
-      counts_(std::move(other.counts_)),
-      offsets_(std::move(other.offsets_)),
-      in_flight_(other.in_flight_),
-      started_(std::exchange(other.started_, 0)),
-      stats_(other.stats_) {}
-
-TpComm::~TpComm() {
-  if (bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
-  if (!alone()) MPI_Comm_free(&comm_);
-}
-
-template <typename T>
-MPI_Op TpComm::sum_of() const {
-  return std::is_same_v<T, bfloat16> ? bf16_sum_ : MPI_SUM;
-}
+TpComm::TpComm(TpComm&& other) noexcept = default;
+TpComm::~TpComm() = default;
 
 bool TpComm::uneven_blocks(long rows, long row_length) {
   if (rows % size_ == 0) return false;
   for (int r = 0; r < size_; ++r) {
     const Block block = block_of(rows, size_, r);
-    counts_[std::size_t(r)] = mpi_count(block.count * row_length);
-    offsets_[std::size_t(r)] = mpi_count(block.first * row_length);
+    mpi_->counts[std::size_t(r)] = mpi_count(block.count * row_length);
+    mpi_->offsets[std::size_t(r)] = mpi_count(block.first * row_length);
   }
   return true;
 }
@@ -285,8 +341,17 @@ void TpComm::all_reduce_sum(T* data, long count) {
   if (alone()) return;
   const Watchdog::Wait wait(*watchdog_, "an all-reduce", count * long(sizeof(T)));
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), Mpi<T>::type(), sum_of<T>(), comm_));
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MpiType<T>::type(),
+                         mpi_->template sum<T>(), mpi_->comm));
   tally(Collective::all_reduce, start, count, sizeof(T));
+}
+
+void TpComm::all_reduce_max(float* data, long count) {
+  if (alone()) return;
+  const Watchdog::Wait wait(*watchdog_, "an all-reduce", count * long(sizeof(float)));
+  const double start = MPI_Wtime();
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_MAX, mpi_->comm));
+  tally(Collective::all_reduce, start, count, sizeof(float));
 }
 
 template <typename T>
@@ -298,13 +363,13 @@ void TpComm::all_gather_rows(const T* local, T* full, long rows, long row_length
   }
   const Watchdog::Wait wait(*watchdog_, "an all-gather", elements * long(sizeof(T)));
   const double start = MPI_Wtime();
-  const MPI_Datatype type = Mpi<T>::type();
+  const MPI_Datatype type = MpiType<T>::type();
   if (uneven_blocks(rows, row_length)) {
-    mpiCheck(MPI_Allgatherv(local, counts_[std::size_t(rank_)], type, full, counts_.data(),
-                            offsets_.data(), type, comm_));
+    mpiCheck(MPI_Allgatherv(local, mpi_->counts[std::size_t(rank_)], type, full,
+                            mpi_->counts.data(), mpi_->offsets.data(), type, mpi_->comm));
   } else {
     const int count = mpi_count(elements / size_);
-    mpiCheck(MPI_Allgather(local, count, type, full, count, type, comm_));
+    mpiCheck(MPI_Allgather(local, count, type, full, count, type, mpi_->comm));
   }
   tally(Collective::all_gather, start, elements, sizeof(T));
 }
@@ -318,12 +383,13 @@ void TpComm::reduce_scatter_rows(const T* full, T* local, long rows, long row_le
   }
   const Watchdog::Wait wait(*watchdog_, "a reduce-scatter", elements * long(sizeof(T)));
   const double start = MPI_Wtime();
-  const MPI_Datatype type = Mpi<T>::type();
+  const MPI_Datatype type = MpiType<T>::type();
+  const MPI_Op sum = mpi_->template sum<T>();
   if (uneven_blocks(rows, row_length)) {
-    mpiCheck(MPI_Reduce_scatter(full, local, counts_.data(), type, sum_of<T>(), comm_));
+    mpiCheck(MPI_Reduce_scatter(full, local, mpi_->counts.data(), type, sum, mpi_->comm));
   } else {
-    mpiCheck(MPI_Reduce_scatter_block(full, local, mpi_count(elements / size_), type, sum_of<T>(),
-                                      comm_));
+    mpiCheck(
+        MPI_Reduce_scatter_block(full, local, mpi_count(elements / size_), type, sum, mpi_->comm));
   }
   tally(Collective::reduce_scatter, start, elements, sizeof(T));
 }
@@ -331,38 +397,43 @@ void TpComm::reduce_scatter_rows(const T* full, T* local, long rows, long row_le
 template <typename T>
 void TpComm::start_all_reduce_sum(T* data, long count) {
   if (alone()) return;
-  if (started_ == kMaxInFlight) throw std::logic_error("too many collectives in flight");
+  if (mpi_->started == kMaxCollectivesInFlight)
+    throw std::logic_error("too many collectives in flight");
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count), Mpi<T>::type(), sum_of<T>(), comm_,
-                          &in_flight_[std::size_t(started_++)]));
+  mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count), MpiType<T>::type(),
+                          mpi_->template sum<T>(), mpi_->comm,
+                          &mpi_->in_flight[std::size_t(mpi_->started++)]));
   tally(Collective::all_reduce, start, count, sizeof(T));
 }
 
 void TpComm::progress() {
-  if (started_ == 0) return;
+  if (alone() || mpi_->started == 0) return;
   const double start = MPI_Wtime();
   int done = 0;
-  mpiCheck(MPI_Testall(started_, in_flight_.data(), &done, MPI_STATUSES_IGNORE));
+  mpiCheck(MPI_Testall(mpi_->started, mpi_->in_flight.data(), &done, MPI_STATUSES_IGNORE));
   stats_[Collective::all_reduce].seconds += MPI_Wtime() - start;
 }
 
 void TpComm::finish_all() {
-  if (started_ == 0) return;
+  if (alone() || mpi_->started == 0) return;
   const Watchdog::Wait wait(*watchdog_, "an overlapped all-reduce");
   const double start = MPI_Wtime();
-  mpiCheck(MPI_Waitall(started_, in_flight_.data(), MPI_STATUSES_IGNORE));
+  mpiCheck(MPI_Waitall(mpi_->started, mpi_->in_flight.data(), MPI_STATUSES_IGNORE));
   stats_[Collective::all_reduce].seconds += MPI_Wtime() - start;
-  started_ = 0;
+  mpi_->started = 0;
 }
 
 template void TpComm::start_all_reduce_sum(float*, long);
 template void TpComm::start_all_reduce_sum(bfloat16*, long);
+template void TpComm::start_all_reduce_sum(std::int64_t*, long);
 template void TpComm::all_reduce_sum(float*, long);
 template void TpComm::all_reduce_sum(bfloat16*, long);
+template void TpComm::all_reduce_sum(std::int64_t*, long);
 template void TpComm::all_gather_rows(const float*, float*, long, long);
 template void TpComm::all_gather_rows(const bfloat16*, bfloat16*, long, long);
 template void TpComm::reduce_scatter_rows(const float*, float*, long, long);
 template void TpComm::reduce_scatter_rows(const bfloat16*, bfloat16*, long, long);
+template void TpComm::reduce_scatter_rows(const std::int64_t*, std::int64_t*, long, long);
 
 void TpComm::tally(Collective kind, double start, long tensor_elements, std::size_t element_bytes) {
   stats_.add({kind, tensor_elements, 1, long(element_bytes)}, MPI_Wtime() - start);

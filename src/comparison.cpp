@@ -5,7 +5,6 @@
 #include <chrono>
 
 #include "tp_mlp/analysis.hpp"
-#include "tp_mlp/bench.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
 
@@ -15,23 +14,34 @@ namespace {
 // The token rows this rank checks against the reference: with sequence parallelism the block
 // its megatron-sp holds (the other schemes hold every row); otherwise its share of the
 // world's, so that the reference's cost is spread.
-Block reference_rows_here(const Run& run, Block sp_tokens) {
-  if (run.cfg.sequence_parallel) return sp_tokens;
+Block reference_rows_here(const Run& run) {
+  if (run.cfg.sequence_parallel) return block_of(run.cfg.tokens(), run.tp.size(), run.tp.rank());
   return block_of(run.cfg.tokens(), run.world.size(), run.world.rank());
 }
 
 // What theory says of a scheme, before it runs.
-SchemeResult predicted(Scheme s, const Config& cfg) {
+SchemeResult predicted(Scheme s, const Config& cfg, int overlap_chunks) {
   SchemeResult r;
   r.scheme = s;
   r.boundary_bytes = boundary_activation_bytes(s, cfg);
   r.has_backward = cfg.backward && s != Scheme::naive;
-  r.forward = {
-      comm_formula(s, cfg, Direction::forward), {}, flops_per_rank(s, cfg, Direction::forward)};
+  r.forward = {comm_formula(s, cfg, Direction::forward, overlap_chunks),
+               {},
+               flops_per_rank(s, cfg, Direction::forward)};
   if (r.has_backward)
-    r.backward = {
-        comm_formula(s, cfg, Direction::backward), {}, flops_per_rank(s, cfg, Direction::backward)};
+    r.backward = {comm_formula(s, cfg, Direction::backward, overlap_chunks),
+                  {},
+                  flops_per_rank(s, cfg, Direction::backward)};
   return r;
+}
+
+// Every collective any selected scheme's passes make: what the floors replay.
+std::vector<CollectiveCall> every_call(const Config& cfg) {
+  std::vector<CollectiveCall> calls;
+  for (Scheme s : cfg.schemes())
+    for (Direction d : {Direction::forward, Direction::backward})
+      for (const CollectiveCall& c : comm_formula(s, cfg, d)) calls.push_back(c);
+  return calls;
 }
 
 std::vector<CollectiveCall> both_directions(const SchemeResult& r) {
@@ -40,70 +50,83 @@ std::vector<CollectiveCall> both_directions(const SchemeResult& r) {
   return calls;
 }
 
+bool selected(const Config& cfg, Scheme scheme) {
+  const std::vector<Scheme> schemes = cfg.schemes();
+  return std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
+}
+
 }  // namespace
 
-Comparison::Participant::Participant(Scheme scheme, const Run& run, TpComm& group_of_one)
-    : scheme_(scheme),
-      placement_(scheme, run.world),
-      comm_(placement_.on_every_rank() ? run.tp : group_of_one),
-      mlp_(placement_.computes_here() ? make_scheme(scheme, run.cfg, comm_) : nullptr) {}
-
-double Comparison::bytes(const Config& cfg) {
-  const double f = sizeof(float), y = double(cfg.tokens()) * cfg.hidden_size * f;
-  const double y_block = double(block_of(cfg.tokens(), cfg.tp_size, 0).count) * cfg.hidden_size * f;
-  const double tensors = cfg.backward ? 2 : 1;  // x_ (and dy_)
-  const std::vector<Scheme> schemes = cfg.schemes();
-  const bool serial = std::find(schemes.begin(), schemes.end(), Scheme::serial) != schemes.end();
-  double bytes = tensors * y;
-  if (cfg.sequence_parallel) bytes += tensors * y_block;  // x_sp_ (and dy_sp_)
-  if (serial) bytes += tensors * y;                       // received_y_ (and received_dx_)
-  if (!cfg.tensors_dir.empty()) bytes += y;               // saved_output_
-  return bytes;
+Comparison::Participant Comparison::build(Workspace& ws, Scheme scheme, int overlap_chunks) {
+  const Placement placement(scheme, run_.world);
+  TpComm* comm = placement.on_every_rank() ? &run_.tp : &group_of_one_;
+  MlpScheme* mlp = nullptr;
+  if (placement.computes_here())
+    mlp = &make_scheme(ws, scheme, run_.cfg, *comm,
+                       scheme == Scheme::megatron_overlap ? overlap_chunks : 1);
+  return {scheme, placement, comm, mlp};
 }
 
-Comparison::Comparison(const Run& run)
-    : cfg_(run.cfg),
-      run_{cfg_, run.world, run.tp},
+Comparison::Comparison(Workspace& ws, const Run& run)
+    : run_(run),
       group_of_one_(TpComm::group_of_one(run.world)),
       sp_tokens_(block_of(run.cfg.tokens(), run.tp.size(), run.tp.rank())),
-      x_(run.cfg.tokens(), run.cfg.hidden_size),
-      dy_(run.cfg.backward ? run.cfg.tokens() : 0, run.cfg.hidden_size) {
-  const Config& cfg = cfg_;
-  fill_block(x_, master_input(cfg), cfg.seed, 0, 0);
-  fill_block(dy_, master_grad_output(cfg), cfg.seed, 0, 0);
-  if (cfg.sequence_parallel) {
-    x_sp_ = x_.middleRows(sp_tokens_.first, sp_tokens_.count);
-    if (cfg.backward) dy_sp_ = dy_.middleRows(sp_tokens_.first, sp_tokens_.count);
+      x_(ws.matrix<float>(run.cfg.tokens(), run.cfg.hidden_size)),
+      dy_(ws.matrix<float>(run.cfg.backward ? run.cfg.tokens() : 0, run.cfg.hidden_size)),
+      received_y_(ws.matrix<float>(selected(run.cfg, Scheme::serial) ? run.cfg.tokens() : 0,
+                                   run.cfg.hidden_size)),
+      received_dx_(ws.matrix<float>(received_y_.rows() > 0 ? dy_.rows() : 0, run.cfg.hidden_size)),
+      saved_y_(ws.matrix<float>(
+          run.world.is_root() && !run.cfg.tensors_dir.empty() ? run.cfg.tokens() : 0,
+          run.cfg.hidden_size)),
+      saved_dx_(ws.matrix<float>(saved_y_.rows() > 0 ? dy_.rows() : 0, run.cfg.hidden_size)),
+      replay_(ws.make<CollectiveReplay>(ws, every_call(run.cfg), run.tp.size())),
+      reference_(ws.make<Reference>(ws, run.cfg, reference_rows_here(run))) {
+  const Config& cfg = run.cfg;
+  if (!ws.planning()) {
+    fill_block(x_, master_input(cfg), cfg.seed, 0, 0);
+    fill_block(dy_, master_grad_output(cfg), cfg.seed, 0, 0);
+    reference_.compute(x_, dy_);
   }
   // The model: every rank builds only its own shards, from the same master tensors.
-  for (Scheme s : cfg.schemes()) {
-    if (s == Scheme::megatron_overlap) {  // megatron, first in the list, is built already
-      overlap_ = choose_overlap(participants_.front());
-      cfg_.overlap_chunks = overlap_->chunks;
+  // megatron-overlap is built last, once its chunks are chosen by timing candidates in the
+  // workspace's top, which it then takes for itself: the plan holds the largest candidate.
+  const std::vector<Scheme> schemes = cfg.schemes();
+  participants_.reserve(schemes.size());
+  results_.reserve(schemes.size());
+  for (Scheme s : schemes)
+    participants_.push_back(s == Scheme::megatron_overlap ? Participant{s, {s, run.world}}
+                                                          : build(ws, s, 1));
+  for (Participant& p : participants_)
+    if (p.scheme == Scheme::megatron_overlap) {
+      overlap_ = choose_overlap(ws, participants_.front());  // megatron is first in the list
+      plan_.overlap_chunks = overlap_->chunks;
+      p = build(ws, p.scheme, plan_.overlap_chunks);
     }
-    participants_.emplace_back(s, run_, group_of_one_);
-    results_.push_back(predicted(s, cfg));
-    if (participants_.back().placement().computes_here())
-      results_.back().weight_bytes = participants_.back().mlp().weight_bytes();
+  for (const Participant& p : participants_) {
+    results_.push_back(predicted(p.scheme, cfg, plan_.overlap_chunks));
+    if (p.mlp) results_.back().weight_bytes = p.mlp->weight_bytes();
   }
+  if (ws.planning()) return;
   for (const Participant& p : participants_)
-    if (p.scheme() == Scheme::megatron) plant_fault(cfg.fault, p.mlp(), cfg, run.tp);
-  reference_ = reference_rows(cfg, x_, dy_, reference_rows_here(run, sp_tokens_));
+    if (p.scheme == Scheme::megatron) plant_fault(cfg.fault, *p.mlp, cfg, run.tp);
 }
 
-const Matrix& Comparison::x_for(Scheme scheme) const {
-  return scheme == Scheme::megatron_sp ? x_sp_ : x_;
+ConstMatrixRef Comparison::x_for(Scheme scheme) const {
+  if (scheme == Scheme::megatron_sp) return x_.middleRows(sp_tokens_.first, sp_tokens_.count);
+  return x_;
 }
 
-const Matrix& Comparison::dy_for(Scheme scheme) const {
-  return scheme == Scheme::megatron_sp ? dy_sp_ : dy_;
+ConstMatrixRef Comparison::dy_for(Scheme scheme) const {
+  if (scheme == Scheme::megatron_sp) return dy_.middleRows(sp_tokens_.first, sp_tokens_.count);
+  return dy_;
 }
 
-const Matrix& Comparison::on_every_rank(const Participant& p, const Matrix* computed,
-                                        Matrix& received) {
-  if (p.placement().on_every_rank()) return *computed;
-  received.resize(run_.cfg.tokens(), run_.cfg.hidden_size);
-  if (p.placement().computes_here()) received = *computed;
+ConstMatrixRef Comparison::on_every_rank(const Participant& p,
+                                         std::optional<ConstMatrixRef> computed,
+                                         Tensor<float>& received) {
+  if (p.placement.on_every_rank()) return *computed;
+  if (p.placement.computes_here()) received = *computed;
   run_.world.broadcast_from_root(received.data(), received.size());
   return received;
 }
@@ -113,66 +136,96 @@ void Comparison::verify_and_count() {
   for (std::size_t i = 0; i < participants_.size(); ++i) {
     const Participant& p = participants_[i];
     SchemeResult& r = results_[i];
-    const bool here = p.placement().computes_here();
+    const bool here = p.placement.computes_here();
     // The rows a pass's output holds: the scheme's own, or all of them when received.
-    const Block held = here ? p.mlp().tokens_here() : Block{0, cfg.tokens()};
+    const Block held = here ? p.mlp->tokens_here() : Block{0, cfg.tokens()};
 
-    p.comm().reset_stats();
-    const Matrix* y_here = here ? &p.mlp().forward(x_for(p.scheme())) : nullptr;
-    r.forward.counted = p.comm().stats();
-    const Matrix& y = on_every_rank(p, y_here, received_y_);
-    r.output = verify_output(p.scheme(), y, held, reference_, cfg, run_.world);
-    const bool saved = i == 0 && run_.world.is_root() && !cfg.tensors_dir.empty();
+    p.comm->reset_stats();
+    std::optional<ConstMatrixRef> y_here;
+    if (here) y_here.emplace(p.mlp->forward(x_for(p.scheme)));
+    r.forward.counted = p.comm->stats();
+    const ConstMatrixRef y = on_every_rank(p, y_here, received_y_);
+    r.output = reference_.verify_output(p.scheme, y, held, run_.world);
+    const bool saved = i == 0 && saved_y_.size() > 0;
     if (saved) saved_y_ = y;
     if (!r.has_backward) continue;
 
-    p.comm().reset_stats();
-    const Matrix* dx_here = here ? &p.mlp().backward(dy_for(p.scheme())) : nullptr;
-    r.backward.counted = p.comm().stats();
-    const Matrix& dx = on_every_rank(p, dx_here, received_dx_);
+    p.comm->reset_stats();
+    std::optional<ConstMatrixRef> dx_here;
+    if (here) dx_here.emplace(p.mlp->backward(dy_for(p.scheme)));
+    r.backward.counted = p.comm->stats();
+    const ConstMatrixRef dx = on_every_rank(p, dx_here, received_dx_);
     if (saved) saved_dx_ = dx;
-    const std::optional<Gradients> shard =
-        here ? std::optional<Gradients>(p.mlp().gradients()) : std::nullopt;
-    r.gradients = verify_gradients(dx, held, shard, reference_, x_, dy_, cfg, run_.world);
+    std::optional<Gradients> shard;
+    if (here) shard = p.mlp->gradients();
+    r.gradients = reference_.verify_gradients(dx, held, shard, x_, dy_, run_.world);
   }
 }
 
-OverlapChoice Comparison::choose_overlap(const Participant& megatron) {
+OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megatron) {
   // Worth hiding: a bare all-reduce of megatron's output costs at least a quarter of its
-  // compute, well above what chunking itself costs (5-11 % of the compute, measured at 8
-  // chunks). Over shared memory it never does at these sizes (and
-  // its copies need the same cores as the GEMMs, so there is nothing to overlap with); over a
-  // network link it can. Chunks: up to 8, of at least 64 tokens each, so that their GEMMs stay
-  // efficient.
+  // compute. Over shared memory it never does at these sizes (and its copies need the same
+  // cores as the GEMMs, so there is nothing to overlap with); over a network link it can. Then
+  // each candidate chunking is built and timed, against megatron itself, and the fastest is
+  // kept: what chunking costs depends on the CPU (on an AVX2 Zen 3, two chunks were measured
+  // at half the speed of one), so it is measured, not assumed. Chunks hold at least 64 tokens,
+  // so that their GEMMs stay efficient.
   constexpr double kWorthHiding = 0.25;
-  constexpr int kMaxChunks = 8;
+  constexpr std::array<int, 3> kCandidates = {2, 4, 8};
   constexpr long kMinChunkTokens = 64;
   constexpr int kRepetitions = 5;
-  std::vector<double> compute(kRepetitions);
-  for (double& seconds : compute) {
-    const double comm_before = megatron.comm().stats().seconds();
-    const auto start = std::chrono::steady_clock::now();
-    megatron.mlp().forward(x_);
-    const std::chrono::duration<double> total = std::chrono::steady_clock::now() - start;
-    seconds = total.count() - (megatron.comm().stats().seconds() - comm_before);
-  }
-  run_.world.max_in_place(compute);  // the same choice on every rank
-  std::sort(compute.begin(), compute.end());
-  Config bare = cfg_;
-  bare.overlap_chunks = 1;
-  const Summary floor =
-      time_collectives(run_, megatron.comm(),
-                       comm_formula(Scheme::megatron, bare, Direction::forward), kRepetitions);
   OverlapChoice choice;
-  choice.comm_share = floor.median * 1e-3 / compute[kRepetitions / 2];
-  choice.worth_hiding = choice.comm_share >= kWorthHiding;
   choice.min_chunk_tokens = kMinChunkTokens;
-  if (cfg_.overlap_chunks > 0) {
-    choice.chunks = cfg_.overlap_chunks;
+  if (run_.cfg.overlap_chunks > 0) {  // --overlap-chunks decides
+    choice.chunks = run_.cfg.overlap_chunks;
     choice.automatic = false;
-  } else if (choice.worth_hiding) {
-    choice.chunks = int(std::min(cfg_.tokens() / kMinChunkTokens, long(kMaxChunks)));
-    choice.chunks = std::max(choice.chunks, 1);
+    return choice;
+  }
+  std::vector<int> candidates;
+  for (int c : kCandidates)
+    if (run_.cfg.tokens() / c >= kMinChunkTokens) candidates.push_back(c);
+  if (ws.planning()) {  // nothing to time: plan room for the largest candidate
+    for (int c : candidates) {
+      const WorkspaceScope scope(ws);
+      build(ws, Scheme::megatron_overlap, c);
+    }
+    return choice;
+  }
+  // Median forward ms of `p` over the repetitions, the slowest rank's, and its compute alone.
+  auto timed = [&](const Participant& p, double* compute_ms) {
+    std::vector<double> total(kRepetitions), compute(kRepetitions);
+    const ConstMatrixRef x = x_for(p.scheme);
+    for (int i = 0; i < kRepetitions; ++i) {
+      const double comm_before = p.comm->stats().seconds();
+      const auto start = std::chrono::steady_clock::now();
+      p.mlp->forward(x);
+      const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - start;
+      total[std::size_t(i)] = ms.count();
+      compute[std::size_t(i)] = ms.count() - (p.comm->stats().seconds() - comm_before) * 1e3;
+    }
+    run_.world.max_in_place(total);  // the same choice on every rank
+    run_.world.max_in_place(compute);
+    if (compute_ms) *compute_ms = summarize(compute).median;
+    return summarize(total).median;
+  };
+  double compute_ms = 0;
+  const double megatron_ms = timed(megatron, &compute_ms);
+  const Summary floor =
+      time_collectives(run_, *megatron.comm, replay_,
+                       comm_formula(Scheme::megatron, run_.cfg, Direction::forward), kRepetitions);
+  choice.comm_share = floor.median / compute_ms;
+  choice.worth_hiding = choice.comm_share >= kWorthHiding;
+  if (!choice.worth_hiding) return choice;
+  double best_ms = megatron_ms;
+  for (int c : candidates) {
+    const WorkspaceScope scope(ws);
+    const double ms = timed(build(ws, Scheme::megatron_overlap, c), nullptr);
+    choice.candidate_chunks[choice.candidates] = c;
+    choice.candidate_ms[choice.candidates++] = ms;
+    if (ms < best_ms) {
+      best_ms = ms;
+      choice.chunks = c;
+    }
   }
   return choice;
 }
@@ -180,10 +233,10 @@ OverlapChoice Comparison::choose_overlap(const Participant& megatron) {
 SavedPass Comparison::saved_pass() const {
   const Participant& lead = participants_.front();
   // The first TP group's shards, or the serial baseline's whole model on world rank 0.
-  const bool saves_shard = lead.placement().computes_here() && (!lead.placement().on_every_rank() ||
-                                                                run_.world.rank() < run_.tp.size());
+  const bool saves_shard = lead.placement.computes_here() &&
+                           (!lead.placement.on_every_rank() || run_.world.rank() < run_.tp.size());
   std::optional<Gradients> shard;
-  if (saves_shard && results_.front().has_backward) shard = lead.mlp().gradients();
+  if (saves_shard && results_.front().has_backward) shard = lead.mlp->gradients();
   return {x_, saved_y_, dy_, saved_dx_, shard};
 }
 
@@ -191,18 +244,18 @@ void Comparison::benchmark() {
   for (std::size_t i = 0; i < participants_.size(); ++i) {
     const Participant& p = participants_[i];
     SchemeResult& r = results_[i];
-    const Matrix& x = x_for(p.scheme());
-    const std::string name = scheme_name(p.scheme());
-    r.timing = time_steps(run_, p.placement(), p.comm(), "timing " + name + " forward",
-                          [&] { p.mlp().forward(x); });
-    r.floor = time_collectives(run_, p.comm(), r.forward.formula);
+    const ConstMatrixRef x = x_for(p.scheme);
+    const std::string name = scheme_name(p.scheme);
+    r.timing = time_steps(run_, p.placement, *p.comm, "timing " + name + " forward",
+                          [&] { p.mlp->forward(x); });
+    r.floor = time_collectives(run_, *p.comm, replay_, r.forward.formula);
     if (!r.has_backward) continue;
-    const Matrix& dy = dy_for(p.scheme());
-    r.train_timing = time_steps(run_, p.placement(), p.comm(), "timing " + name + " fwd+bwd", [&] {
-      p.mlp().forward(x);
-      p.mlp().backward(dy);
+    const ConstMatrixRef dy = dy_for(p.scheme);
+    r.train_timing = time_steps(run_, p.placement, *p.comm, "timing " + name + " fwd+bwd", [&] {
+      p.mlp->forward(x);
+      p.mlp->backward(dy);
     });
-    r.train_floor = time_collectives(run_, p.comm(), both_directions(r));
+    r.train_floor = time_collectives(run_, *p.comm, replay_, both_directions(r));
   }
 }
 

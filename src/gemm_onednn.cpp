@@ -1,22 +1,23 @@
 // gemm: oneDNN on one OpenMP thread, since the MPI ranks are the parallelism: dnnl_sgemm for
 // fp32, and oneDNN's matmul primitive, planned once per call site with constant weights
 // reordered once into the layout it prefers, for bf16 (measured: 1.9-2.0x dnnl_sgemm on
-// AVX512_BF16) and for fp32 products of few rows (PackedSgemm). Where the CPU has no native
-// bf16 (oneDNN 2.6 then has no bf16 matmul at all, or only a slow reference one), the bf16
-// product is widened to fp32 instead.
-#include "tp_mlp/gemm.hpp"
-
-#include <new>
+// AVX512_BF16) and for fp32 products of few rows where its kernel is the brgemm one
+// (PackedSgemm's measurement below). The primitive's scratchpad and reordered weights live in
+// the workspace, sized by the primitive itself. Where the CPU has no native bf16 (oneDNN 2.6 then
+// has no bf16 matmul at all, or only a slow reference one), the bf16 product is widened to fp32.
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 
 #include <dnnl.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "tp_mlp/gemm.hpp"
+#include "tp_mlp/library_scope.hpp"
 #include "tp_mlp/machine.hpp"
+#include "tp_mlp/planned_gemm.hpp"
+#include "tp_mlp/widened_gemm.hpp"
 
 namespace tp_mlp {
 
@@ -25,12 +26,31 @@ void gemm(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c, Op op_a
   const long k = ta ? a.rows() : a.cols();
   eigen_assert((ta ? a.cols() : a.rows()) == c.rows() && (tb ? b.rows() : b.cols()) == c.cols() &&
                (tb ? b.cols() : b.rows()) == k);
+  if (c.size() == 0) return;  // nothing to write (and oneDNN refuses a zero leading dimension)
+  if (k == 0) {
+    c.setZero();
+    return;
+  }
   // The row-major API reads transposes in place; leading dimensions are the row strides.
+  const LibraryScope library;  // dnnl_sgemm allocates its packing buffers at every call
   const dnnl_status_t status =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', c.rows(), c.cols(), k, 1.0f, a.data(),
                  a.outerStride(), b.data(), b.outerStride(), 0.0f, c.data(), c.outerStride());
   if (status != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(int(status)));
+}
+
+// Debian's oneDNN is built with OpenMP and would start a thread per core in every rank. The
+// limit belongs to the calling thread, which is why it is set on the one that calls gemm().
+void gemm_use_one_thread() { omp_set_num_threads(1); }
+
+const char* gemm_backend() {
+  static const std::string name = [] {
+    const dnnl_version_t* v = dnnl_version();
+    return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+           std::to_string(v->patch) + " (dnnl_sgemm)";
+  }();
+  return name.c_str();
 }
 
 namespace {
@@ -43,206 +63,231 @@ dnnl::engine& cpu() {
   return engine;
 }
 
-// op(x) as a [rows, cols] bf16/f32 matrix read in place from row-major storage.
+// op(x) as a [rows, cols] matrix of `type` read in place from row-major storage.
 memory::desc view(long rows, long cols, long stride, Op op, memory::data_type type) {
   const memory::dims strides =
       op == Op::transpose ? memory::dims{1, stride} : memory::dims{stride, 1};
   return memory::desc({rows, cols}, type, strides);
 }
 
-// The primitive only where it is the fast one: brgemm with native bf16 instructions.
-bool native(const dnnl::matmul::primitive_desc& pd) {
+// One call site's operands as planned: a and c must keep these strides at every run, and
+// the shapes, which the primitive was made for.
+struct Layout {
+  long a_rows, a_stride, c_rows, c_stride;
+  template <typename A>
+  bool fits(const A& a, const MatrixRef& c) const {
+    return a.rows() == a_rows && a.outerStride() == a_stride && c.rows() == c_rows &&
+           c.outerStride() == c_stride;
+  }
+};
+
+// The matmul a call site would use, with constant weights in the layout it prefers (tag any)
+// and its scratchpad passed in by us: a description only, no kernel generated yet.
+dnnl::matmul::primitive_desc describe(const memory::desc& a, const memory::desc& b_user,
+                                      const memory::desc& c, bool weights) {
+  const memory::desc b =
+      weights ? memory::desc(b_user.dims(), b_user.data_type(), Tag::any) : b_user;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, cpu());
+}
+
+// A planned matmul: the primitive, and memory objects over the caller's operands, over the
+// weights' prepared copy and over the scratchpad, both of which live in the workspace.
+struct Primitive {
+  Layout layout;
+  std::string name;
+  memory::desc b_user;  // the weights as the caller holds them
+  dnnl::matmul matmul;
+  dnnl::stream stream;
+  memory a, b, c, scratchpad;
+  std::optional<memory> prepared;  // the weights as the primitive prefers them
+
+  Primitive(Workspace& ws, const Layout& l, const memory::desc& b_desc,
+            const dnnl::matmul::primitive_desc& pd, bool weights)
+      : layout(l), name(std::string("oneDNN matmul (") + pd.impl_info_str() + ")"), b_user(b_desc) {
+    void* prepared_memory = weights ? ws.take(pd.weights_desc().get_size()) : nullptr;
+    void* scratch = ws.scratch(pd.scratchpad_desc().get_size());
+    if (ws.planning()) return;  // the sizes are all a plan needs
+    matmul = dnnl::matmul(pd);
+    stream = dnnl::stream(cpu());
+    a = memory(pd.src_desc(), cpu(), DNNL_MEMORY_NONE);
+    if (!weights) b = memory(pd.weights_desc(), cpu(), DNNL_MEMORY_NONE);
+    c = memory(pd.dst_desc(), cpu(), DNNL_MEMORY_NONE);
+    scratchpad = memory(pd.scratchpad_desc(), cpu(), scratch);
+    if (weights) prepared = memory(pd.weights_desc(), cpu(), prepared_memory);
+  }
+
+  // The weights, laid out as b_user, reordered into the prepared copy.
+  void prepare(const void* b_data) {
+    if (!prepared) return;  // it reads b as it is, at every run
+    const LibraryScope library;
+    memory from(b_user, cpu(), const_cast<void*>(b_data));
+    dnnl::reorder(from, *prepared).execute(stream, from, *prepared);
+    stream.wait();
+  }
+
+  template <typename A>
+  void execute(const A& a_in, const void* b_data, MatrixRef c_out) {
+    if (!layout.fits(a_in, c_out))
+      throw std::logic_error("a planned matmul run on matrices laid out unlike its plan's");
+    const LibraryScope library;  // the library allocates its execution context
+    a.set_data_handle(const_cast<void*>(static_cast<const void*>(a_in.data())));
+    c.set_data_handle(c_out.data());
+    if (!prepared) b.set_data_handle(const_cast<void*>(b_data));
+    const memory& weights = prepared ? *prepared : b;
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, a.get()},
+                              {DNNL_ARG_WEIGHTS, weights.get()},
+                              {DNNL_ARG_DST, c.get()},
+                              {DNNL_ARG_SCRATCHPAD, scratchpad.get()}};
+    const dnnl_status_t status = dnnl_primitive_execute(matmul.get(), stream.get(), 4, args);
+    if (status != dnnl_success)
+      throw std::runtime_error(name + " failed with status " + std::to_string(int(status)));
+    stream.wait();
+  }
+};
+
+// The primitive's kernel for fp32: brgemm where the CPU has AVX-512, which beats dnnl_sgemm on
+// few rows with the weights reordered once (measured, [m, 1024]·[1024, 2048] on one Zen 5 core:
+// 205, 203 and 204 GFLOP/s at m = 64, 128 and 256 against 185, 182 and 198; 198 against 204 at
+// m = 1024). Elsewhere (AVX2: oneDNN 2.6's "gemm:jit", which packs like dnnl_sgemm) it gains
+// nothing: dnnl_sgemm stays.
+constexpr long kPacksUpToRows = 256;
+bool brgemm(const dnnl::matmul::primitive_desc& pd) {
+  return std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
+}
+
+// bf16 through the primitive only where it is the fast one: brgemm with native bf16.
+bool native_bf16(const dnnl::matmul::primitive_desc& pd) {
   const std::string impl = pd.impl_info_str();
   return impl.rfind("brg", 0) == 0 && impl.find("bf16") != std::string::npos;
 }
 
-// One matmul, planned for the shapes and strides of its operands; a `weights` operand is
-// kept in `prepared`, in the primitive's layout, refreshed by prepare_weights().
-struct Primitive {
-  struct Layout {  // of a and c as planned: execute() refuses others rather than misread them
-    long a_rows, a_stride, c_rows, c_stride;
-  };
+// A call site's product, from the matrices it is planned with: its shapes, and its operands
+// as oneDNN descriptions.
+template <typename T>
+struct Site {
+  long m, n, k;
   Layout layout;
-  dnnl::matmul::primitive_desc pd;
-  dnnl::matmul matmul;
-  dnnl::stream stream;
-  memory a, b, c;
-  std::optional<memory> prepared;
-  std::string name;
+  memory::desc a, b, c;
+  Site(const ConstRef<T>& a_in, const ConstRef<T>& b_in, const MatrixRef& c_in, Op op_a, Op op_b,
+       memory::data_type type)
+      : m(c_in.rows()),
+        n(c_in.cols()),
+        k(op_a == Op::transpose ? a_in.rows() : a_in.cols()),
+        layout{a_in.rows(), a_in.outerStride(), c_in.rows(), c_in.outerStride()},
+        a(view(m, k, a_in.outerStride(), op_a, type)),
+        b(view(k, n, b_in.outerStride(), op_b, type)),
+        c(view(m, n, c_in.outerStride(), Op::none, memory::data_type::f32)) {}
 };
 
-// Memory the library allocates, whose failure is an out-of-memory like any other (one rank
-// out of memory aborts the job, naming itself), not a library error.
-memory allocate(const memory::desc& desc) {
-  try {
-    return memory(desc, cpu());
-  } catch (const dnnl::error& e) {
-    if (e.status == dnnl_out_of_memory) throw std::bad_alloc();
-    throw;
-  }
-}
-
-Primitive plan_primitive(Primitive::Layout layout, const memory::desc& a,
-                         const memory::desc& b_user, const memory::desc& c, bool weights) {
-  const memory::desc b =
-      weights ? memory::desc(b_user.dims(), b_user.data_type(), Tag::any) : b_user;
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), cpu());
-  Primitive p{layout,
-              pd,
-              dnnl::matmul(pd),
-              dnnl::stream(cpu()),
-              memory(a, cpu(), DNNL_MEMORY_NONE),
-              memory(b_user, cpu(), DNNL_MEMORY_NONE),
-              memory(c, cpu(), DNNL_MEMORY_NONE),
-              std::nullopt,
-              std::string("oneDNN matmul (") + pd.impl_info_str() + ")"};
-  if (weights) p.prepared = allocate(pd.weights_desc());
-  return p;
-}
-
-void prepare_weights(Primitive& p, const void* b) {
-  if (!p.prepared) return;  // it reads the weights as they are, at every run
-  p.b.set_data_handle(const_cast<void*>(b));
-  dnnl::reorder(p.b, *p.prepared).execute(p.stream, p.b, *p.prepared);
-  p.stream.wait();
-}
-
+// A product with nothing to compute, which oneDNN's primitives refuse: gemm() writes it.
 template <typename A>
-void execute(Primitive& p, const A& a, const void* b, MatrixRef c) {
-  const Primitive::Layout& l = p.layout;
-  if (a.rows() != l.a_rows || a.outerStride() != l.a_stride || c.rows() != l.c_rows ||
-      c.outerStride() != l.c_stride)
-    throw std::logic_error("a planned matmul run on matrices laid out unlike its plan's");
-  p.a.set_data_handle(const_cast<void*>(static_cast<const void*>(a.data())));
-  p.c.set_data_handle(c.data());
-  memory weights = p.prepared ? *p.prepared : p.b;
-  if (!p.prepared) weights.set_data_handle(const_cast<void*>(b));
-  p.matmul.execute(p.stream,
-                   {{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, p.c}});
-  p.stream.wait();
-}
-
-double primitive_bytes(const Primitive& p) {
-  return double(p.pd.scratchpad_desc().get_size()) +
-         (p.prepared ? double(p.prepared->get_desc().get_size()) : 0.0);
-}
-
-// What a plan holds beyond its operands, before it exists: a prepared copy of the weights, its
-// blocks padded by at most a few percent (measured 3 %), and the primitive's scratchpad
-// (measured at most 345 KiB).
-double primitive_bytes_for(long n, long k, std::size_t element_bytes, bool weights) {
-  constexpr double kPadding = 1.05, kScratchpad = 512 * 1024;
-  return kScratchpad + (weights ? kPadding * double(k * n) * double(element_bytes) : 0.0);
+bool empty_product(const A& a, const MatrixRef& c, Op op_a) {
+  return c.size() == 0 || (op_a == Op::transpose ? a.rows() : a.cols()) == 0;
 }
 
 }  // namespace
 
-struct Bf16Gemm::Plan {
-  std::optional<Primitive> primitive;
-  std::optional<WidenedBf16Gemm> widened;
+// ---- fp32: dnnl_sgemm, or the primitive with packed weights for few rows.
+
+template <>
+struct PlannedGemm<float>::Plan {
+  Op op_a, op_b;
+  std::optional<Primitive> packed;
 };
 
-Bf16Gemm::Bf16Gemm(const ConstMatrixBRef& a, const ConstMatrixBRef& b, const MatrixRef& c, Op op_a,
-                   Op op_b, B b_kind)
-    : plan_(std::make_unique<Plan>()) {
-  const long m = c.rows(), n = c.cols(), k = op_a == Op::transpose ? a.rows() : a.cols();
-  if (cpu_has_native_bf16()) {
+template <>
+PlannedGemm<float>::PlannedGemm(Workspace& ws, const ConstRef<float>& a, const ConstRef<float>& b,
+                                const MatrixRef& c, Op op_a, Op op_b, Operand b_kind)
+    : plan_(&ws.make<Plan>(Plan{op_a, op_b, std::nullopt})) {
+  if (c.rows() > kPacksUpToRows || b_kind != Operand::weights || empty_product(a, c, op_a))
+    return;                    // gemm() serves, empty products included
+  const LibraryScope library;  // oneDNN's descriptions and primitive are its own memory
+  const Site<float> s(a, b, c, op_a, op_b, memory::data_type::f32);
+  const auto pd = describe(s.a, s.b, s.c, /*weights=*/true);
+  if (brgemm(pd)) plan_->packed.emplace(ws, s.layout, s.b, pd, /*weights=*/true);
+}
+
+template <>
+void PlannedGemm<float>::prepare(const ConstRef<float>& b) {
+  if (plan_->packed) plan_->packed->prepare(b.data());
+}
+
+template <>
+void PlannedGemm<float>::run(const ConstRef<float>& a, const ConstRef<float>& b, MatrixRef c) {
+  if (plan_->packed)
+    plan_->packed->execute(a, nullptr, c);
+  else
+    gemm(a, b, c, plan_->op_a, plan_->op_b);
+}
+
+template <>
+const char* PlannedGemm<float>::implementation() const {
+  return plan_->packed ? plan_->packed->name.c_str() : "dnnl_sgemm";
+}
+
+// ---- bf16: the primitive where the CPU has native bf16, else widened to fp32.
+
+template <>
+struct PlannedGemm<bfloat16>::Plan {
+  std::optional<Primitive> native;
+  std::optional<WidenedGemm> widened;
+};
+
+template <>
+PlannedGemm<bfloat16>::PlannedGemm(Workspace& ws, const ConstRef<bfloat16>& a,
+                                   const ConstRef<bfloat16>& b, const MatrixRef& c, Op op_a,
+                                   Op op_b, Operand b_kind)
+    : plan_(&ws.make<Plan>()) {
+  const bool weights = b_kind == Operand::weights;
+  if (cpu_has_native_bf16() && !empty_product(a, c, op_a)) {
+    const LibraryScope library;  // oneDNN's descriptions and primitive are its own memory
+    const Site<bfloat16> s(a, b, c, op_a, op_b, memory::data_type::bf16);
     try {
-      const auto half = memory::data_type::bf16;
-      Primitive p = plan_primitive(
-          {a.rows(), a.outerStride(), m, c.outerStride()}, view(m, k, a.outerStride(), op_a, half),
-          view(k, n, b.outerStride(), op_b, half),
-          view(m, n, c.outerStride(), Op::none, memory::data_type::f32), b_kind == B::weights);
-      if (native(p.pd)) {
-        plan_->primitive = std::move(p);
-        prepare(b);
+      const auto pd = describe(s.a, s.b, s.c, weights);
+      if (native_bf16(pd)) {
+        plan_->native.emplace(ws, s.layout, s.b, pd, weights);
         return;
       }
     } catch (const dnnl::error&) {
       // no bf16 matmul for this CPU or shape: widen instead
     }
   }
-  plan_->widened.emplace(a, b, op_a, op_b, b_kind);
+  plan_->widened.emplace(ws, a, b, op_a, op_b, b_kind);
 }
 
-Bf16Gemm::~Bf16Gemm() = default;
-Bf16Gemm::Bf16Gemm(Bf16Gemm&& other) noexcept = default;
-Bf16Gemm& Bf16Gemm::operator=(Bf16Gemm&& other) noexcept = default;
-
-void Bf16Gemm::prepare(const ConstMatrixBRef& b) {
+template <>
+void PlannedGemm<bfloat16>::prepare(const ConstRef<bfloat16>& b) {
   if (plan_->widened)
     plan_->widened->prepare(b);
   else
-    prepare_weights(*plan_->primitive, b.data());
+    plan_->native->prepare(b.data());
 }
 
-void Bf16Gemm::run(const ConstMatrixBRef& a, const ConstMatrixBRef& b, MatrixRef c) {
+template <>
+void PlannedGemm<bfloat16>::run(const ConstRef<bfloat16>& a, const ConstRef<bfloat16>& b,
+                                MatrixRef c) {
   if (plan_->widened)
     plan_->widened->run(a, b, c);
   else
-    execute(*plan_->primitive, a, b.data(), c);
+    plan_->native->execute(a, b.data(), c);
 }
 
-// Plans count themselves too: they are allocated beside the scheme.
-double Bf16Gemm::bytes() const {
-  if (plan_->widened) return sizeof(Plan) + plan_->widened->bytes();
-  return sizeof(Plan) + primitive_bytes(*plan_->primitive);
+template <>
+const char* PlannedGemm<bfloat16>::implementation() const {
+  return plan_->widened ? "widened to fp32, dnnl_sgemm" : plan_->native->name.c_str();
 }
 
-double Bf16Gemm::bytes_for(long m, long n, long k, B b_kind) {
-  if (!cpu_has_native_bf16()) return sizeof(Plan) + WidenedBf16Gemm::bytes_for(m, k, k, n);
-  return sizeof(Plan) + primitive_bytes_for(n, k, sizeof(bfloat16), b_kind == B::weights);
-}
-
-const char* Bf16Gemm::implementation() const {
-  return plan_->widened ? "widened to fp32, dnnl_sgemm" : plan_->primitive->name.c_str();
-}
-
-// Measured, [m, 1024]·[1024, 2048] on one Zen 5 core: the primitive with reordered weights ran
-// 205, 203 and 204 GFLOP/s at m = 64, 128 and 256 against dnnl_sgemm's 185, 182 and 198, and
-// 198 against 204 at m = 1024.
-bool PackedSgemm::pays(long m) { return m <= kPacksUpToRows; }
-
-struct PackedSgemm::Plan {
-  Primitive primitive;
-};
-
-PackedSgemm::PackedSgemm(const ConstMatrixRef& a, const ConstMatrixRef& b, const MatrixRef& c,
-                         Op op_a, Op op_b) {
-  const long m = c.rows(), n = c.cols(), k = op_a == Op::transpose ? a.rows() : a.cols();
-  const auto single = memory::data_type::f32;
-  plan_ = std::make_unique<Plan>(Plan{plan_primitive(
-      {a.rows(), a.outerStride(), m, c.outerStride()}, view(m, k, a.outerStride(), op_a, single),
-      view(k, n, b.outerStride(), op_b, single), view(m, n, c.outerStride(), Op::none, single),
-      /*weights=*/true)});
-  prepare(b);
-}
-
-PackedSgemm::~PackedSgemm() = default;
-PackedSgemm::PackedSgemm(PackedSgemm&& other) noexcept = default;
-PackedSgemm& PackedSgemm::operator=(PackedSgemm&& other) noexcept = default;
-
-void PackedSgemm::prepare(const ConstMatrixRef& b) { prepare_weights(plan_->primitive, b.data()); }
-
-void PackedSgemm::run(const ConstMatrixRef& a, MatrixRef c) {
-  execute(plan_->primitive, a, nullptr, c);
-}
-
-double PackedSgemm::bytes() const { return sizeof(Plan) + primitive_bytes(plan_->primitive); }
-
-double PackedSgemm::bytes_for(long, long n, long k) {
-  return sizeof(Plan) + primitive_bytes_for(n, k, sizeof(float), /*weights=*/true);
-}
-
-// Debian's oneDNN is built with OpenMP and would start a thread per core in every rank. The
-// limit belongs to the calling thread, which is why it is set on the one that calls gemm().
-void gemm_use_one_thread() { omp_set_num_threads(1); }
-
-const char* gemm_backend() {
+const char* bf16_gemm_implementation() {
   static const std::string name = [] {
-    const dnnl_version_t* v = dnnl_version();
-    return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-           std::to_string(v->patch) + " (dnnl_sgemm)";
+    constexpr long kProbe = 64;  // any shape the backend plans like the model's
+    Workspace plan;
+    const Tensor<bfloat16> a = plan.matrix<bfloat16>(kProbe, kProbe);
+    const Tensor<bfloat16> b = plan.matrix<bfloat16>(kProbe, kProbe);
+    const Tensor<float> c = plan.matrix<float>(kProbe, kProbe);
+    return std::string(PlannedGemm<bfloat16>(plan, a, b, c, Op::none, Op::none, Operand::weights)
+                           .implementation());
   }();
   return name.c_str();
 }

@@ -6,32 +6,46 @@
 #include <new>
 #include <string>
 
-#include "tp_mlp/bench.hpp"
+#include "tp_mlp/cli.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/comparison.hpp"
-#include "tp_mlp/config.hpp"
 #include "tp_mlp/exit_codes.hpp"
 #include "tp_mlp/gemm.hpp"
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/memory.hpp"
 #include "tp_mlp/metrics.hpp"
 #include "tp_mlp/output.hpp"
+#include "tp_mlp/output_paths.hpp"
+#include "tp_mlp/planned_gemm.hpp"
 #include "tp_mlp/report_json.hpp"
 #include "tp_mlp/report_text.hpp"
 #include "tp_mlp/saved_tensors.hpp"
+#include "tp_mlp/validate.hpp"
 
 using namespace tp_mlp;
 
 namespace {
 
-// Every rank parses and validates the same input and so reaches the same verdict; the lowest
-// rank that objects says why, once, and all ranks leave together.
+// Every rank reaches the same verdict on the same input, or on its own share of the node's
+// memory; the lowest rank that objects says why, once, and all ranks leave together.
+bool agreed(const World& world, const std::string& error) {
+  const int objector = world.lowest_rank_where(!error.empty());
+  if (objector == world.rank()) std::fprintf(stderr, "tp_mlp: error: %s\n", error.c_str());
+  return objector < 0;
+}
+
 std::string objection(const Config& cfg, const World& world) {
-  const LaunchFacts launch = {world.size(), world.ranks_on_this_node(), available_memory_bytes()};
-  std::string error = validate(cfg, launch);
-  if (error.empty()) error = check_memory(cfg, launch);
+  std::string error = validate(cfg, world.size());
   if (error.empty() && world.is_root()) error = check_output_paths(cfg, saved_tensor_names(cfg));
   return error;
+}
+
+// What this rank's run will allocate: the run built on a planning workspace, which allocates
+// no tensor, only adds them up.
+WorkspacePlan plan_of(const Run& run) {
+  Workspace planning;
+  const Comparison comparison(planning, run);
+  return planning.plan();
 }
 
 int run(const World& world, int argc, char** argv) {
@@ -47,16 +61,18 @@ int run(const World& world, int argc, char** argv) {
     return args.exit_code;
   }
   const Config& cfg = *args.config;
-  const std::string error = objection(cfg, world);
-  const int objector = world.lowest_rank_where(!error.empty());
-  if (objector >= 0) {
-    if (world.rank() == objector) std::fprintf(stderr, "tp_mlp: error: %s\n", error.c_str());
-    return kExitBadInput;
-  }
+  if (!agreed(world, objection(cfg, world))) return kExitBadInput;
   world.set_timeout(cfg.timeout);
 
   TpComm tp(world, cfg.tp_size);
   const Run run{cfg, world, tp};
+  // The plan, checked against the node's memory before anything is allocated.
+  const WorkspacePlan plan = plan_of(run);
+  const double rank_bytes = double(plan.total());
+  const std::string no_room = memory_problem(rank_bytes, world.node_sum(rank_bytes),
+                                             world.ranks_on_this_node(), available_memory_bytes());
+  if (!agreed(world, no_room)) return kExitBadInput;
+
   const Peaks peaks = measure_peaks(world);
   const Launch launch{world.size(),
                       world.size() / cfg.tp_size,
@@ -71,31 +87,32 @@ int run(const World& world, int argc, char** argv) {
   text.banner(cfg, launch);
   const double baseline_rss = current_rss_bytes();  // MPI is up and has communicated
 
-  // The model: every rank builds only its own shards, from the same master tensors.
-  Comparison comparison(run);
+  // The model: every rank builds only its own shards, from the same master tensors, in one
+  // allocation of what the plan said.
+  Workspace workspace(plan);
+  Comparison comparison(workspace, run);
   Metrics metrics;
 
   // 1. Correctness, and 2. what each pass communicates, counted as it happens.
   comparison.verify_and_count();
-  const Config& ran = comparison.config();  // with megatron-overlap's chunks chosen
+  const RunPlan& ran = comparison.plan();
   metrics.verification = verification_metrics(comparison.results());
-  metrics.communication = communication_metrics(ran, comparison.results());
-  text.verification(ran, metrics.verification);
-  text.communication(ran, metrics.communication);
+  metrics.communication = communication_metrics(cfg, comparison.results());
+  text.verification(cfg, metrics.verification);
+  text.communication(cfg, metrics.communication);
   if (!cfg.tensors_dir.empty()) save_tensors(run, comparison.saved_pass());
 
   // 3. Benchmark, each scheme next to the bare collectives of its own sizes.
   comparison.benchmark();
-  metrics.benchmark = benchmark_metrics(ran, comparison.results(), launch, comparison.overlap());
-  text.benchmark(ran, metrics.benchmark);
+  metrics.benchmark = benchmark_metrics(cfg, comparison.results(), launch, comparison.overlap());
+  text.benchmark(cfg, metrics.benchmark);
 
   // 4. Scaling: the formulas next to what was allocated and used.
-  const MemoryEstimate estimate = estimate_memory(cfg, world.size());
-  const MemoryUse memory{baseline_rss, peak_rss_bytes(), estimate.per_rank() + estimate.serial};
-  metrics.scaling = scaling_metrics(ran, comparison.results(), memory);
+  const MemoryUse memory{baseline_rss, peak_rss_bytes(), rank_bytes};
+  metrics.scaling = scaling_metrics(cfg, comparison.results(), memory);
   text.scaling(metrics.scaling);
   if (world.is_root() && !cfg.json_path.empty())
-    write_json(cfg.json_path, report_json(ran, launch, metrics));
+    write_json(cfg.json_path, report_json(cfg, ran, launch, metrics));
 
   return metrics.verification.passed ? kExitSuccess : kExitVerificationFailed;
 }

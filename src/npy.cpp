@@ -35,8 +35,13 @@ void NpyWriter::write_header(const std::vector<long>& shape) {
   file_.write(header.data(), header.size());
 }
 
-void NpyWriter::append(const Matrix& rows) {
-  file_.write(rows.data(), rows.size() * sizeof(float));
+void NpyWriter::append(const ConstMatrixRef& rows) {
+  if (rows.outerStride() == rows.cols()) {
+    file_.write(rows.data(), std::size_t(rows.size()) * sizeof(float));
+  } else {  // a view of rows of a wider matrix: a row at a time
+    for (long r = 0; r < rows.rows(); ++r)
+      file_.write(rows.row(r).data(), std::size_t(rows.cols()) * sizeof(float));
+  }
   written_ += rows.size();
 }
 
@@ -47,13 +52,13 @@ void NpyWriter::commit() {
   file_.commit();
 }
 
-void save_npy(const std::string& path, const Matrix& m, const std::vector<long>& shape) {
+void save_npy(const std::string& path, const ConstMatrixRef& m, const std::vector<long>& shape) {
   NpyWriter npy(path, shape);
   npy.append(m);
   npy.commit();
 }
 
-void save_npy(FileSet& set, const std::string& name, const Matrix& m,
+void save_npy(FileSet& set, const std::string& name, const ConstMatrixRef& m,
               const std::vector<long>& shape) {
   NpyWriter npy(set, name, shape);
   npy.append(m);

@@ -30,8 +30,8 @@ bool stderr_is_a_terminal() {
 
 }  // namespace
 
-Progress::Progress(const World& world, std::string what, std::size_t total)
-    : shows_(world.is_root() && stderr_is_a_terminal()), what_(std::move(what)), total_(total) {}
+Progress::Progress(bool speaks, std::string what, std::size_t total)
+    : shows_(speaks && stderr_is_a_terminal()), what_(std::move(what)), total_(total) {}
 
 Progress::~Progress() {
   if (drawn_) std::fprintf(stderr, "\r\033[K");  // erase the line: the report follows clean

@@ -50,7 +50,7 @@ json traffic_json(const PassTraffic& p) {
 // Every rank's share of a split length, in rank order.
 json share_json(const Share& s) { return {{"length", s.length}, {"per_rank", s.per_rank()}}; }
 
-json config_json(const Config& cfg, const Launch& launch) {
+json config_json(const Config& cfg, const RunPlan& plan, const Launch& launch) {
   return {{"tp_size", cfg.tp_size},
           {"world_size", launch.world_size},
           {"tp_groups", launch.tp_groups},
@@ -66,7 +66,7 @@ json config_json(const Config& cfg, const Launch& launch) {
           {"bias", cfg.bias},
           {"sequence_parallel", cfg.sequence_parallel},
           {"overlap", cfg.overlap},
-          {"overlap_chunks", cfg.overlap_chunks},
+          {"overlap_chunks", cfg.overlap ? plan.overlap_chunks : cfg.overlap_chunks},
           {"gemm_backend", launch.gemm_backend},
           {"activation", activation_name(cfg.activation)},
           {"ffn_hidden_size", cfg.intermediate_size()},
@@ -121,10 +121,10 @@ void add_schemes(json& schemes, const Metrics& m) {
 
 }  // namespace
 
-json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
+json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, const Metrics& m) {
   json doc;
   doc["schema_version"] = kSchemaVersion;
-  doc["config"] = config_json(cfg, launch);
+  doc["config"] = config_json(cfg, plan, launch);
   doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops},
                     {"bf16_peak_gflops_per_core", launch.bf16_peak_gflops},
                     {"native_bf16", launch.bf16_peak_gflops > 0},
@@ -154,11 +154,17 @@ json report_json(const Config& cfg, const Launch& launch, const Metrics& m) {
                       {"forward_ms", summary_json(b.lead_forward)},
                       {"gflops", b.lead_gflops},
                       {"gflops_per_rank", b.lead_gflops_per_rank}};
-  if (b.overlap)
+  if (b.overlap) {
+    json candidates = json::array();
+    for (int i = 0; i < b.overlap->candidates; ++i)
+      candidates.push_back(
+          {{"chunks", b.overlap->candidate_chunks[i]}, {"forward_ms", b.overlap->candidate_ms[i]}});
     doc["overlap"] = {{"chunks", b.overlap->chunks},
                       {"chosen_automatically", b.overlap->automatic},
                       {"comm_share_of_megatron_forward", b.overlap->comm_share},
-                      {"worth_hiding", b.overlap->worth_hiding}};
+                      {"worth_hiding", b.overlap->worth_hiding},
+                      {"candidates", candidates}};
+  }
   if (b.megatron_floor)
     doc["floor"] = {{"bytes", b.megatron_floor->bytes},
                     {"allreduce_ms", summary_json(b.megatron_floor->all_reduce)}};

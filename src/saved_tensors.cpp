@@ -85,9 +85,9 @@ void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>
   static const Matrix kNothing;
   Piece nothing{ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
   const Block cols = shard ? shard->columns : Block{};
-  auto projection = [&](const Matrix* const Gradients::*fused, long p, long rows) {
+  auto projection = [&](const Tensor<float>* const Gradients::*fused, long p, long rows) {
     if (!shard) return nothing;
-    const Matrix& whole = *((*shard).*fused);
+    const Tensor<float>& whole = *((*shard).*fused);
     return Piece{whole.middleCols(p * cols.count, cols.count), {0, rows}, cols};
   };
   const char* dw_in[] = {"dw1.npy", "dw3.npy"};

@@ -1,11 +1,13 @@
 // verify: the blocked double-precision reference, its error bounds, and the comparisons
-// (see verify.hpp and rounding.hpp).
+// (see verify.hpp and rounding.hpp). Every product and bound is written into the reference's
+// own buffers, a block at a time.
 #include "tp_mlp/verify.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "tp_mlp/bf16.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/rounding.hpp"
 
@@ -16,111 +18,59 @@ namespace {
 // dot products flush denormal products and sums alike: twice as much).
 double underflow(long terms) { return double(terms) * double(std::numeric_limits<float>::min()); }
 
-// What the model rounds beyond its fp32 sums, by its element type and reduce dtype.
-struct Precision {
-  double input = 0;   // the activation and its gradient rounded to bf16 before their GEMMs
-  double output = 0;  // Y and dX rounded to the element type
-  double reduce = 0;  // T partial sums rounded to bf16 and added in bf16: every addition rounds
-  double underflow_factor = 1;
-  bool naive_bf16_pre = false;  // naive's pre-activation is reduced in bf16 too: its own bound
-  explicit Precision(const Config& cfg) {
-    if (cfg.dtype == DType::bf16) {
-      input = output = kBf16UnitRoundoff;
-      underflow_factor = 2;
-    }
-    if (cfg.reduction() != DType::bf16) return;
-    // A partial rounded once, then T − 1 additions each rounded to float and then to bf16.
-    const double per_step = kBf16UnitRoundoff + kFloatUnitRoundoff * (1 + kBf16UnitRoundoff);
-    const double steps = double(cfg.tp_size) * per_step;
-    reduce = steps / (1 - steps);
-    const std::vector<Scheme> schemes = cfg.schemes();
-    naive_bf16_pre = std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
-  }
-  // A value within `error` of `exact`, rounded to a GEMM input.
-  MatrixD rounded_input(const MatrixD& exact, const MatrixD& error) const {
-    return (1 + input) * error + input * exact.cwiseAbs();
-  }
-};
-
-// Columns `cols` of F, of every projection of the first layer side by side, and the same rows
-// of W2, from the generator, with their magnitudes.
-struct ReferenceBlock {
-  MatrixD w_in, w_in_abs;  // [H, p·width]
-  MatrixD b_in;            // [1, p·width], zeros without bias
-  MatrixD w2, w2_abs;      // [width, H]
-  ReferenceBlock(const Config& cfg, Block cols)
-      : w_in(cfg.hidden_size, cfg.projections() * cols.count),
-        b_in(MatrixD::Zero(1, cfg.projections() * cols.count)),
-        w2(cols.count, cfg.hidden_size) {
-    fill_first_layer(w_in, cfg, LayerPart::weight, {0, cfg.hidden_size}, cols);
-    if (cfg.bias) fill_first_layer(b_in, cfg, LayerPart::bias, {0, 1}, cols);
-    fill_block(w2, master_w2(cfg), cfg.seed, cols.first, 0);
-    w_in_abs = w_in.cwiseAbs();
-    w2_abs = w2.cwiseAbs();
-  }
-};
-
-// One block of the forward (and backward) pass for some token rows, with error bounds.
-struct BlockPass {
-  MatrixD pre, pre_error;               // [rows, p·width]
-  MatrixD act, act_error;               // [rows, width]
-  MatrixD dpre, dpre_error;             // [rows, p·width], with dY
-  MatrixD act_in_error, dpre_in_error;  // as the next GEMMs read them (rounded to bf16)
-  MatrixD magnitude;                    // |X|·|W_in| [rows, p·width]
-  BlockPass(const Config& cfg, const Precision& precision, const ReferenceBlock& b,
-            const MatrixD& x, const MatrixD& x_abs, const MatrixD& dy, const MatrixD& dy_abs) {
-    const long H = cfg.hidden_size;
-    const double lost = precision.underflow_factor;
-    pre = (x * b.w_in).rowwise() + b.b_in.row(0);  // H products and the bias
-    magnitude = x_abs * b.w_in_abs;
-    pre_error = gamma_n(H + 1) * (magnitude.rowwise() + b.b_in.cwiseAbs().row(0));
-    pre_error.array() += lost * underflow(H + 1);
-    act = exact_activate(cfg.activation, pre);
-    act_error = activation_error(cfg.activation, pre, pre_error);
-    act_in_error = precision.rounded_input(act, act_error);
-    if (dy.size() == 0) return;
-    const MatrixD dact = dy * b.w2.transpose();  // [rows, width], H products
-    MatrixD dact_error = gamma_n(H) * dy_abs * b.w2_abs.transpose();
-    dact_error.array() += lost * underflow(H);
-    dpre = exact_activate_backward(cfg.activation, pre, dact);
-    dpre_error = activation_backward_error(cfg.activation, pre, pre_error, dact, dact_error);
-    dpre_in_error = precision.rounded_input(dpre, dpre_error);
-  }
-};
-
-// What a float sum of n terms, each within `error` of `terms`, may differ from the exact
-// sum by, as the matrix the sum is then multiplied into: Σ error + γ_n·Σ(|terms| + error).
-MatrixD summand_bound(const MatrixD& terms, const MatrixD& error, long n) {
-  return (1 + gamma_n(n)) * error + gamma_n(n) * terms.cwiseAbs();
+// A T partial sums rounded to bf16 and added in bf16: every addition rounds. A partial rounded
+// once, then T − 1 additions each rounded to float and then to bf16.
+double bf16_reduction(const Config& cfg) {
+  if (cfg.reduction() != DType::bf16) return 0;
+  const double per_step = kBf16UnitRoundoff + kFloatUnitRoundoff * (1 + kBf16UnitRoundoff);
+  const double steps = double(cfg.tp_size) * per_step;
+  return steps / (1 - steps);
 }
 
+bool runs_naive(const Config& cfg) {
+  const std::vector<Scheme> schemes = cfg.schemes();
+  return std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
+}
+
+// The reference walks F in blocks half a shard wide.
 long block_width(const Config& cfg) {
   return std::max(1L, (block_of(cfg.intermediate_size(), cfg.tp_size, 0).count + 1) / 2);
 }
 
 // Calls visit(cols) for blocks covering `span` of F.
 template <typename Visit>
-void for_each_block(const Config& cfg, Block span, Visit visit) {
-  const long width = block_width(cfg);
+void for_each_block(long width, Block span, Visit visit) {
   for (long col = span.first; col < span.end(); col += width)
     visit(Block{col, std::min(width, span.end() - col)});
 }
 
-// How one tensor on one rank compares with the reference.
+// What a float sum of n terms, each within `error` of `terms`, may differ from the exact
+// sum by, as the matrix the sum is then multiplied into: Σ error + γ_n·Σ(|terms| + error).
+void summand_bound(const ConstMatrixDRef& terms, const ConstMatrixDRef& error, long n,
+                   MatrixDRef bound) {
+  bound = (1 + gamma_n(n)) * error + gamma_n(n) * terms.cwiseAbs();
+}
+
+// A value within `error` of `exact`, rounded to a GEMM input with unit roundoff `input`.
+void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error) {
+  error = (1 + input) * error + input * exact.cwiseAbs();
+}
+
+// How one tensor on one rank compares with the reference, element by element.
 struct Agreement {
   double diff = 0, scale = 0, bound = 0, worst = 0;
   template <typename Got>
-  void add(const Got& got, const MatrixD& ref, const MatrixD& ref_bound) {
-    if (ref.size() == 0) return;
-    const MatrixD error = (got.template cast<double>() - ref).cwiseAbs();
-    if (!error.allFinite()) worst = std::numeric_limits<double>::infinity();
-    diff = std::max(diff, error.maxCoeff());
-    scale = std::max(scale, ref.cwiseAbs().maxCoeff());
-    bound = std::max(bound, ref_bound.maxCoeff());
-    // An element whose bound is 0 must be exact: 0/0 passes, anything else fails.
-    const MatrixD ratio =
-        error.binaryExpr(ref_bound, [](double e, double b) { return e == 0 ? 0.0 : e / b; });
-    worst = std::max(worst, ratio.maxCoeff());
+  void add(const Got& got, const ConstMatrixDRef& ref, const ConstMatrixDRef& ref_bound) {
+    for (long r = 0; r < ref.rows(); ++r)
+      for (long c = 0; c < ref.cols(); ++c) {
+        const double error = std::abs(double(got(r, c)) - ref(r, c)), b = ref_bound(r, c);
+        if (!std::isfinite(error)) worst = std::numeric_limits<double>::infinity();
+        diff = std::max(diff, error);
+        scale = std::max(scale, std::abs(ref(r, c)));
+        bound = std::max(bound, b);
+        // An element whose bound is 0 must be exact: 0/0 passes, anything else fails.
+        worst = std::max(worst, error == 0 ? 0.0 : error / b);
+      }
   }
 };
 
@@ -140,145 +90,254 @@ Verification conclude(const std::string& tensor, const Agreement& local, long te
 
 }  // namespace
 
-ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows) {
-  const long H = cfg.hidden_size, F = cfg.intermediate_size(), p = cfg.projections();
-  const Precision precision(cfg);
-  const bool backward = dy.size() > 0;
-  const long dx_rows = backward ? rows.count : 0;
-  ReferenceRows ref{rows,
-                    MatrixD::Zero(rows.count, H),
-                    MatrixD::Zero(rows.count, H),
-                    MatrixD::Zero(dx_rows, H),
-                    MatrixD::Zero(dx_rows, H),
-                    MatrixD()};
-  const MatrixD x_rows = x.middleRows(rows.first, rows.count).cast<double>();  // [rows, H]
-  const MatrixD dy_rows =
-      backward ? MatrixD(dy.middleRows(rows.first, rows.count).cast<double>()) : MatrixD();
-  const MatrixD x_abs = x_rows.cwiseAbs(), dy_abs = dy_rows.cwiseAbs();
-  // Σ over all of F of what the ranks' partial sums add up in magnitude: what a bf16
-  // reduction's roundings scale with.
-  MatrixD y_partials = MatrixD::Zero(rows.count, H), dx_partials = MatrixD::Zero(dx_rows, H);
-  const long naive_rows = precision.naive_bf16_pre ? rows.count : 0;
-  MatrixD naive_partials = MatrixD::Zero(naive_rows, H);
-  ref.y_bound_naive = MatrixD::Zero(naive_rows, H);
-  for_each_block(cfg, {0, F}, [&](Block cols) {
-    const ReferenceBlock b(cfg, cols);
-    const BlockPass pass(cfg, precision, b, x_rows, x_abs, dy_rows, dy_abs);
-    ref.y.noalias() += pass.act * b.w2;  // F products and the bias, over all blocks
-    ref.y_bound.noalias() += summand_bound(pass.act, pass.act_in_error, F + 1) * b.w2_abs;
-    if (precision.reduce > 0)
-      y_partials.noalias() += (pass.act.cwiseAbs() + pass.act_in_error) * b.w2_abs;
-    if (precision.naive_bf16_pre) {  // the same, from a pre-activation summed in bf16
-      const MatrixD pre_error = pass.pre_error + precision.reduce * pass.magnitude;
-      const MatrixD act_in_error =
-          precision.rounded_input(pass.act, activation_error(cfg.activation, pass.pre, pre_error));
-      ref.y_bound_naive.noalias() += summand_bound(pass.act, act_in_error, F + 1) * b.w2_abs;
-      naive_partials.noalias() += (pass.act.cwiseAbs() + act_in_error) * b.w2_abs;
+namespace {
+
+// A pass runs over the reference's rows, or, for the weight gradients, over every token.
+long pass_rows(const Config& cfg, Block rows) {
+  return cfg.backward ? std::max(rows.count, cfg.tokens()) : rows.count;
+}
+
+}  // namespace
+
+Reference::Reference(Workspace& ws, const Config& cfg, Block rows)
+    : cfg_(cfg),
+      rows_(rows),
+      block_width_(block_width(cfg)),
+      input_(cfg.dtype == DType::bf16 ? kBf16UnitRoundoff : 0),
+      output_(input_),
+      reduce_(bf16_reduction(cfg)),
+      underflow_factor_(cfg.dtype == DType::bf16 ? 2 : 1),
+      naive_bf16_pre_(reduce_ > 0 && runs_naive(cfg)),
+      H_(cfg.hidden_size),
+      pw_(cfg.projections() * block_width_),
+      n_(rows.count),
+      dx_rows_(cfg.backward ? rows.count : 0),
+      all_(pass_rows(cfg, rows)),
+      dy_rows_(cfg.backward ? all_ : 0),
+      y_(ws.matrix<double>(n_, H_)),
+      y_bound_(ws.matrix<double>(n_, H_)),
+      dx_(ws.matrix<double>(dx_rows_, H_)),
+      dx_bound_(ws.matrix<double>(dx_rows_, H_)),
+      y_bound_naive_(ws.matrix<double>(naive_bf16_pre_ ? n_ : 0, H_)),
+      y_partials_(ws.matrix<double>(reduce_ > 0 ? n_ : 0, H_)),
+      dx_partials_(ws.matrix<double>(reduce_ > 0 ? dx_rows_ : 0, H_)),
+      naive_partials_(ws.matrix<double>(naive_bf16_pre_ ? n_ : 0, H_)),
+      x_(ws.matrix<double>(all_, H_)),
+      x_abs_(ws.matrix<double>(all_, H_)),
+      dy_(ws.matrix<double>(dy_rows_, H_)),
+      dy_abs_(ws.matrix<double>(dy_rows_, H_)),
+      w_in_(ws.matrix<double>(H_, pw_)),
+      w_in_abs_(ws.matrix<double>(H_, pw_)),
+      b_in_(ws.matrix<double>(1, pw_)),
+      w2_(ws.matrix<double>(block_width_, H_)),
+      w2_abs_(ws.matrix<double>(block_width_, H_)),
+      pre_(ws.matrix<double>(all_, pw_)),
+      pre_error_(ws.matrix<double>(all_, pw_)),
+      magnitude_(ws.matrix<double>(all_, pw_)),
+      act_(ws.matrix<double>(all_, block_width_)),
+      act_error_(ws.matrix<double>(all_, block_width_)),
+      act_in_error_(ws.matrix<double>(all_, block_width_)),
+      dact_(ws.matrix<double>(dy_rows_, block_width_)),
+      dact_error_(ws.matrix<double>(dy_rows_, block_width_)),
+      dpre_(ws.matrix<double>(dy_rows_, pw_)),
+      dpre_error_(ws.matrix<double>(dy_rows_, pw_)),
+      dpre_in_error_(ws.matrix<double>(dy_rows_, pw_)),
+      terms_(ws.matrix<double>(all_, pw_)),
+      naive_act_error_(ws.matrix<double>(naive_bf16_pre_ ? n_ : 0, block_width_)),
+      dw2_(ws.matrix<double>(cfg.backward ? block_width_ : 0, H_)),
+      dw2_bound_(ws.matrix<double>(dw2_.rows(), H_)),
+      dw_in_(ws.matrix<double>(cfg.backward ? H_ : 0, block_width_)),
+      dw_in_bound_(ws.matrix<double>(dw_in_.rows(), block_width_)) {}
+
+void Reference::regenerate(Block cols) {
+  const long H = cfg_.hidden_size, pw = cfg_.projections() * cols.count, w = cols.count;
+  auto w_in = w_in_.leftCols(pw);
+  auto b_in = b_in_.leftCols(pw);
+  auto w2 = w2_.topRows(w);
+  fill_first_layer(w_in, cfg_, LayerPart::weight, {0, H}, cols);
+  b_in.setZero();
+  if (cfg_.bias) fill_first_layer(b_in, cfg_, LayerPart::bias, {0, 1}, cols);
+  fill_block(w2, master_w2(cfg_), cfg_.seed, cols.first, 0);
+  w_in_abs_.leftCols(pw) = w_in.cwiseAbs();
+  w2_abs_.topRows(w) = w2.cwiseAbs();
+}
+
+void Reference::run_block(long n, Block cols) {
+  const long H = cfg_.hidden_size, w = cols.count, pw = cfg_.projections() * w;
+  const double lost = underflow_factor_;
+  const auto x = x_.topRows(n), x_abs = x_abs_.topRows(n);
+  const auto w_in = w_in_.leftCols(pw), w_in_abs = w_in_abs_.leftCols(pw);
+  auto pre = pre_.topLeftCorner(n, pw), pre_error = pre_error_.topLeftCorner(n, pw);
+  auto magnitude = magnitude_.topLeftCorner(n, pw);
+  pre.noalias() = x * w_in;  // H products and the bias
+  pre.rowwise() += b_in_.leftCols(pw).row(0);
+  magnitude.noalias() = x_abs * w_in_abs;  // |X|·|W_in|
+  pre_error = gamma_n(H + 1) * (magnitude.rowwise() + b_in_.leftCols(pw).cwiseAbs().row(0));
+  pre_error.array() += lost * underflow(H + 1);
+  auto act = act_.topLeftCorner(n, w), act_error = act_error_.topLeftCorner(n, w);
+  auto act_in_error = act_in_error_.topLeftCorner(n, w);
+  exact_activate(cfg_.activation, pre, act);
+  activation_error(cfg_.activation, pre, pre_error, act_error);
+  act_in_error = act_error;
+  rounded_input(input_, act, act_in_error);
+  if (dy_.rows() == 0) return;
+  auto dact = dact_.topLeftCorner(n, w), dact_error = dact_error_.topLeftCorner(n, w);
+  dact.noalias() = dy_.topRows(n) * w2_.topRows(w).transpose();  // H products
+  dact_error.noalias() = gamma_n(H) * dy_abs_.topRows(n) * w2_abs_.topRows(w).transpose();
+  dact_error.array() += lost * underflow(H);
+  auto dpre = dpre_.topLeftCorner(n, pw), dpre_error = dpre_error_.topLeftCorner(n, pw);
+  auto dpre_in_error = dpre_in_error_.topLeftCorner(n, pw);
+  exact_activate_backward(cfg_.activation, pre, dact, dpre);
+  activation_backward_error(cfg_.activation, pre, pre_error, dact, dact_error, dpre_error);
+  dpre_in_error = dpre_error;
+  rounded_input(input_, dpre, dpre_in_error);
+}
+
+void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
+  const long F = cfg_.intermediate_size(), p = cfg_.projections(), n = rows_.count;
+  const bool backward = dy_.rows() > 0;
+  x_.topRows(n) = x.middleRows(rows_.first, n).cast<double>();  // [rows, H]
+  x_abs_.topRows(n) = x_.topRows(n).cwiseAbs();
+  if (backward) {
+    dy_.topRows(n) = dy.middleRows(rows_.first, n).cast<double>();
+    dy_abs_.topRows(n) = dy_.topRows(n).cwiseAbs();
+  }
+  for (Tensor<double>* sum : {&y_, &y_bound_, &dx_, &dx_bound_, &y_bound_naive_, &y_partials_,
+                              &dx_partials_, &naive_partials_})
+    sum->setZero();
+  for_each_block(block_width_, {0, F}, [&](Block cols) {
+    const long w = cols.count, pw = p * w;
+    regenerate(cols);
+    run_block(n, cols);
+    const auto w2 = w2_.topRows(w), w2_abs = w2_abs_.topRows(w);
+    const auto act = act_.topLeftCorner(n, w), act_in_error = act_in_error_.topLeftCorner(n, w);
+    auto terms = terms_.topLeftCorner(n, w);
+    y_.noalias() += act * w2;  // F products and the bias, over all blocks
+    summand_bound(act, act_in_error, F + 1, terms);
+    y_bound_.noalias() += terms * w2_abs;
+    if (reduce_ > 0) {
+      terms = act.cwiseAbs() + act_in_error;
+      y_partials_.noalias() += terms * w2_abs;
+    }
+    if (naive_bf16_pre_) {  // the same, from a pre-activation summed in bf16
+      auto pre_error = terms_.topLeftCorner(n, pw);
+      pre_error = pre_error_.topLeftCorner(n, pw) + reduce_ * magnitude_.topLeftCorner(n, pw);
+      auto act_error = naive_act_error_.leftCols(w);
+      activation_error(cfg_.activation, pre_.topLeftCorner(n, pw), pre_error, act_error);
+      rounded_input(input_, act, act_error);
+      auto naive_terms = terms_.topLeftCorner(n, w);
+      summand_bound(act, act_error, F + 1, naive_terms);
+      y_bound_naive_.noalias() += naive_terms * w2_abs;
+      naive_terms = act.cwiseAbs() + act_error;
+      naive_partials_.noalias() += naive_terms * w2_abs;
     }
     if (!backward) return;
-    ref.dx.noalias() += pass.dpre * b.w_in.transpose();  // p·F products
-    ref.dx_bound.noalias() +=
-        summand_bound(pass.dpre, pass.dpre_in_error, p * F) * b.w_in_abs.transpose();
-    if (precision.reduce > 0)
-      dx_partials.noalias() += (pass.dpre.cwiseAbs() + pass.dpre_in_error) * b.w_in_abs.transpose();
+    const auto dpre = dpre_.topLeftCorner(n, pw), w_in = w_in_.leftCols(pw);
+    auto dpre_terms = terms_.topLeftCorner(n, pw);
+    dx_.noalias() += dpre * w_in.transpose();  // p·F products
+    summand_bound(dpre, dpre_in_error_.topLeftCorner(n, pw), p * F, dpre_terms);
+    dx_bound_.noalias() += dpre_terms * w_in_abs_.leftCols(pw).transpose();
+    if (reduce_ > 0) {
+      dpre_terms = dpre.cwiseAbs() + dpre_in_error_.topLeftCorner(n, pw);
+      dx_partials_.noalias() += dpre_terms * w_in_abs_.leftCols(pw).transpose();
+    }
   });
-  const double lost = precision.underflow_factor;
-  ref.y_bound += precision.reduce * y_partials;
-  ref.y_bound.array() += lost * underflow(F + 1);
-  ref.y_bound_naive += precision.reduce * naive_partials;
-  ref.y_bound_naive.array() += lost * underflow(F + 1);
-  ref.dx_bound += precision.reduce * dx_partials;
-  ref.dx_bound.array() += lost * underflow(p * F);
-  if (cfg.bias) {
-    MatrixD b2(1, H);
-    fill_block(b2, master_b2(cfg), cfg.seed, 0, 0);
-    ref.y.rowwise() += b2.row(0);
-    ref.y_bound.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
-    if (naive_rows) ref.y_bound_naive.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
+  const double lost = underflow_factor_;
+  y_bound_ += reduce_ * y_partials_;
+  y_bound_.array() += lost * underflow(F + 1);
+  y_bound_naive_ += reduce_ * naive_partials_;
+  y_bound_naive_.array() += lost * underflow(F + 1);
+  dx_bound_ += reduce_ * dx_partials_;
+  dx_bound_.array() += lost * underflow(p * F);
+  if (cfg_.bias) {
+    auto b2 = w2_.topRows(1);  // the block's W2 is done with: b2 [1, H] in its place
+    fill_block(b2, master_b2(cfg_), cfg_.seed, 0, 0);
+    y_.rowwise() += b2.row(0);
+    y_bound_.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
+    if (naive_bf16_pre_) y_bound_naive_.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
   }
   // Y and dX are rounded to the model's element type at the end.
-  ref.y_bound = (1 + precision.output) * ref.y_bound + precision.output * ref.y.cwiseAbs();
-  if (naive_rows)
-    ref.y_bound_naive =
-        (1 + precision.output) * ref.y_bound_naive + precision.output * ref.y.cwiseAbs();
-  ref.dx_bound = (1 + precision.output) * ref.dx_bound + precision.output * ref.dx.cwiseAbs();
-  return ref;
+  y_bound_ = (1 + output_) * y_bound_ + output_ * y_.cwiseAbs();
+  if (naive_bf16_pre_) y_bound_naive_ = (1 + output_) * y_bound_naive_ + output_ * y_.cwiseAbs();
+  dx_bound_ = (1 + output_) * dx_bound_ + output_ * dx_.cwiseAbs();
 }
 
-double reference_bytes(const Config& cfg, long rows) {
-  // Per block, in double: the weights and their magnitudes, and for each token row the
-  // pre-activation, the activation and their bounds (and their gradients), with as much
-  // again for Eigen's temporaries; beside them the rows' X, dY, Y, dX and their bounds.
-  const double d = sizeof(double), H = cfg.hidden_size, p = cfg.projections();
-  const double w = double(block_width(cfg)), tokens = double(cfg.tokens());
-  const double weights = 2 * (H * p * w + w * H);
-  const double per_row = 2 * (2 * p * w + 2 * w) * (cfg.backward ? 2 : 1);
-  double bytes = (weights + double(rows) * (per_row + 8 * H)) * d;
-  // Weight gradients sum over all tokens: X and dY whole, with their magnitudes, a block's
-  // pass over every token, and the block's gradients and bounds.
-  if (cfg.backward) bytes += (tokens * (4 * H + per_row) + 2 * weights) * d;
-  return bytes;
-}
-
-Verification verify_output(Scheme scheme, const Matrix& y, Block held, const ReferenceRows& ref,
-                           const Config& cfg, const World& world) {
+Verification Reference::verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
+                                      const World& world) const {
   Agreement a;
-  const bool own_bound = scheme == Scheme::naive && ref.y_bound_naive.size() > 0;
-  a.add(y.middleRows(ref.rows.first - held.first, ref.rows.count), ref.y,
-        own_bound ? ref.y_bound_naive : ref.y_bound);
-  return conclude("Y", a, cfg.hidden_size + cfg.intermediate_size(), world);  // X·W1, then ·W2
+  const bool own_bound = scheme == Scheme::naive && y_bound_naive_.size() > 0;
+  a.add(y.middleRows(rows_.first - held.first, rows_.count), y_,
+        own_bound ? y_bound_naive_ : y_bound_);
+  return conclude("Y", a, cfg_.hidden_size + cfg_.intermediate_size(), world);  // X·W1, ·W2
 }
 
-std::vector<Verification> verify_gradients(const Matrix& dx, Block held,
-                                           const std::optional<Gradients>& shard,
-                                           const ReferenceRows& ref, const Matrix& x,
-                                           const Matrix& dy, const Config& cfg,
-                                           const World& world) {
-  const long H = cfg.hidden_size, tokens = cfg.tokens(), p = cfg.projections();
-  const bool swiglu = cfg.activation == Activation::swiglu;
+std::vector<Verification> Reference::verify_gradients(const ConstMatrixRef& dx, Block held,
+                                                      const std::optional<Gradients>& shard,
+                                                      const ConstMatrixRef& x,
+                                                      const ConstMatrixRef& dy,
+                                                      const World& world) {
+  const long H = cfg_.hidden_size, tokens = cfg_.tokens(), p = cfg_.projections();
+  const bool swiglu = cfg_.activation == Activation::swiglu;
   Agreement a_dx, a_dw_in[2], a_dw2, a_db_in[2], a_db2;
-  a_dx.add(dx.middleRows(ref.rows.first - held.first, ref.rows.count), ref.dx, ref.dx_bound);
+  a_dx.add(dx.middleRows(rows_.first - held.first, rows_.count), dx_, dx_bound_);
   if (shard) {
     // Weight gradients sum over every token, so this rank needs all of X and dY.
-    const MatrixD x_all = x.cast<double>(), dy_all = dy.cast<double>();  // [tokens, H]
-    const MatrixD x_abs = x_all.cwiseAbs(), dy_abs = dy_all.cwiseAbs();
+    x_.topRows(tokens) = x.cast<double>();
+    x_abs_.topRows(tokens) = x_.topRows(tokens).cwiseAbs();
+    dy_.topRows(tokens) = dy.cast<double>();
+    dy_abs_.topRows(tokens) = dy_.topRows(tokens).cwiseAbs();
+    const auto x_all = x_.topRows(tokens), x_abs = x_abs_.topRows(tokens);
+    const auto dy_all = dy_.topRows(tokens), dy_abs = dy_abs_.topRows(tokens);
+    const double lost = underflow_factor_ * underflow(tokens);
     const Block mine = shard->columns;
-    const Precision precision(cfg);
-    for_each_block(cfg, mine, [&](Block cols) {
-      const ReferenceBlock b(cfg, cols);
-      const BlockPass pass(cfg, precision, b, x_all, x_abs, dy_all, dy_abs);
-      const long at = cols.first - mine.first, w = cols.count;  // within the shard
-      const MatrixD dw2 = pass.act.transpose() * dy_all;        // [w, H], tokens products
-      const MatrixD dw2_bound =
-          (summand_bound(pass.act, pass.act_in_error, tokens).transpose() * dy_abs).array() +
-          precision.underflow_factor * underflow(tokens);
+    for_each_block(block_width_, mine, [&](Block cols) {
+      const long at = cols.first - mine.first, w = cols.count, pw = p * w;  // within the shard
+      regenerate(cols);
+      run_block(tokens, cols);
+      const auto act = act_.topLeftCorner(tokens, w);
+      auto terms = terms_.topLeftCorner(tokens, pw);
+      auto dw2 = dw2_.topRows(w), dw2_bound = dw2_bound_.topRows(w);
+      dw2.noalias() = act.transpose() * dy_all;  // [w, H], tokens products
+      summand_bound(act, act_in_error_.topLeftCorner(tokens, w), tokens, terms.leftCols(w));
+      dw2_bound.noalias() = terms.leftCols(w).transpose() * dy_abs;
+      dw2_bound.array() += lost;
       a_dw2.add(shard->w_out->middleRows(at, w), dw2, dw2_bound);
       // dW_in sums the bf16-rounded dpre's products over the tokens; db_in the fp32 dpre.
-      const MatrixD dw_in_terms = summand_bound(pass.dpre, pass.dpre_in_error, tokens);
-      const MatrixD db_in_terms = summand_bound(pass.dpre, pass.dpre_error, tokens);
+      const auto dpre = dpre_.topLeftCorner(tokens, pw);
+      summand_bound(dpre, dpre_in_error_.topLeftCorner(tokens, pw), tokens, terms);
       for (long j = 0; j < p; ++j) {  // W1's columns, then W3's, in both layouts
-        const MatrixD dpre = pass.dpre.middleCols(j * w, w);
-        a_dw_in[j].add(shard->w_in->middleCols(j * mine.count + at, w), x_all.transpose() * dpre,
-                       (x_abs.transpose() * dw_in_terms.middleCols(j * w, w)).array() +
-                           precision.underflow_factor * underflow(tokens));
-        if (cfg.bias)
-          a_db_in[j].add(
-              shard->b_in->middleCols(j * mine.count + at, w), dpre.colwise().sum(),
-              db_in_terms.middleCols(j * w, w).colwise().sum().array() + underflow(tokens));
+        auto dw_in = dw_in_.leftCols(w), dw_in_bound = dw_in_bound_.leftCols(w);
+        dw_in.noalias() = x_all.transpose() * dpre.middleCols(j * w, w);
+        dw_in_bound.noalias() = x_abs.transpose() * terms.middleCols(j * w, w);
+        dw_in_bound.array() += lost;
+        a_dw_in[j].add(shard->w_in->middleCols(j * mine.count + at, w), dw_in, dw_in_bound);
+      }
+      if (!cfg_.bias) return;
+      summand_bound(dpre, dpre_error_.topLeftCorner(tokens, pw), tokens, terms);
+      for (long j = 0; j < p; ++j) {
+        auto db_in = dw_in_.topLeftCorner(1, w), db_in_bound = dw_in_bound_.topLeftCorner(1, w);
+        db_in = dpre.middleCols(j * w, w).colwise().sum();
+        db_in_bound = terms.middleCols(j * w, w).colwise().sum();
+        db_in_bound.array() += underflow(tokens);
+        a_db_in[j].add(shard->b_in->middleCols(j * mine.count + at, w), db_in, db_in_bound);
       }
     });
-    if (cfg.bias)
-      a_db2.add(*shard->b_out, dy_all.colwise().sum(),
-                gamma_n(tokens) * dy_abs.colwise().sum().array() + underflow(tokens));
+    if (cfg_.bias) {
+      auto db2 = dw2_.topRows(1), db2_bound = dw2_bound_.topRows(1);
+      db2 = dy_all.colwise().sum();
+      db2_bound = gamma_n(tokens) * dy_abs.colwise().sum();
+      db2_bound.array() += underflow(tokens);
+      a_db2.add(*shard->b_out, db2, db2_bound);
+    }
   }
   // Terms along the longest path to each element: H for the pre-activation, H for dact,
   // then the final sum: p·F for dX, the tokens for the weight and bias gradients.
   std::vector<Verification> checks = {
-      conclude("dX", a_dx, 2 * H + p * cfg.intermediate_size(), world),
+      conclude("dX", a_dx, 2 * H + p * cfg_.intermediate_size(), world),
       conclude("dW1", a_dw_in[0], 2 * H + tokens, world)};
   if (swiglu) checks.push_back(conclude("dW3", a_dw_in[1], 2 * H + tokens, world));
   checks.push_back(conclude("dW2", a_dw2, H + tokens, world));
-  if (cfg.bias) {
+  if (cfg_.bias) {
     checks.push_back(conclude("db1", a_db_in[0], 2 * H + tokens, world));
     if (swiglu) checks.push_back(conclude("db3", a_db_in[1], 2 * H + tokens, world));
     checks.push_back(conclude("db2", a_db2, tokens, world));

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "tp_mlp/comm.hpp"
 #include "tp_mlp/exit_codes.hpp"
 
 namespace tp_mlp {
@@ -13,7 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr double kDefaultTimeout = 600;  // seconds; config.cpp's default for --timeout
 constexpr milliseconds kCheckEvery{200};
 // Ranks other than 0 wait this much longer, so that rank 0, if it is alive, speaks alone.
 constexpr double kGraceSeconds = 2;
@@ -28,7 +28,7 @@ std::int64_t now_ns() {
 
 }  // namespace
 
-Watchdog::Watchdog(int rank) : rank_(rank), timeout_s_(kDefaultTimeout) {
+Watchdog::Watchdog(int rank) : rank_(rank), timeout_s_(kDefaultTimeoutSeconds) {
   thread_ = std::thread([this] { watch(); });
 }
 

@@ -13,8 +13,10 @@ namespace tp_mlp {
 enum class Direction { forward, backward };
 const char* direction_name(Direction direction);  // "forward", "backward"
 
-// The collectives one pass of a scheme needs at TP degree T, in order.
-std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction);
+// The collectives one pass of a scheme needs at TP degree T, in order (megatron-overlap's
+// forward: one per token chunk).
+std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction,
+                                         int overlap_chunks = 1);
 
 // Each rank's floating-point operations in one pass (2 per multiply-add of the GEMMs).
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction);

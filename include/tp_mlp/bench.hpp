@@ -10,8 +10,9 @@
 #include "tp_mlp/collective.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/mlp.hpp"
-#include "tp_mlp/results.hpp"
 #include "tp_mlp/run.hpp"
+#include "tp_mlp/timing.hpp"
+#include "tp_mlp/workspace.hpp"
 
 namespace tp_mlp {
 
@@ -32,26 +33,25 @@ Summary summarize(std::vector<double> ms);
 StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& comm,
                       const std::string& what, const std::function<void()>& step);
 
-// A list of collectives run bare, on buffers allocated once: the body of the floor's loop.
+// Collectives run bare, on buffers from the workspace, large enough for any of `calls`: the
+// body of the floor's loop.
 class CollectiveReplay {
  public:
-  CollectiveReplay(const std::vector<CollectiveCall>& calls, TpComm& tp);
-  static double bytes(const std::vector<CollectiveCall>& calls, int tp_size);  // its buffers
-  void run();  // every call in order, once
+  CollectiveReplay(Workspace& ws, const std::vector<CollectiveCall>& calls, int tp_size);
+  // Every call in order, once, through `comm`; each must fit what the replay was built for.
+  void run(const std::vector<CollectiveCall>& calls, TpComm& comm);
 
  private:
-  std::vector<CollectiveCall> calls_;
-  TpComm& tp_;
   // The largest whole tensor, and one rank's share of it, in each element type: a bf16
   // reduction is replayed in bf16, with its own MPI_Op.
-  std::vector<float> full_, part_;
-  std::vector<bfloat16> full_b_, part_b_;
+  Tensor<float> full_, part_;
+  Tensor<bfloat16> full_b_, part_b_;
 };
 
 // The floor under a step's communication: the same collectives, of the same sizes, on the
 // same communicator, with nothing else in the loop.
 // `iterations` (default --iterations) after --warmup untimed ones.
-Summary time_collectives(const Run& run, TpComm& comm, const std::vector<CollectiveCall>& calls,
-                         int iterations = 0);
+Summary time_collectives(const Run& run, TpComm& comm, CollectiveReplay& replay,
+                         const std::vector<CollectiveCall>& calls, int iterations = 0);
 
 }  // namespace tp_mlp

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "tp_mlp/matrix.hpp"
 
@@ -12,8 +13,12 @@ namespace tp_mlp {
 
 using bfloat16 = Eigen::bfloat16;
 using MatrixB = RowMajor<bfloat16>;
-using ConstMatrixBRef = Eigen::Ref<const MatrixB, 0, Eigen::OuterStride<>>;
-using MatrixBRef = Eigen::Ref<MatrixB, 0, Eigen::OuterStride<>>;
+using ConstMatrixBRef = ConstRef<bfloat16>;
+using MatrixBRef = Ref<bfloat16>;
+
+// A model's element type T is float or bfloat16; code that differs between them asks this.
+template <typename T>
+inline constexpr bool kIsFloat = std::is_same_v<T, float>;
 static_assert(sizeof(bfloat16) == sizeof(std::uint16_t), "bf16 is stored as its 16 bits");
 
 inline constexpr double kBf16UnitRoundoff = 0x1p-8;  // 8 significant bits

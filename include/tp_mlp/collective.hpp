@@ -11,6 +11,10 @@
 namespace tp_mlp {
 
 enum class Collective { all_reduce, all_gather, reduce_scatter };
+
+// Non-blocking collectives one group may have in flight at once: the most token chunks
+// megatron-overlap may be split into (--overlap-chunks).
+inline constexpr int kMaxCollectivesInFlight = 64;
 inline constexpr std::array<Collective, 3> kCollectives = {
     Collective::all_reduce, Collective::all_gather, Collective::reduce_scatter};
 

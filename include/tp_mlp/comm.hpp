@@ -1,4 +1,5 @@
-// comm: the only part of the program that calls MPI.
+// comm: the only part of the program that calls MPI. Its header names no MPI type, so nothing
+// else can (a test compiles every public header with no MPI on the include path).
 //
 // Two kinds of traffic, kept apart so that the numbers the program reports are honest:
 //  - the data plane, TpComm: the collectives the tensor-parallel model itself needs. Each
@@ -6,16 +7,15 @@
 //    so COMMUNICATION ANALYSIS prints what the model did, not what a formula says.
 //  - the control plane, World: agreeing on errors, barriers, gathering timings. Never
 //    counted, because a real model would not do it.
-// Every MPI call is checked; an error aborts the whole job with MPI's own message,
-// because a rank that gives up alone leaves the others waiting forever.
+// Every MPI call is checked and watched (watchdog.hpp); an error or a rank that stops
+// responding ends the whole job with a message, because a rank that gives up alone leaves
+// the others waiting forever.
 #pragma once
 
-#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <mpi.h>
 
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/collective.hpp"
@@ -23,22 +23,34 @@
 
 namespace tp_mlp {
 
-// MPI_Init for the lifetime of this object, MPI_Finalize after it. Threads may call MPI (the
-// watchdog's MPI_Abort does).
+// MPI_Init for the lifetime of this object, and the watchdog that watches every MPI call from
+// then on, MPI_Finalize included: a rank stopped after its last collective would otherwise
+// hang the job in the finalisation. Threads may call MPI (the watchdog's abort does).
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
+  // The session of this process: there is one.
+  static MpiSession& current();
+  Watchdog& watchdog() { return *watchdog_; }
+
+ private:
+  std::unique_ptr<Watchdog> watchdog_;
 };
+
+// Prints "tp_mlp: rank R: message" on stderr, gives the launcher a moment to forward it (MPICH's
+// launcher was seen to drop a message written just before the abort), then ends every rank of
+// the job with `status` (exit_codes.hpp) through MPI_Abort. The one way a rank ends the job.
+[[noreturn]] void end_job(int status, int rank, const std::string& message);
 
 // MPI counts are int: a count that does not fit is an error at the call, not a wrap-around.
 int mpi_count(long count);
 
 class World {
  public:
-  World();  // needs an MpiSession
+  World();  // of the current MpiSession
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
@@ -58,6 +70,7 @@ class World {
   // how a failure seen by one rank reaches all of them without a hang.
   int lowest_rank_where(bool condition) const;
   double max(double local) const;
+  double node_sum(double local) const;                   // over the ranks on this rank's node
   void max_in_place(std::vector<double>& values) const;  // element-wise over ranks
   void sum_in_place(std::vector<double>& values) const;
   void barrier() const;
@@ -72,19 +85,19 @@ class World {
   [[noreturn]] void abort(const std::string& message) const;
 
   // The longest any wait in MPI may take before the job is ended (--timeout).
-  void set_timeout(double seconds) const { watchdog_->set_timeout(seconds); }
-  Watchdog& watchdog() const { return *watchdog_; }
+  void set_timeout(double seconds) const { watchdog_.set_timeout(seconds); }
+  Watchdog& watchdog() const { return watchdog_; }
 
  private:
   template <typename T>
-  void gather(const T* mine, long count, std::vector<T>& all, MPI_Datatype type) const;
+  void gather(const T* mine, long count, std::vector<T>& all) const;
 
+  Watchdog& watchdog_;
   int rank_ = 0;
   int size_ = 1;
   int ranks_on_node_ = 1;
   int cores_on_node_ = 1;
   bool oversubscribed_ = false;
-  std::unique_ptr<Watchdog> watchdog_;
 };
 
 class TpComm {
@@ -105,11 +118,14 @@ class TpComm {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
-  // For T = float or bf16 (whose sums round to bf16 at every addition, as a bf16 all-reduce
-  // does; the bytes counted are the element's):
+  // For T = float, bf16 (whose sums round to bf16 at every addition, as a bf16 all-reduce
+  // does) or std::int64_t (whose sums are exact and so independent of their order); the bytes
+  // counted are the element's:
   // In place: every rank's `count` elements are replaced by their sum over the group.
   template <typename T>
   void all_reduce_sum(T* data, long count);
+  // In place: every rank's `count` elements are replaced by their maximum over the group.
+  void all_reduce_max(float* data, long count);
   // full [rows, row_length] = every rank's block of the rows (partition.hpp), in rank order.
   template <typename T>
   void all_gather_rows(const T* local, T* full, long rows, long row_length);
@@ -130,24 +146,18 @@ class TpComm {
   void reset_stats() { stats_ = {}; }
 
  private:
-  explicit TpComm(Watchdog& watchdog) : watchdog_(&watchdog) {}
-  bool alone() const { return comm_ == MPI_COMM_NULL; }
+  struct Mpi;  // the communicator, operations and requests, in comm.cpp
+  explicit TpComm(Watchdog& watchdog);
+  bool alone() const { return size_ == 1 && !mpi_; }
   // MPI's per-rank counts and offsets, in elements, for blocks of `rows` rows; false when the
   // blocks are equal, and MPI's fixed-size collectives serve.
   bool uneven_blocks(long rows, long row_length);
-  template <typename T>
-  MPI_Op sum_of() const;
   void tally(Collective kind, double start, long tensor_elements, std::size_t element_bytes);
 
   Watchdog* watchdog_;
-  MPI_Comm comm_ = MPI_COMM_NULL;
-  MPI_Op bf16_sum_ = MPI_OP_NULL;
+  std::unique_ptr<Mpi> mpi_;  // none for a group of one
   int rank_ = 0;
   int size_ = 1;
-  std::vector<int> counts_, offsets_;  // [T], allocated once: no allocation in a pass
-  static constexpr int kMaxInFlight = 64;
-  std::array<MPI_Request, kMaxInFlight> in_flight_{};
-  int started_ = 0;
   CommStats stats_;
 };
 

@@ -1,13 +1,15 @@
-// config: the command line, the ranges of its flags, and the checks that need the whole
-// configuration (divisibility, rank count, sizes MPI can send). Knows nothing of MPI or Eigen,
-// so every rank can run it on its own and reach the same verdict. (Memory is checked by
-// memory.hpp, which asks each part of the program what it will allocate.)
+// config: what a run is: the flags' values once read (cli.hpp) and checked (validate.hpp), never
+// changed after; what is decided while running lives in the run's plan (run_plan.hpp). Knows
+// nothing of MPI or Eigen.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "tp_mlp/watchdog.hpp"
 
 namespace tp_mlp {
 
@@ -59,9 +61,9 @@ struct Config {
   DType dtype = DType::fp32;
   std::optional<DType> reduce_dtype;  // --reduce-dtype; unset: the --dtype, as in Megatron-LM
   Fault fault = Fault::none;
-  int timeout = 600;        // seconds any rank may wait in one MPI call before the job is ended
-  std::string json_path;    // empty: no JSON report
-  std::string tensors_dir;  // empty: no .npy files
+  int timeout = kDefaultTimeoutSeconds;  // any rank's longest wait in one MPI call, seconds
+  std::string json_path;                 // empty: no JSON report
+  std::string tensors_dir;               // empty: no .npy files
 
   long tokens() const { return long(batch_size) * seq_len; }
   // F, the FFN's intermediate width: --ffn-hidden-size, or the activation's default.
@@ -81,30 +83,12 @@ const char* fault_name(Fault fault);                 // "w2-over-t", ...
 const char* dtype_name(DType dtype);                 // "fp32", "bf16"
 long dtype_bytes(DType dtype);
 
-// The outcome of reading argv: a configuration to run, or text to print and an exit code
-// (help is text with exit code 0).
-struct ParsedArgs {
-  std::optional<Config> config;
-  int exit_code = 0;
-  std::string text;
-  bool text_is_error = false;
-};
-ParsedArgs parse_args(int argc, const char* const* argv);
-
-// The facts about the launch that validation needs.
-struct LaunchFacts {
-  int world_size = 1;
-  int ranks_on_this_node = 1;
-  double available_bytes = 0;  // on this node
-};
-
-// Empty when the flags fit together and fit this launch; otherwise one sentence that names
-// the flag, the value and what would be allowed.
-std::string validate(const Config& cfg, const LaunchFacts& launch);
-
-// Empty when --json and --save-tensors (a set of `tensor_names`) can be written, and neither
-// would overwrite the other; otherwise what is wrong. Creates and changes nothing: the rank
-// that will write them runs it before the run starts.
-std::string check_output_paths(const Config& cfg, const std::vector<std::string>& tensor_names);
+// Every value of a choice with the name the command line and the report use, in --help's order.
+template <typename E>
+using NamedValues = std::vector<std::pair<std::string, E>>;
+const NamedValues<SchemeChoice>& scheme_choices();
+const NamedValues<Activation>& activations();
+const NamedValues<DType>& dtypes();
+const NamedValues<Fault>& faults();
 
 }  // namespace tp_mlp

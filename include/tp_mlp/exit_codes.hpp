@@ -1,10 +1,8 @@
 // exit_codes: what the program's exit status means, so that a script can tell a wrong answer
 // from a refused configuration, a failed rank or a hang. mpirun passes a rank's exit status or
-// its MPI_Abort code through; its own failures and signals give it other codes (README). And
-// the one way a single rank ends the whole job.
+// its MPI_Abort code through; its own failures and signals give it other codes (README). The
+// one way a single rank ends the whole job with one of them is comm's end_job().
 #pragma once
-
-#include <string>
 
 namespace tp_mlp {
 
@@ -15,10 +13,5 @@ inline constexpr int kExitVerificationFailed = 4;  // ran, and a result is not t
 inline constexpr int kExitRankFailed = 5;          // one rank failed alone (out of memory, ...)
 inline constexpr int kExitTimeout = 6;             // a rank stopped responding (--timeout)
 // CLI11's own command-line errors keep its codes, 100 and up (106: an unknown flag, ...).
-
-// Prints "tp_mlp: rank R: message" on stderr, gives the launcher a moment to forward it (MPICH's
-// launcher was seen to drop a message written just before the abort), then ends every rank of
-// the job with `status` through MPI_Abort.
-[[noreturn]] void end_job(int status, int rank, const std::string& message);
 
 }  // namespace tp_mlp

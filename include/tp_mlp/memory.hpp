@@ -1,26 +1,22 @@
-// memory: what a configuration will allocate, checked against the machine before anything is
-// allocated. Each part of the program states its own bytes beside the code that allocates
-// them (the schemes, the comparison's inputs, the reference, the floor's buffers); this only
-// adds them up. Sums are in double so that no product of flags can overflow.
+// memory: whether the run's plan fits this node, and what it used. The plan is the workspace's
+// (workspace.hpp): every tensor the run will allocate, summed by building the run without
+// allocating, so the check refuses by exactly what would be allocated. Sums are in double, so
+// that no product of flags can overflow.
 #pragma once
 
 #include <string>
 
-#include "tp_mlp/config.hpp"
-
 namespace tp_mlp {
 
-struct MemoryEstimate {
-  double weights = 0;      // every rank: the W1 and W2 shards of the parallel schemes
-  double activations = 0;  // every rank: inputs, the schemes' buffers, the floor's buffers
-  double reference = 0;    // every rank: verification's reference blocks
-  double serial = 0;       // world rank 0 alone: the serial baseline, weights and buffers
-  double per_rank() const { return weights + activations + reference; }
-  double on_node(int ranks) const { return per_rank() * ranks + serial; }
-};
-MemoryEstimate estimate_memory(const Config& cfg, int world_size);
+// Empty when the ranks on this node fit in its available memory, the ranks' plans summing to
+// `node_bytes` (`rank_bytes` on this rank, one of `ranks_on_node`); otherwise one sentence.
+std::string memory_problem(double rank_bytes, double node_bytes, int ranks_on_node,
+                           double available_bytes);
 
-// Empty when the ranks on this node fit in its available memory; otherwise one sentence.
-std::string check_memory(const Config& cfg, const LaunchFacts& launch);
+struct MemoryUse {
+  double baseline_rss = 0;  // rank 0 before allocating the model
+  double peak_rss = 0;      // rank 0's high-water mark
+  double estimate = 0;      // rank 0's plan: what its workspace allocated
+};
 
 }  // namespace tp_mlp

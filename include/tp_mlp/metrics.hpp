@@ -9,7 +9,10 @@
 #include "tp_mlp/analysis.hpp"
 #include "tp_mlp/collective.hpp"
 #include "tp_mlp/config.hpp"
-#include "tp_mlp/results.hpp"
+#include "tp_mlp/launch.hpp"
+#include "tp_mlp/memory.hpp"
+#include "tp_mlp/run_plan.hpp"
+#include "tp_mlp/scheme_result.hpp"
 
 namespace tp_mlp {
 

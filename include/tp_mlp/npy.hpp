@@ -15,8 +15,8 @@ class NpyWriter {
  public:
   NpyWriter(const std::string& path, const std::vector<long>& shape);
   NpyWriter(FileSet& set, const std::string& name, const std::vector<long>& shape);
-  void append(const Matrix& rows);  // the next rows, in order
-  void commit();                    // checks that every element was written
+  void append(const ConstMatrixRef& rows);  // the next rows, in order
+  void commit();                            // checks that every element was written
 
  private:
   void write_header(const std::vector<long>& shape);
@@ -25,8 +25,8 @@ class NpyWriter {
   long expected_ = 1, written_ = 0;
 };
 
-void save_npy(const std::string& path, const Matrix& m, const std::vector<long>& shape);
-void save_npy(FileSet& set, const std::string& name, const Matrix& m,
+void save_npy(const std::string& path, const ConstMatrixRef& m, const std::vector<long>& shape);
+void save_npy(FileSet& set, const std::string& name, const ConstMatrixRef& m,
               const std::vector<long>& shape);
 
 }  // namespace tp_mlp

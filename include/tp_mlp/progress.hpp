@@ -8,13 +8,12 @@
 #include <cstddef>
 #include <string>
 
-#include "tp_mlp/comm.hpp"
-
 namespace tp_mlp {
 
 class Progress {
  public:
-  Progress(const World& world, std::string what, std::size_t total);
+  // Shown by one rank only: the one for which `speaks` (world rank 0).
+  Progress(bool speaks, std::string what, std::size_t total);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;

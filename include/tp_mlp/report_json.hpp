@@ -8,14 +8,16 @@
 #include <nlohmann/json.hpp>
 
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/launch.hpp"
 #include "tp_mlp/metrics.hpp"
-#include "tp_mlp/results.hpp"
+#include "tp_mlp/run_plan.hpp"
 
 namespace tp_mlp {
 
 inline constexpr int kSchemaVersion = 1;
 
-nlohmann::json report_json(const Config& cfg, const Launch& launch, const Metrics& m);
+nlohmann::json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch,
+                           const Metrics& m);
 
 // Writes the document to `path`, never leaving a half-written file.
 void write_json(const std::string& path, const nlohmann::json& doc);

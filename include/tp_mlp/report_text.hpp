@@ -3,8 +3,8 @@
 #pragma once
 
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/launch.hpp"
 #include "tp_mlp/metrics.hpp"
-#include "tp_mlp/results.hpp"
 
 namespace tp_mlp {
 

@@ -39,18 +39,21 @@ inline constexpr EvaluationError kGeluSlopeError = {0.5, 3.72, 3.0, 1.0};
 inline constexpr EvaluationError kSiluError = {3.01, 1e-6};      // a / (1 + e^-a)
 inline constexpr EvaluationError kSiluSlopeError = {4.0, 0.57};  // σ(a)·(1 + a·σ(−a))
 
-// The exact activation: pre [rows, p·w] -> [rows, w] (see activation.hpp for the layout).
-MatrixD exact_activate(Activation activation, const MatrixD& pre);
+// The exact activation: act [rows, w] = act(pre [rows, p·w]) (see activation.hpp for the
+// layout), element by element into buffers the caller owns.
+void exact_activate(Activation activation, const ConstMatrixDRef& pre, MatrixDRef act);
 // d_pre [rows, p·w] from d_act [rows, w]: the chain rule through the exact activation.
-MatrixD exact_activate_backward(Activation activation, const MatrixD& pre, const MatrixD& d_act);
+void exact_activate_backward(Activation activation, const ConstMatrixDRef& pre,
+                             const ConstMatrixDRef& d_act, MatrixDRef d_pre);
 
 // Bound on |act̂ − act| per element [rows, w], the float activation applied to inputs within
 // pre_error of the exact pre.
-MatrixD activation_error(Activation activation, const MatrixD& pre, const MatrixD& pre_error);
+void activation_error(Activation activation, const ConstMatrixDRef& pre,
+                      const ConstMatrixDRef& pre_error, MatrixDRef act_error);
 // Bound on |d̂pre − dpre| per element [rows, p·w], the float chain rule applied to inputs within
 // pre_error and d_act_error of the exact pre and d_act.
-MatrixD activation_backward_error(Activation activation, const MatrixD& pre,
-                                  const MatrixD& pre_error, const MatrixD& d_act,
-                                  const MatrixD& d_act_error);
+void activation_backward_error(Activation activation, const ConstMatrixDRef& pre,
+                               const ConstMatrixDRef& pre_error, const ConstMatrixDRef& d_act,
+                               const ConstMatrixDRef& d_act_error, MatrixDRef d_pre_error);
 
 }  // namespace tp_mlp

@@ -24,10 +24,10 @@ std::vector<std::string> saved_tensor_names(const Config& cfg);
 
 // The first scheme's verification pass, as this rank holds it.
 struct SavedPass {
-  const Matrix& x;   // [tokens, H]
-  const Matrix& y;   // [tokens, H], on world rank 0
-  const Matrix& dy;  // [tokens, H], empty without --backward
-  const Matrix& dx;  // [tokens, H], on world rank 0 with --backward
+  ConstMatrixRef x;   // [tokens, H]
+  ConstMatrixRef y;   // [tokens, H], on world rank 0
+  ConstMatrixRef dy;  // [tokens, H], empty without --backward
+  ConstMatrixRef dx;  // [tokens, H], on world rank 0 with --backward
   // This rank's shard of the gradients, if it holds one of the group that is saved (the first
   // TP group's, or world rank 0's for the serial baseline).
   std::optional<Gradients> gradients;

@@ -4,13 +4,12 @@
 // precision with std::erf and std::exp, and splits its work by tokens (rows of X), not along
 // the F dimension the schemes shard, so a sharding or reduction bug cannot cancel out. It
 // walks F in blocks of regenerated master weights, half a shard wide, so no rank needs more
-// memory than about its own shard, at any size. Beside every value it computes a rigorous
-// bound on the float error of that element (rounding.hpp); an element passes when it is
-// within its own bound, and a tensor when every element does.
+// memory than about its own shard, at any size; its buffers come from the workspace. Beside
+// every value it computes a rigorous bound on the float error of that element (rounding.hpp);
+// an element passes when it is within its own bound, and a tensor when every element does.
 #pragma once
 
 #include <optional>
-#include <string>
 #include <vector>
 
 #include "tp_mlp/comm.hpp"
@@ -18,34 +17,63 @@
 #include "tp_mlp/matrix.hpp"
 #include "tp_mlp/mlp.hpp"
 #include "tp_mlp/partition.hpp"
-#include "tp_mlp/results.hpp"
+#include "tp_mlp/verification.hpp"
+#include "tp_mlp/workspace.hpp"
 
 namespace tp_mlp {
 
-// The reference Y and, given dY, dX for the token rows `rows`, with their error bounds.
-struct ReferenceRows {
-  Block rows;
-  MatrixD y, y_bound;    // [rows, H]
-  MatrixD dx, dx_bound;  // [rows, H], empty without dY
-  // [rows, H] when the naive scheme sums its pre-activation in bf16 (and so may err more),
-  // else empty.
-  MatrixD y_bound_naive;
+class Reference {
+ public:
+  // For the token rows `rows`: Y and, with --backward, dX and the weight gradients of any shard.
+  Reference(Workspace& ws, const Config& cfg, Block rows);
+  // The reference Y (and dX) with their bounds, from x and dy [tokens, H] (dy empty without
+  // --backward). In a real workspace only.
+  void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy);
+  Block rows() const { return rows_; }
+
+  // `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is
+  // global: every rank must call it.
+  Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
+                             const World& world) const;
+  // dX on the reference's rows, and the first layer's and W2's gradients (and the biases' with
+  // --bias) on each rank's shard (a rank that holds none, as when world rank 0 alone computes
+  // the serial baseline, passes none).
+  std::vector<Verification> verify_gradients(const ConstMatrixRef& dx, Block held,
+                                             const std::optional<Gradients>& shard,
+                                             const ConstMatrixRef& x, const ConstMatrixRef& dy,
+                                             const World& world);
+
+ private:
+  struct Weights;  // a block of the master weights, with their magnitudes
+  struct Pass;     // a block's forward (and backward) for some rows, with error bounds
+  void regenerate(Block cols);
+  void run_block(long rows, Block cols);  // on x_ and dy_'s first `rows` rows
+
+  const Config& cfg_;
+  const Block rows_;
+  const long block_width_;
+  // What the model rounds beyond its fp32 sums, by its element type and reduce dtype.
+  const double input_, output_, reduce_, underflow_factor_;
+  const bool naive_bf16_pre_;  // naive's pre-activation is reduced in bf16 too: its own bound
+  // H; a block's p·w at most; the reference's rows, and dX's; a pass's rows at most, and dY's.
+  const long H_, pw_, n_, dx_rows_, all_, dy_rows_;
+  Tensor<double> y_, y_bound_;    // [rows, H]
+  Tensor<double> dx_, dx_bound_;  // [rows, H], with --backward
+  Tensor<double> y_bound_naive_;  // [rows, H], when naive's pre-activation is summed in bf16
+  // Σ over F of what the ranks' partial sums add up in magnitude: a bf16 reduction's roundings
+  // scale with it.
+  Tensor<double> y_partials_, dx_partials_, naive_partials_;
+  // Inputs of a pass: the reference's rows, or every token for the weight gradients.
+  Tensor<double> x_, x_abs_, dy_, dy_abs_;  // [rows or tokens, H]
+  // A block of the master weights, [H, p·w] and [w, H] at most.
+  Tensor<double> w_in_, w_in_abs_, b_in_, w2_, w2_abs_;
+  // A pass over a block: [rows, p·w] or [rows, w] at most.
+  Tensor<double> pre_, pre_error_, magnitude_, act_, act_error_, act_in_error_;
+  Tensor<double> dact_, dact_error_, dpre_, dpre_error_, dpre_in_error_;
+  Tensor<double> terms_;  // [rows, p·w]: a sum's terms' bounds, or naive's pre-activation error
+  Tensor<double> naive_act_error_;  // [rows, w]
+  // One block of the weight gradients, and their biases' in the first row: [w, H] and [H, w].
+  Tensor<double> dw2_, dw2_bound_, dw_in_, dw_in_bound_;
 };
-// x and dy (empty: no backward) hold all tokens.
-ReferenceRows reference_rows(const Config& cfg, const Matrix& x, const Matrix& dy, Block rows);
-// The most it allocates on one rank, for `rows` token rows, with the gradient check.
-double reference_bytes(const Config& cfg, long rows);
-
-// `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is global.
-Verification verify_output(Scheme scheme, const Matrix& y, Block held, const ReferenceRows& ref,
-                           const Config& cfg, const World& world);
-
-// dX, and the first layer's and W2's gradients (and the biases' with --bias) of one scheme:
-// dX on the reference's rows, the weight gradients on each rank's shard (a rank that holds
-// none, as when world rank 0 alone computes the serial baseline, passes no shard).
-std::vector<Verification> verify_gradients(const Matrix& dx, Block held,
-                                           const std::optional<Gradients>& shard,
-                                           const ReferenceRows& ref, const Matrix& x,
-                                           const Matrix& dy, const Config& cfg, const World& world);
 
 }  // namespace tp_mlp

@@ -16,6 +16,9 @@
 
 namespace tp_mlp {
 
+// How long a rank may wait in one MPI call before the job is ended, until --timeout says.
+inline constexpr int kDefaultTimeoutSeconds = 600;
+
 class Watchdog {
  public:
   explicit Watchdog(int rank);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../unit/one_rank_model.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
@@ -27,21 +28,22 @@ struct TwoRankModel {
   Config cfg;
   World world;
   TpComm tp;
-  std::unique_ptr<MlpScheme> mlp;
+  MlpScheme* mlp = nullptr;
+  Reference* reference = nullptr;
   Matrix x;  // [tokens, H]
-  ReferenceRows reference;
+  std::unique_ptr<Workspace> ws;
 
   explicit TwoRankModel(Activation activation, int hidden_size = 32)
-      : cfg(options(activation, hidden_size)),
-        tp(world, kRanks),
-        mlp(make_scheme(Scheme::megatron, cfg, tp)),
-        x(cfg.tokens(), cfg.hidden_size),
-        reference(reference_rows(cfg, x = input(cfg), Matrix(),
-                                 block_of(cfg.tokens(), world.size(), world.rank()))) {}
+      : cfg(options(activation, hidden_size)), tp(world, kRanks), x(input(cfg)) {
+    ws = build_planned([&](Workspace& w) {
+      mlp = &make_scheme(w, Scheme::megatron, cfg, tp);
+      reference = &w.make<Reference>(w, cfg, block_of(cfg.tokens(), world.size(), world.rank()));
+    });
+    reference->compute(x, Matrix());
+  }
 
   Verification verify() const {
-    return verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), reference, cfg,
-                         world);
+    return reference->verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), world);
   }
 
  private:
@@ -116,23 +118,27 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
           cfg.ffn_hidden_size = 4L * hidden;  // at least one column per rank
           cfg.backward = cfg.bias = backward_and_bias;
           cfg.seed = seed;
-          const std::unique_ptr<MlpScheme> mlp = make_scheme(Scheme::megatron, cfg, tp);
+          MlpScheme* mlp = nullptr;
+          Reference* ref = nullptr;
+          const auto ws = build_planned([&](Workspace& w) {
+            mlp = &make_scheme(w, Scheme::megatron, cfg, tp);
+            ref = &w.make<Reference>(w, cfg, block_of(cfg.tokens(), world.size(), world.rank()));
+          });
           Matrix x(cfg.tokens(), hidden), dy(backward_and_bias ? cfg.tokens() : 0, hidden);
           fill_block(x, master_input(cfg), seed, 0, 0);
           fill_block(dy, master_grad_output(cfg), seed, 0, 0);
-          const ReferenceRows ref =
-              reference_rows(cfg, x, dy, block_of(cfg.tokens(), world.size(), world.rank()));
+          ref->compute(x, dy);
           const std::string what =
               std::string(activation_name(activation)) + " H=" + std::to_string(hidden) + " seed " +
               std::to_string(seed) + (backward_and_bias ? " --backward --bias" : "");
           const Verification y =
-              verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), ref, cfg, world);
+              ref->verify_output(Scheme::megatron, mlp->forward(x), mlp->tokens_here(), world);
           EXPECT_TRUE(y.passed) << what << ": Y at " << y.max_diff_over_bound << "x its bound";
           ++runs;
           if (!backward_and_bias) continue;
-          const Matrix& dx = mlp->backward(dy);
+          const ConstMatrixRef dx = mlp->backward(dy);
           for (const Verification& g :
-               verify_gradients(dx, mlp->tokens_here(), mlp->gradients(), ref, x, dy, cfg, world))
+               ref->verify_gradients(dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
             EXPECT_TRUE(g.passed) << what << ": " << g.tensor << " at " << g.max_diff_over_bound
                                   << "x its bound";
         }

@@ -14,12 +14,12 @@ class FiniteDifferences : public ::testing::TestWithParam<std::tuple<Scheme, Act
 TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
   const auto [scheme, activation] = GetParam();
   OneRankModel m(scheme, 8, 2, 3, activation);
-  MlpScheme* mlp = m.mlp.get();
+  MlpScheme* mlp = m.mlp;
   const Matrix& x = m.x;
   const Matrix& dy = m.dy;
 
   mlp->forward(x);
-  const Matrix dx = mlp->backward(dy);
+  const Matrix dx = mlp->backward(dy);    // a copy: the next passes write over it
   auto loss = [&](const Matrix& input) {  // in double, so the difference is not all rounding
     return mlp->forward(input).cast<double>().cwiseProduct(dy.cast<double>()).sum();
   };
@@ -42,7 +42,7 @@ TEST_P(FiniteDifferences, DxMatchesCentralDifferencesOfTheForward) {
 TEST_P(FiniteDifferences, WeightGradientsMatchCentralDifferencesOfTheForward) {
   const auto [scheme, activation] = GetParam();
   OneRankModel m(scheme, 8, 2, 3, activation);
-  MlpScheme* mlp = m.mlp.get();
+  MlpScheme* mlp = m.mlp;
   mlp->forward(m.x);
   mlp->backward(m.dy);
   const Gradients grads = mlp->gradients();
@@ -53,10 +53,10 @@ TEST_P(FiniteDifferences, WeightGradientsMatchCentralDifferencesOfTheForward) {
   constexpr float kStep = 1e-2f;
   constexpr double kRelativeTolerance = 1e-2;
   // Every parameter tensor, with its gradient; every few elements of each.
-  const std::pair<Matrix*, const Matrix*> tensors[] = {{params.w_in, grads.w_in},
-                                                       {params.w_out, grads.w_out},
-                                                       {params.b_in, grads.b_in},
-                                                       {params.b_out, grads.b_out}};
+  const std::pair<Tensor<float>*, const Tensor<float>*> tensors[] = {{params.w_in, grads.w_in},
+                                                                     {params.w_out, grads.w_out},
+                                                                     {params.b_in, grads.b_in},
+                                                                     {params.b_out, grads.b_out}};
   for (const auto& [param, grad] : tensors)
     for (long i = 0; i < param->size(); i += 5) {
       float& value = param->data()[i];

@@ -1,8 +1,10 @@
 // Command-line parsing and validation: every refusal names the flag and what is allowed.
 #include <gtest/gtest.h>
 
-#include "tp_mlp/config.hpp"
+#include "tp_mlp/cli.hpp"
 #include "tp_mlp/memory.hpp"
+#include "tp_mlp/output_paths.hpp"
+#include "tp_mlp/validate.hpp"
 
 using namespace tp_mlp;
 
@@ -13,14 +15,10 @@ ParsedArgs parse(std::vector<const char*> args) {
   return parse_args(int(args.size()), args.data());
 }
 
-constexpr double kPlenty = 1e15;  // bytes: memory that never limits
-
-std::string check(const std::vector<const char*>& args, int world, double memory = kPlenty) {
+std::string check(const std::vector<const char*>& args, int world) {
   ParsedArgs parsed = parse(args);
   EXPECT_TRUE(parsed.config.has_value()) << parsed.text;
-  const LaunchFacts launch = {world, world, memory};
-  const std::string why = validate(*parsed.config, launch);
-  return why.empty() ? check_memory(*parsed.config, launch) : why;
+  return validate(*parsed.config, world);
 }
 
 }  // namespace
@@ -148,29 +146,18 @@ TEST(Config, ActivationAndFfnWidth) {
       << zero.text;
 }
 
-TEST(Config, MemoryIsCheckedBeforeAnythingIsAllocated) {
-  const std::string why = check({"-t", "1", "-H", "65536"}, 1, 16.0 * (1L << 30));
-  EXPECT_NE(why.find("needs about"), std::string::npos) << why;
+TEST(Memory, TheRefusalSaysWhatIsNeededAndWhatIsAvailable) {
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  EXPECT_EQ(memory_problem(2 * kGiB, 4 * kGiB, 2, 16 * kGiB), "");
+  const std::string why = memory_problem(20 * kGiB, 40 * kGiB, 2, 16 * kGiB);
+  EXPECT_NE(why.find("needs about 40.00 GiB of memory on this node"), std::string::npos) << why;
+  EXPECT_NE(why.find("20.00 GiB on this rank with 2 ranks here"), std::string::npos) << why;
   EXPECT_NE(why.find("16.00 GiB is available"), std::string::npos) << why;
 }
 
 TEST(Config, MpiCountLimitIsChecked) {
   EXPECT_NE(check({"-t", "1", "-b", "1048576", "-s", "1048576"}, 1).find("MPI can send"),
             std::string::npos);
-}
-
-TEST(Config, EstimateGrowsWithTheSchemesRun) {
-  Config cfg;
-  cfg.hidden_size = 1024;
-  cfg.scheme_choice = SchemeChoice::megatron;
-  const MemoryEstimate megatron = estimate_memory(cfg, cfg.tp_size);
-  EXPECT_DOUBLE_EQ(megatron.weights, 2.0 / 4 * 1024 * 4096 * 4);  // 8H²/T floats
-  EXPECT_EQ(megatron.serial, 0.0);
-  cfg.scheme_choice = SchemeChoice::all;
-  const MemoryEstimate all = estimate_memory(cfg, cfg.tp_size);
-  EXPECT_DOUBLE_EQ(all.weights, 2 * megatron.weights);  // megatron + naive shards
-  EXPECT_GE(all.serial, 2.0 * 1024 * 4096 * 4);         // 8H² floats on rank 0 only
-  EXPECT_DOUBLE_EQ(all.on_node(4), 4 * all.per_rank() + all.serial);
 }
 
 TEST(Config, UnwritableOutputsAreRefused) {

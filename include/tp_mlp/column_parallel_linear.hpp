@@ -1,0 +1,92 @@
+// column_parallel_linear: a linear layer whose weight is split by columns, Megatron-LM's
+// ColumnParallelLinear. Each rank holds whole columns of W [in, out], so from the whole input
+// it computes whole columns of the output, out = x·W_shard + b_shard, with no communication:
+// whatever follows column by column (the MLP's activation, attention's heads) stays local.
+//
+// One GEMM may serve several projections of the same input, fused side by side (SwiGLU's gate
+// and up projections, attention's Q, K and V), each with its own width on this rank, which need
+// not be equal across ranks or projections: the layer holds their columns as one matrix and
+// says where each projection's columns are.
+//
+// Backward, given the output's gradient: the input's gradient is only this rank's partial sum,
+// d_in = d_out·W_shardᵀ (to be summed over the group as it leaves the region), and the weights'
+// and bias's gradients are whole for this rank's columns, dW = xᵀ·d_out, db = Σ_rows d_out.
+//
+// T is the element type of the weights and GEMM inputs (float or bfloat16); outputs, biases and
+// gradients are float. Buffers and plans come from the workspace.
+#pragma once
+
+#include <array>
+#include <initializer_list>
+#include <optional>
+
+#include "tp_mlp/bf16.hpp"
+#include "tp_mlp/chunking.hpp"
+#include "tp_mlp/comm.hpp"
+#include "tp_mlp/planned_gemm.hpp"
+#include "tp_mlp/workspace.hpp"
+
+namespace tp_mlp {
+
+// This rank's columns of each projection the layer fuses, in order.
+struct Projections {
+  static constexpr int kMax = 3;  // attention's Q, K and V
+  std::array<long, kMax> widths{};
+  int count = 0;
+  Projections(std::initializer_list<long> each);
+  static Projections same(long width, int count);  // SwiGLU's gate and up: `count` alike
+  long total() const;
+};
+
+template <typename T>
+class ColumnParallelLinear {
+ public:
+  // Input [rows, in_features]; `widths`: this rank's columns of each fused projection. The
+  // forward runs `chunking`'s blocks of rows; with `backward`, so can the backward pass, whose
+  // weight gradient runs in `grad_blocks` blocks of columns (a progress test between).
+  ColumnParallelLinear(Workspace& ws, TpComm& tp, long in_features, const Projections& widths,
+                       bool bias, const Chunking& chunking, bool backward, int grad_blocks = 1);
+
+  // The parameters, to fill (or change), then prepare(): [in, out here] and [1, out here].
+  Tensor<T>& weight() { return weight_; }
+  const Tensor<T>& weight() const { return weight_; }
+  Tensor<float>& bias() { return bias_; }
+  bool has_bias() const { return bias_.size() > 0; }
+  void prepare();
+  // Where projection `i`'s columns are among the layer's.
+  Block projection(int i) const { return projections_[std::size_t(i)]; }
+
+  // output [rows, out here]'s rows `rows` = x's rows · W + b.
+  void forward(const ConstRef<T>& x, Block rows);
+  Tensor<float>& output() { return output_; }
+
+  // The input's gradient, this rank's partial sum [rows, in], from the output's (as T).
+  MatrixRef backward_input(const ConstRef<T>& d_out);
+  // dW = xᵀ·d_out (d_out as T), db = the column sums of d_out (as float).
+  void backward_weights(const ConstRef<T>& x, const ConstRef<T>& d_out_t,
+                        const ConstMatrixRef& d_out);
+  const Tensor<float>& weight_grad() const { return weight_grad_; }
+  const Tensor<float>& bias_grad() const { return bias_grad_; }
+
+ private:
+  TpComm& tp_;
+  const Chunking chunking_;
+  std::array<Block, Projections::kMax> projections_{};
+  Tensor<T> weight_;           // [in, out here]
+  Tensor<float> bias_;         // [1, out here], empty without bias
+  Tensor<float> output_;       // [rows, out here]
+  Tensor<float> input_grad_;   // [rows, in], a partial sum
+  Tensor<float> weight_grad_;  // [in, out here]
+  Tensor<float> bias_grad_;    // [1, out here]
+  struct ForwardPlan {
+    long rows = 0;
+    std::optional<PlannedGemm<T>> gemm;
+  };
+  std::array<ForwardPlan, 3> forward_{};  // one per height of the chunking's blocks
+  std::optional<PlannedGemm<T>> input_grad_gemm_;
+  static constexpr int kMaxGradBlocks = 8;
+  std::array<std::optional<PlannedGemm<T>>, kMaxGradBlocks> weight_grad_gemms_{};
+  int grad_blocks_ = 0;
+};
+
+}  // namespace tp_mlp

@@ -1,0 +1,158 @@
+// parallel_mlp: the column→row MLP schemes, composed of the parts (see parallel_mlp.hpp).
+#include "tp_mlp/parallel_mlp.hpp"
+
+#include "tp_mlp/activation.hpp"
+#include "tp_mlp/init.hpp"
+
+namespace tp_mlp {
+namespace {
+
+// With overlap, a progress test between GEMM blocks keeps the all-reduce in flight moving.
+// Each chunk's GEMMs run in this many blocks of rows (blocks of columns measured no faster)...
+constexpr int kBlocksPerChunk = 2;
+// ...and dW_in = Xᵀ·dpre, behind which dX's all-reduce travels, in this many blocks of columns,
+// however many chunks the forward has: each block packs all of Xᵀ again.
+constexpr int kBackwardBlocks = 4;
+
+Outside outside_of(Scheme scheme) {
+  return scheme == Scheme::megatron_sp ? Outside::sequence_parallel : Outside::replicated;
+}
+
+}  // namespace
+
+template <typename T>
+ParallelMlp<T>::ParallelMlp(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp, int chunks)
+    : scheme_(scheme),
+      tp_(tp),
+      activation_(cfg.activation),
+      backward_(cfg.backward),
+      columns_(block_of(cfg.intermediate_size(), tp.size(), tp.rank())),
+      tokens_(tokens_outside(outside_of(scheme), cfg.tokens(), tp)),
+      chunking_{cfg.tokens(), chunks, chunks > 1 ? kBlocksPerChunk : 1},
+      x_entry_(ws, tp, outside_of(scheme), cfg.tokens(), cfg.hidden_size),
+      first_(ws, tp, cfg.hidden_size, Projections::same(columns_.count, cfg.projections()),
+             cfg.bias, chunking_, cfg.backward, chunks > 1 ? kBackwardBlocks : 1),
+      act_(ws.matrix<float>(cfg.tokens(), columns_.count)),
+      act_in_(ws.matrix<T>(kIsFloat<T> ? 0 : cfg.tokens(), columns_.count)),
+      second_(ws, columns_.count, columns_.count, cfg.hidden_size, cfg.bias, chunking_,
+              cfg.backward),
+      y_exit_(ws, tp, outside_of(scheme), cfg.reduction(), cfg.tokens(), cfg.hidden_size),
+      dy_entry_(ws, tp, outside_of(scheme), cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
+      dpre_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, first_.weight().cols())),
+      dpre_in_(
+          ws.matrix<T>(cfg.backward && !kIsFloat<T> ? cfg.tokens() : 0, first_.weight().cols())),
+      dx_exit_(ws, tp, outside_of(scheme), cfg.reduction(), cfg.backward ? cfg.tokens() : 0,
+               cfg.hidden_size) {
+  if (ws.planning()) return;  // the layout is all a plan needs
+  const Block all_hidden = {0, cfg.hidden_size}, one_row = {0, 1};
+  fill_first_layer(first_.weight(), cfg, LayerPart::weight, all_hidden, columns_);
+  fill_block(second_.weight(), master_w2(cfg), cfg.seed, columns_.first, 0);
+  if (cfg.bias) {
+    fill_first_layer(first_.bias(), cfg, LayerPart::bias, one_row, columns_);
+    fill_block(second_.bias(), master_b2(cfg), cfg.seed, 0, 0);
+  }
+  parameters_changed();
+}
+
+template <typename T>
+ConstRef<T> ParallelMlp<T>::act_input() const {
+  if constexpr (kIsFloat<T>)
+    return act_;
+  else
+    return act_in_;
+}
+
+template <typename T>
+ConstRef<T> ParallelMlp<T>::dpre_input() {
+  if constexpr (kIsFloat<T>) {
+    return dpre_;
+  } else {
+    to_bf16(dpre_, dpre_in_);
+    return dpre_in_;
+  }
+}
+
+template <typename T>
+long ParallelMlp<T>::weight_bytes() const {
+  return long(sizeof(T)) * long(first_.weight().size() + second_.weight().size());
+}
+
+template <typename T>
+Parameters ParallelMlp<T>::parameters() {
+  if constexpr (kIsFloat<T>)
+    return {columns_, &first_.weight(), &second_.weight(),
+            first_.has_bias() ? &first_.bias() : nullptr,
+            second_.has_bias() ? &second_.bias() : nullptr};
+  return {};
+}
+
+template <typename T>
+ParametersB ParallelMlp<T>::parameters_bf16() {
+  if constexpr (!kIsFloat<T>)
+    return {columns_, &first_.weight(), &second_.weight(),
+            first_.has_bias() ? &first_.bias() : nullptr,
+            second_.has_bias() ? &second_.bias() : nullptr};
+  return {};
+}
+
+template <typename T>
+void ParallelMlp<T>::parameters_changed() {
+  first_.prepare();
+  second_.prepare();
+}
+
+template <typename T>
+Gradients ParallelMlp<T>::gradients() const {
+  return {columns_, &first_.weight_grad(), &second_.weight_grad(),
+          first_.has_bias() ? &first_.bias_grad() : nullptr,
+          second_.has_bias() ? &second_.bias_grad() : nullptr};
+}
+
+template <typename T>
+ConstMatrixRef ParallelMlp<T>::forward(const ConstMatrixRef& x_here) {
+  x_.emplace(x_entry_.enter(x_here));  // f: identity; f̄: all-gather the tokens
+  const ConstRef<T>& x = *x_;
+  for (int c = 0; c < chunking_.chunks; ++c) {
+    for (int j = 0; j < chunking_.blocks; ++j) {  // column-parallel: whole columns, no comm
+      first_.forward(x, chunking_.block(c, j));
+      if (overlapped()) tp_.progress();
+    }
+    const Block chunk = chunking_.chunk(c);
+    auto act = act_.middleRows(chunk.first, chunk.count);
+    activate(activation_, first_.output().middleRows(chunk.first, chunk.count), act);  // local
+    if constexpr (!kIsFloat<T>) to_bf16(act, act_in_.middleRows(chunk.first, chunk.count));
+    for (int j = 0; j < chunking_.blocks; ++j) {  // row-parallel: a partial sum of Y
+      second_.forward(act_input(), chunking_.block(c, j));
+      if (overlapped()) tp_.progress();
+    }
+    if (overlapped())
+      y_exit_.start_leaving(second_.partial(), chunk);  // g, while the next computes
+  }
+  // g: all-reduce; ḡ: reduce-scatter
+  MatrixRef y =
+      overlapped() ? y_exit_.finish_leaving(second_.partial()) : y_exit_.leave(second_.partial());
+  second_.add_bias(y);  // once, after the sum, not T times
+  if constexpr (!kIsFloat<T>) round_to_bf16(y);
+  return y;
+}
+
+template <typename T>
+ConstMatrixRef ParallelMlp<T>::backward(const ConstMatrixRef& dy_here) {
+  const ConstRef<T> dy = dy_entry_.enter(dy_here);  // g's backward: identity; ḡ's: all-gather
+  second_.backward(act_input(), dy);                // dW2 = actᵀ·dY, db2, dact = dY·W2ᵀ
+  activate_backward(activation_, first_.output(), second_.input_grad(), dpre_);  // ⊙ act'(pre)
+  const ConstRef<T> dpre = dpre_input();
+  MatrixRef dx_partial = first_.backward_input(dpre);  // dX's partial sum = dpre·W_inᵀ
+  // f's backward: an all-reduce (set off now when overlapped, to travel during dW_in); f̄'s: a
+  // reduce-scatter
+  if (overlapped()) dx_exit_.start_leaving(dx_partial, {0, dx_partial.rows()});
+  first_.backward_weights(*x_, dpre, dpre_);  // dW_in = Xᵀ·dpre, db_in
+  MatrixRef dx = overlapped() ? dx_exit_.finish_leaving(dx_partial) : dx_exit_.leave(dx_partial);
+  if constexpr (!kIsFloat<T>) round_to_bf16(dx);
+  return dx;
+}
+
+template class ParallelMlp<float>;
+template class ParallelMlp<bfloat16>;
+
+}  // namespace tp_mlp

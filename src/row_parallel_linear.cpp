@@ -1,0 +1,67 @@
+// row_parallel_linear: partial sums of the whole output (see row_parallel_linear.hpp).
+#include "tp_mlp/row_parallel_linear.hpp"
+
+#include <stdexcept>
+
+namespace tp_mlp {
+
+template <typename T>
+RowParallelLinear<T>::RowParallelLinear(Workspace& ws, long in_here, long input_stride,
+                                        long out_features, bool bias, const Chunking& chunking,
+                                        bool backward)
+    : weight_(ws.matrix<T>(in_here, out_features)),
+      bias_(ws.matrix<float>(bias ? 1 : 0, out_features)),
+      partial_(ws.matrix<float>(chunking.rows, out_features)),
+      input_grad_(ws.matrix<float>(backward ? chunking.rows : 0, in_here)),
+      weight_grad_(ws.matrix<float>(backward ? in_here : 0, out_features)),
+      bias_grad_(ws.matrix<float>(backward && bias ? 1 : 0, out_features)) {
+  // What the GEMMs read: x [rows, in here] within rows of `input_stride`, and dy [rows, out];
+  // a plan needs their layout, not their data.
+  using Strided = Eigen::Map<const RowMajor<T>, 0, Eigen::OuterStride<>>;
+  const Strided x(Workspace::nowhere<T>(), chunking.rows, in_here,
+                  Eigen::OuterStride<>(input_stride));
+  const Tensor<T> dy(Workspace::nowhere<T>(), chunking.rows, out_features);
+  std::size_t h = 0;
+  for (const long rows : chunking.heights()) {
+    forward_[h].rows = rows;
+    forward_[h++].gemm.emplace(ws, x.topRows(rows), weight_, partial_.topRows(rows), Op::none,
+                               Op::none, Operand::weights);
+  }
+  if (!backward) return;
+  weight_grad_gemm_.emplace(ws, x, dy, weight_grad_, Op::transpose, Op::none, Operand::varies);
+  input_grad_gemm_.emplace(ws, dy, weight_, input_grad_, Op::none, Op::transpose, Operand::varies);
+}
+
+template <typename T>
+void RowParallelLinear<T>::prepare() {
+  for (ForwardPlan& plan : forward_)
+    if (plan.gemm) plan.gemm->prepare(weight_);
+}
+
+template <typename T>
+void RowParallelLinear<T>::forward(const ConstRef<T>& x, Block rows) {
+  for (ForwardPlan& plan : forward_)
+    if (plan.gemm && plan.rows == rows.count) {
+      plan.gemm->run(x.middleRows(rows.first, rows.count), weight_,
+                     partial_.middleRows(rows.first, rows.count));
+      return;
+    }
+  throw std::logic_error("no GEMM planned for a block of this many rows");
+}
+
+template <typename T>
+void RowParallelLinear<T>::add_bias(MatrixRef summed) const {
+  if (has_bias()) summed.rowwise() += bias_.row(0);
+}
+
+template <typename T>
+void RowParallelLinear<T>::backward(const ConstRef<T>& x, const ConstRef<T>& dy) {
+  if (has_bias()) bias_grad_ = dy.template cast<float>().colwise().sum();
+  weight_grad_gemm_->run(x, dy, weight_grad_);      // dW = xᵀ·dy   [in here, out]
+  input_grad_gemm_->run(dy, weight_, input_grad_);  // d_in = dy·Wᵀ   [rows, in here]
+}
+
+template class RowParallelLinear<float>;
+template class RowParallelLinear<bfloat16>;
+
+}  // namespace tp_mlp
