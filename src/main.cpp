@@ -16,6 +16,7 @@
 #include "tp_mlp/memory.hpp"
 #include "tp_mlp/metrics.hpp"
 #include "tp_mlp/output.hpp"
+#include "tp_mlp/output_paths.hpp"
 #include "tp_mlp/report_json.hpp"
 #include "tp_mlp/report_text.hpp"
 #include "tp_mlp/saved_tensors.hpp"

@@ -102,9 +102,4 @@ struct LaunchFacts {
 // the flag, the value and what would be allowed.
 std::string validate(const Config& cfg, const LaunchFacts& launch);
 
-// Empty when --json and --save-tensors (a set of `tensor_names`) can be written, and neither
-// would overwrite the other; otherwise what is wrong. Creates and changes nothing: the rank
-// that will write them runs it before the run starts.
-std::string check_output_paths(const Config& cfg, const std::vector<std::string>& tensor_names);
-
 }  // namespace tp_mlp

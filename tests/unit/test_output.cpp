@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "tp_mlp/output.hpp"
+#include "tp_mlp/output_paths.hpp"
 
 using namespace tp_mlp;
 namespace fs = std::filesystem;
@@ -589,4 +590,15 @@ TEST(FileSet, SigtermWhileWritingLeavesNothingAndTheProcessDiesOfIt) {
   const int status = terminate(child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
   EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"notes.txt"});
+}
+
+TEST(OutputPaths, UnwritableOutputsAreRefused) {
+  Config cfg;
+  cfg.json_path = "/nonexistent-dir/report.json";
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--json /nonexistent-dir/report.json"),
+            std::string::npos);
+  cfg.json_path.clear();
+  cfg.tensors_dir = "/proc/tp_mlp";
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--save-tensors /proc/tp_mlp"),
+            std::string::npos);
 }
