@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -361,6 +362,13 @@ std::string check_output_file(const std::string& path) {
   return find_target(path, target);
 }
 
+std::string resolved_path(const std::string& path) {
+  std::error_code error;  // on an error, the path as written: at worst a match goes unnoticed
+  std::filesystem::path resolved = std::filesystem::absolute(without_trailing_slashes(path), error);
+  if (!error) resolved = std::filesystem::weakly_canonical(resolved, error);
+  return error ? path : resolved.string();
+}
+
 OutputFile::OutputFile(const std::string& path) : OutputFile(path, nullptr) {}
 
 OutputFile::OutputFile(const std::string& path, FileSet* set) : set_(set) {
@@ -448,9 +456,15 @@ std::string FileSet::check(const std::string& dir, const std::vector<std::string
   if (stat(dir.c_str(), &status) == 0) {
     if (!S_ISDIR(status.st_mode)) return "it is not a directory";
     if (std::string why = directory_problem(dir, "files"); !why.empty()) return why;
-    for (const std::string& name : names)
-      if (std::string why = check_output_file(join(dir, name)); !why.empty())
+    std::vector<std::string> files;
+    for (const std::string& name : names) {
+      const std::string path = join(dir, name);
+      if (std::string why = check_output_file(path); !why.empty())
         return why.insert(0, name + ": ");
+      files.push_back(resolved_path(path));
+      for (std::size_t other = 0; other + 1 < files.size(); ++other)
+        if (files[other] == files.back()) return names[other] + " and " + name + " are one file";
+    }
     return "";
   }
   if (errno != ENOENT && errno != ENOTDIR) return reason(errno);
@@ -493,6 +507,11 @@ void FileSet::commit() {
   if (committed_) throw std::logic_error(dir_ + ": committed twice");
   if (unfinished_ != 0)
     throw std::logic_error(dir_ + ": a member was not committed before the set");
+  // Checked before the run, but the directory may have changed since.
+  for (auto member = members_.begin(); member != members_.end(); ++member)
+    for (auto other = members_.begin(); other != member; ++other)
+      if (other->target == member->target)
+        throw std::runtime_error(other->path + " and " + member->path + " are one file");
   publish(members_, directories_);
   committed_ = true;
 }

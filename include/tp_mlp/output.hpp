@@ -54,6 +54,10 @@ namespace tp_mlp {
 // directory", "the directory x does not exist", "it is not writable (permission denied)", ...).
 std::string check_output_file(const std::string& path);
 
+// The absolute path `path` leads to, symbolic links resolved as far as it exists, "." and ".."
+// resolved in the rest: two outputs with the same answer would write the same file.
+std::string resolved_path(const std::string& path);
+
 // A file being written that no one else can see yet (output.cpp's bookkeeping).
 struct StagedFile {
   std::string path;       // as named, for messages
@@ -96,9 +100,9 @@ class OutputFile {
 class FileSet {
  public:
   // Empty when `dir` can hold a set with these members, else a short reason: refuses "", what
-  // is not a directory, a directory that cannot be created or written, and members that
-  // check_output_file refuses. A missing `dir` is fine when its nearest existing ancestor is
-  // writable. Creates nothing.
+  // is not a directory, a directory that cannot be created or written, members that
+  // check_output_file refuses, and two members that are one file (a link to another member).
+  // A missing `dir` is fine when its nearest existing ancestor is writable. Creates nothing.
   static std::string check(const std::string& dir, const std::vector<std::string>& names = {});
 
   explicit FileSet(const std::string& dir);  // refuses what check refuses

@@ -719,6 +719,9 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--save-tensors", ""], "--save-tensors: must name a path, not ''"),
     (["--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made", "--json", "/tmp/tp_mlp_never_made/y.npy"],
      "--json /tmp/tp_mlp_never_made/y.npy is y.npy of --save-tensors /tmp/tp_mlp_never_made"),
+    # Found before the run, not when the report is written after it and the tensors.
+    (["--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made/run", "--json", "/tmp/tp_mlp_never_made"],
+     "--json /tmp/tp_mlp_never_made is a directory of --save-tensors /tmp/tp_mlp_never_made/run"),
 ]
 
 

@@ -819,6 +819,29 @@ TEST(FileSet, WithoutUnnamedFilesASetStillAppearsWholeAtCommit) {
   EXPECT_EQ(status_of(dir / "r.json").st_mode & 07777, 0640u);
 }
 
+// The reproduction: w1.npy a link to w2.npy put W2's data in w1.npy, and exited 0.
+TEST(FileSet, TwoMembersThatAreOneFileAreRefused) {
+  Scratch dir;
+  put(dir / "w2.npy", "o");
+  put(dir / "x.npy", "o");
+  fs::create_symlink("w2.npy", dir / "w1.npy");
+  fs::create_symlink(dir / "x.npy", dir / "y.npy");
+  const std::vector<std::string> before = listing(dir.path());
+  EXPECT_EQ(FileSet::check(dir.path().string(), {"x.npy", "w1.npy", "w2.npy"}),
+            "w1.npy and w2.npy are one file");
+  EXPECT_EQ(FileSet::check(dir.path().string(), {"x.npy", "y.npy"}),
+            "x.npy and y.npy are one file");
+  // Made one file since the check: the commit refuses it and changes nothing.
+  FileSet set(dir.path().string());
+  for (const char* name : {"w1.npy", "w2.npy"}) {
+    OutputFile member = set.open(name);
+    write_whole(member, name);
+  }
+  EXPECT_THROW(set.commit(), std::runtime_error);
+  EXPECT_EQ(listing(dir.path()), before);
+  EXPECT_EQ(slurp(dir / "w2.npy"), "o");
+}
+
 TEST(OutputPaths, UnwritableOutputsAreRefused) {
   Config cfg;
   cfg.json_path = "/nonexistent-dir/report.json";
@@ -828,4 +851,34 @@ TEST(OutputPaths, UnwritableOutputsAreRefused) {
   cfg.tensors_dir = "/proc/tp_mlp";
   EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--save-tensors /proc/tp_mlp"),
             std::string::npos);
+}
+
+// `--save-tensors same --json same` ran to the end, wrote the tensors, then lost the report.
+TEST(OutputPaths, AReportWhereATensorOrItsDirectoryGoesIsRefused) {
+  Scratch dir;
+  fs::create_directory(dir / "d");
+  put(dir / "d" / "x.npy", "o");
+  fs::create_symlink(dir / "d" / "x.npy", dir / "link.json");
+  const std::vector<std::string> before = listing(dir.path());
+  auto refusal = [&](const std::string& tensors, const std::string& report) {
+    Config cfg;
+    cfg.tensors_dir = (dir / tensors).string();
+    cfg.json_path = (dir / report).string();
+    return check_output_paths(cfg, {"x.npy", "y.npy"});
+  };
+  EXPECT_PRED2(contains, refusal("same", "same"), "same is a directory of --save-tensors");
+  EXPECT_PRED2(contains, refusal("a/b", "a"), "a is a directory of --save-tensors");
+  EXPECT_PRED2(contains, refusal("d", "d/x.npy"), "x.npy is x.npy of --save-tensors");
+  EXPECT_PRED2(contains, refusal("new", "new/y.npy"), "y.npy is y.npy of --save-tensors");
+  EXPECT_PRED2(contains, refusal("d", "link.json"), "link.json is x.npy of --save-tensors");
+  EXPECT_EQ(refusal("same", "same.json"), "");
+  EXPECT_EQ(refusal("a/b", "a.json"), "");
+  Config cfg;
+  cfg.tensors_dir = (dir / "d").string();
+  fs::create_symlink("x.npy", dir / "d" / "y.npy");
+  EXPECT_EQ(
+      check_output_paths(cfg, {"x.npy", "y.npy"}),
+      "--save-tensors " + cfg.tensors_dir + ": cannot write there (x.npy and y.npy are one file)");
+  fs::remove(dir / "d" / "y.npy");
+  EXPECT_EQ(listing(dir.path()), before);
 }
