@@ -104,6 +104,7 @@ int run(const World& world, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  guard_standard_streams();  // before MPI can take a closed stdout's number for a file of its own
   const MpiSession mpi(&argc, &argv);
   finish_commits_on_termination();  // a SIGTERM finds a set of outputs whole or absent
   const World world;

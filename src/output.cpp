@@ -141,6 +141,8 @@ struct Target {
   struct stat old {};
 };
 
+bool standard_output_closed = false;  // when the process started
+
 // The immutable and append-only attributes, which stop a rename even by root.
 std::string attribute_problem(const std::string& path) {
   struct statx attributes;
@@ -217,7 +219,8 @@ std::string find_target(const std::string& path, Target& target) {
   if (path == "-") {
     target.kind = Kind::standard_stream;
     target.fd = STDOUT_FILENO;
-    return fstat(STDOUT_FILENO, &status) == 0 ? "" : "standard output is closed";
+    const bool open = !standard_output_closed && fstat(STDOUT_FILENO, &status) == 0;
+    return open ? "" : "standard output is closed";
   }
   if (stat(path.c_str(), &status) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) return reason(errno);
@@ -514,6 +517,18 @@ void FileSet::commit() {
         throw std::runtime_error(other->path + " and " + member->path + " are one file");
   publish(members_, directories_);
   committed_ = true;
+}
+
+void guard_standard_streams() {
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    if (fcntl(fd, F_GETFD) != -1) continue;
+    if (fd == STDOUT_FILENO) standard_output_closed = true;
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0 && null != fd) {  // a closed standard input took the lowest number
+      dup2(null, fd);
+      close(null);
+    }
+  }
 }
 
 void finish_commits_on_termination() {

@@ -4,7 +4,8 @@
 // - "-" is standard output, written as it is and never closed. So is a path that names the file
 //   this process's standard output or error already writes to: `--json /dev/stdout > out.txt`
 //   puts the report after the text in out.txt, where reopening out.txt would overwrite the text
-//   and replacing it would lose it.
+//   and replacing it would lose it. A standard output that was closed when the process started
+//   is refused (guard_standard_streams).
 // - A terminal, pipe, FIFO or device (/dev/null, /dev/stdout on a terminal or a pipe) is opened
 //   for writing and written in place: never created, truncated, replaced or removed. As with
 //   `>`, a FIFO waits for its reader. A socket is refused.
@@ -128,6 +129,12 @@ class FileSet {
   std::size_t unfinished_ = 0;            // members opened and not committed
   bool committed_ = false;
 };
+
+// Call before MPI starts. A standard output or error that is closed is opened on /dev/null, as
+// glibc does for set-user-ID programs: what is printed there is discarded, as closing it asked,
+// rather than written into whatever MPI would open under that number. "-" is then refused:
+// the report would be lost.
+void guard_standard_streams();
 
 // Installs handlers for SIGTERM, SIGINT and SIGHUP that let a commit in progress finish, remove
 // the fallback's hidden files, then end the process by the same signal. Call it once at

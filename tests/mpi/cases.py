@@ -798,6 +798,13 @@ def case_outputs_never_clobber():
         expect(os.path.islink(stdout_link), "the link to /dev/stdout was replaced")
     expect(os.path.islink("/dev/stdout"), "/dev/stdout is no longer a symbolic link")
 
+    # A closed standard output: MPI would reuse descriptor 1 for one of its own, where the report
+    # would fail after the run. '-' is refused before it.
+    check_refusals([(["--json", "-"], "--json -: cannot write there (standard output is closed)")],
+                   lambda flags: timed_run(["sh", "-c", 'exec "$@" >&-', "sh", ARGS.binary,
+                                            "--tp-size", "1", "--hidden-size", "16", *QUICK, *flags]),
+                   status=EXIT_BAD_INPUT, one_line=True)
+
 
 EXIT_VERIFICATION_FAILED = 4  # include/tp_mlp/exit_codes.hpp
 EXIT_BAD_INPUT = 2

@@ -511,6 +511,28 @@ TEST(Output, SigkillWhileWritingLeavesTheOldFileAndNothingElse) {
   }
 }
 
+// Before the process starts MPI, which would give a closed descriptor 1 to a file of its own.
+TEST(Output, AClosedStandardOutputIsDiscardedAndDashIsRefused) {
+  const int status = in_child(false, [] {
+    close(STDOUT_FILENO);
+    guard_standard_streams();
+    struct stat out {};
+    struct stat null {};
+    if (fstat(STDOUT_FILENO, &out) != 0 || stat("/dev/null", &null) != 0 ||
+        out.st_rdev != null.st_rdev)
+      return std::string("standard output is not /dev/null");
+    if (check_output_file("-") != "standard output is closed")
+      return "check_output_file(\"-\") says '" + check_output_file("-") + "'";
+    try {
+      OutputFile report("-");
+      return std::string("OutputFile(\"-\") was made");
+    } catch (const std::runtime_error&) {
+    }
+    return check_output_file("/dev/null");
+  });
+  EXPECT_EQ(status, 0);
+}
+
 TEST(Output, RefusalsSayWhyAndCheckingCreatesNothing) {
   Scratch dir;
   fs::create_directory(dir / "sub");
