@@ -120,8 +120,9 @@ int run(const World& world, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  guard_standard_streams();  // before MPI can take a closed stdout's number for a file of its own
   const MpiSession mpi(&argc, &argv);
-  remove_temporaries_on_termination();  // a SIGTERM leaves no half-written output behind
+  finish_commits_on_termination();  // a SIGTERM finds a set of outputs whole or absent
   const World world;
   gemm_use_one_thread();
   // An exception is seen by one rank only: abort the job, naming the rank, rather than

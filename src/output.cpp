@@ -1,5 +1,6 @@
-// output: exclusive temporaries, checked writes and renames, and the table a termination signal
-// cleans up from (the rules are in output.hpp).
+// output: unnamed files linked into place only when whole, termination signals held off while
+// names change, and the checks that refuse a path before anything is written (rules in
+// output.hpp).
 #include "tp_mlp/output.hpp"
 
 #include <algorithm>
@@ -10,8 +11,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
+#include <utility>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -56,95 +59,73 @@ std::string join(const std::string& directory, const std::string& name) {
   return directory.back() == '/' ? directory + name : directory + "/" + name;
 }
 
-// ---- The files a termination signal removes.
+// ---- Termination signals wait while names change.
 //
-// A signal handler may not allocate, so their paths live in a fixed table. A file and its entry
-// change together in a Critical section, with the signals blocked in the thread making the
-// change; but another thread (MPI has some) may take the signal meanwhile, so the handler first
-// waits until no section is open, and after that none opens.
-struct Entry {
-  bool used = false;
-  bool directory = false;
-  char path[PATH_MAX] = {};
-};
-Entry table[64];
-std::mutex table_mutex;  // between threads; the handler never takes it
-std::atomic<int> open_sections{0};
-std::atomic<bool> terminating{false};
-
+// A commit renames files one after another; a SIGTERM in the middle would leave some. Blocking
+// the signals in the committing thread is not enough, as another thread (MPI starts some) can
+// take them, so the handler defers instead: while a Held section is open it leaves the signal
+// to the section's end. Acting on it means removing the fallback's named temporaries (a handler
+// may not allocate, so their names live in a fixed table that only Held sections change) and
+// ending the process by the signal.
+constexpr int kIdle = 0, kHeld = -1, kEnding = -2;  // or the signal a Held section must act on
+std::atomic<int> state{kIdle};
+std::mutex sections;  // one Held section at a time; the handler never takes it
+char named_temporaries[64][PATH_MAX];
 constexpr int kTerminationSignals[] = {SIGTERM, SIGINT, SIGHUP};
 
-sigset_t termination_signals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int signal : kTerminationSignals) sigaddset(&signals, signal);
-  return signals;
+void remove_named_temporaries_and_end(int signal) {
+  for (const char* name : named_temporaries)
+    if (name[0] != '\0') unlink(name);
+  std::signal(signal, SIG_DFL);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, signal);
+  pthread_sigmask(SIG_UNBLOCK, &only, nullptr);  // a handler runs with its signal blocked
+  raise(signal);
 }
 
-// Sections never nest: one open in a thread that holds one would wait for itself.
-class Critical {
- public:
-  Critical() {
-    const sigset_t signals = termination_signals();
-    pthread_sigmask(SIG_BLOCK, &signals, &saved_mask_);
-    open_sections.fetch_add(1);
-    if (terminating) {
-      // Another thread's handler is removing our files and will end the process.
-      open_sections.fetch_sub(1);
-      for (;;) pause();
+void on_termination(int signal) {
+  int now = state.load();
+  while (now == kIdle || now == kHeld) {
+    const int next = now == kIdle ? kEnding : signal;
+    if (state.compare_exchange_weak(now, next)) {
+      if (next == kEnding) remove_named_temporaries_and_end(signal);
+      return;
     }
-    table_mutex.lock();
   }
-  ~Critical() {
-    table_mutex.unlock();
-    open_sections.fetch_sub(1);
-    pthread_sigmask(SIG_SETMASK, &saved_mask_, nullptr);
+  // Ending already, or a signal already waits for the section's end.
+}
+
+// Sections never nest: one opened in a thread that holds one would wait for itself.
+class Held {
+ public:
+  Held() : lock_(sections) {
+    int idle = kIdle;
+    if (!state.compare_exchange_strong(idle, kHeld))
+      for (;;) pause();  // a handler is ending the process
   }
-  Critical(const Critical&) = delete;
-  Critical& operator=(const Critical&) = delete;
+  ~Held() {
+    int held = kHeld;
+    if (!state.compare_exchange_strong(held, kIdle)) remove_named_temporaries_and_end(held);
+  }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
 
  private:
-  sigset_t saved_mask_;
+  std::lock_guard<std::mutex> lock_;
 };
 
 // Found before the file is made, so that recording it cannot fail once it exists.
-Entry& free_entry(const std::string& path) {
+char* free_entry(const std::string& path) {
   if (path.size() >= PATH_MAX) fail(path, ENAMETOOLONG);
-  for (Entry& entry : table)
-    if (!entry.used) return entry;
+  for (char* entry : named_temporaries)
+    if (entry[0] == '\0') return entry;
   throw std::runtime_error(path + ": too many files being written at once");
 }
 
-void record(Entry& entry, const std::string& path, bool directory) {
-  std::memcpy(entry.path, path.c_str(), path.size() + 1);
-  entry.directory = directory;
-  entry.used = true;
-}
-
 void forget(const std::string& path) {
-  for (Entry& entry : table)
-    if (entry.used && path == entry.path) entry.used = false;
-}
-
-void remove_ours_and_die(int signal) {
-  terminating = true;
-  while (open_sections != 0) {
-  }
-  for (Entry& entry : table)
-    if (entry.used && !entry.directory) unlink(entry.path);
-  // Deepest directory first: a parent's path is shorter than its children's.
-  for (;;) {
-    Entry* deepest = nullptr;
-    for (Entry& entry : table)
-      if (entry.used && entry.directory &&
-          (!deepest || std::strlen(entry.path) > std::strlen(deepest->path)))
-        deepest = &entry;
-    if (!deepest) break;
-    rmdir(deepest->path);
-    deepest->used = false;
-  }
-  std::signal(signal, SIG_DFL);
-  std::raise(signal);  // delivered when the handler returns, so the process dies by it
+  for (char* entry : named_temporaries)
+    if (path == entry) entry[0] = '\0';
 }
 
 // ---- What a path names, and whether it may be written.
@@ -155,10 +136,12 @@ struct Target {
   Kind kind = Kind::replace;
   int fd = -1;            // the standard stream
   std::string file;       // written in place, or replaced; symbolic links resolved
-  std::string directory;  // where the replacement's temporary goes
+  std::string directory;  // where the replacement is made
   bool exists = false;    // and is `old`
   struct stat old {};
 };
+
+bool standard_output_closed = false;  // when the process started
 
 // The immutable and append-only attributes, which stop a rename even by root.
 std::string attribute_problem(const std::string& path) {
@@ -236,7 +219,8 @@ std::string find_target(const std::string& path, Target& target) {
   if (path == "-") {
     target.kind = Kind::standard_stream;
     target.fd = STDOUT_FILENO;
-    return fstat(STDOUT_FILENO, &status) == 0 ? "" : "standard output is closed";
+    const bool open = !standard_output_closed && fstat(STDOUT_FILENO, &status) == 0;
+    return open ? "" : "standard output is closed";
   }
   if (stat(path.c_str(), &status) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) return reason(errno);
@@ -259,6 +243,8 @@ std::string find_target(const std::string& path, Target& target) {
   return access(path.c_str(), W_OK) == 0 ? "" : "it is not writable (" + reason(errno) + ")";
 }
 
+// ---- The new content's file, and its way into place.
+
 std::string random_suffix() {
   static constexpr char kLetters[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -269,27 +255,107 @@ std::string random_suffix() {
   return suffix;
 }
 
-// A new file only we can have made, recorded for the termination handler. O_EXCL refuses any
-// existing file, a symbolic link included, so a name that is taken is never touched, only
-// passed over. A replacement starts private (0600) and gets the old file's mode at commit; a new
-// file is created 0666 for the umask or the directory's default ACL to restrict, as `>` would.
-int create_temporary(const Target& target, const std::string& path, std::string& temporary) {
+// A new hidden name `.NAME.XXXXXXXX` in `directory`, given by `make`, which returns 0 or the
+// errno of its failure: EEXIST for a name that is taken, which is passed over, never touched.
+template <class Make>
+std::string make_hidden(const std::string& directory, const std::string& file,
+                        const std::string& path, Make make) {
   constexpr std::size_t kNameKept = 200;  // .NAME.XXXXXXXX must fit in NAME_MAX, 255
-  const std::string prefix = "." + name_of(target.file).substr(0, kNameKept) + ".";
+  const std::string prefix = "." + name_of(file).substr(0, kNameKept) + ".";
   for (int attempt = 0; attempt < 100; ++attempt) {
-    const std::string name = join(target.directory, prefix + random_suffix());
-    Critical critical;
-    Entry& entry = free_entry(name);
-    const int fd = open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        target.exists ? 0600 : 0666);
-    if (fd >= 0) {
-      record(entry, name, false);
-      temporary = name;
-      return fd;
-    }
-    if (errno != EEXIST) fail(path, errno);
+    std::string name = join(directory, prefix + random_suffix());
+    const int error = make(name);
+    if (error == 0) return name;
+    if (error != EEXIST) fail(path, error);
   }
-  throw std::runtime_error(path + ": no unused temporary name in " + target.directory);
+  throw std::runtime_error(path + ": no unused temporary name in " + directory);
+}
+
+// Unnamed (O_TMPFILE) where the file system allows: nothing can leave it behind. Elsewhere a
+// hidden name, created exclusively (O_EXCL refuses any existing file, a symbolic link included)
+// and recorded for the termination handler. A replacement is private (0600) until it takes the
+// old file's mode; a new file is 0666 for the umask or the directory's default ACL to restrict,
+// as `>` would.
+int open_temporary(const Target& target, const std::string& path, std::string& named) {
+  const mode_t mode = target.exists ? 0600 : 0666;
+  int fd = open(target.directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {  // EISDIR: a kernel before 3.11
+    named = make_hidden(target.directory, target.file, path, [&](const std::string& name) {
+      Held held;
+      char* entry = free_entry(name);
+      fd = open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+      if (fd < 0) return errno;
+      std::memcpy(entry, name.c_str(), name.size() + 1);
+      return 0;
+    });
+  }
+  if (fd < 0) fail(path, errno);
+  return fd;
+}
+
+// Kept from the replaced file: its permission bits, owner and group.
+void take_mode_and_owner(int fd, const struct stat& old, const std::string& path) {
+  struct stat status;
+  if (fstat(fd, &status) != 0) fail(path, errno);
+  if ((status.st_uid != old.st_uid || status.st_gid != old.st_gid) &&
+      fchown(fd, old.st_uid, old.st_gid) != 0)
+    fail(path, errno);
+  if (fchmod(fd, old.st_mode & 0777) != 0) fail(path, errno);
+}
+
+// A name for an unnamed file, beside its target: linkat through /proc, which needs no privilege.
+std::string link_hidden(const StagedFile& file) {
+  char self[32];
+  std::snprintf(self, sizeof self, "/proc/self/fd/%d", file.fd);
+  return make_hidden(parent_of(file.target), file.target, file.path, [&](const std::string& name) {
+    return linkat(AT_FDCWD, self, AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+  });
+}
+
+// Closes the file and removes its hidden name, if it has one; in a Held section when it has.
+void remove(StagedFile& file) noexcept {
+  if (file.fd >= 0) close(file.fd);
+  file.fd = -1;
+  if (file.temporary.empty()) return;
+  unlink(file.temporary.c_str());
+  forget(file.temporary);
+  file.temporary.clear();
+}
+
+void abandon(StagedFile& file) noexcept {
+  Held held;
+  remove(file);
+}
+
+// Gives every file its target's name, with termination signals held off. First the missing
+// `directories`, a hidden name for each unnamed file and a checked close (where a network file
+// system reports a failed write), then the renames: a failure before them undoes everything
+// and changes nothing visible.
+void publish(std::vector<StagedFile>& files, const std::vector<std::string>& directories) {
+  Held held;
+  std::vector<std::string> made;
+  try {
+    for (const std::string& directory : directories) {
+      if (mkdir(directory.c_str(), 0777) == 0)
+        made.push_back(directory);
+      else if (errno != EEXIST)  // made meanwhile by someone else: theirs, not ours
+        fail(directory, errno);
+    }
+    for (StagedFile& file : files) {
+      if (file.temporary.empty()) file.temporary = link_hidden(file);
+      if (close(std::exchange(file.fd, -1)) != 0) fail(file.path, errno);
+    }
+    for (StagedFile& file : files) {
+      if (std::rename(file.temporary.c_str(), file.target.c_str()) != 0) fail(file.path, errno);
+      forget(file.temporary);
+      file.temporary.clear();
+    }
+  } catch (...) {
+    for (StagedFile& file : files) remove(file);
+    for (auto directory = made.rbegin(); directory != made.rend(); ++directory)
+      rmdir(directory->c_str());  // only if empty: what is in it stays, and so does it
+    throw;
+  }
 }
 
 }  // namespace
@@ -299,65 +365,64 @@ std::string check_output_file(const std::string& path) {
   return find_target(path, target);
 }
 
+std::string resolved_path(const std::string& path) {
+  std::error_code error;  // on an error, the path as written: at worst a match goes unnoticed
+  std::filesystem::path resolved = std::filesystem::absolute(without_trailing_slashes(path), error);
+  if (!error) resolved = std::filesystem::weakly_canonical(resolved, error);
+  return error ? path : resolved.string();
+}
+
 OutputFile::OutputFile(const std::string& path) : OutputFile(path, nullptr) {}
 
-OutputFile::OutputFile(const std::string& path, FileSet* set) : path_(path), set_(set) {
+OutputFile::OutputFile(const std::string& path, FileSet* set) : set_(set) {
+  file_.path = path;
   Target target;
-  if (const std::string why = find_target(path, target); !why.empty())
+  if (set_ && !set_->directories_.empty()) {  // a new file in a directory made at commit
+    target.file = join(set_->directories_.back(), name_of(path));
+    target.directory = set_->ancestor_;
+  } else if (const std::string why = find_target(path, target); !why.empty()) {
     throw std::runtime_error(path + ": " + why);
-  // Recorded first, so that nothing can fail after the temporary is handed to the set.
-  if (set_) {
-    member_ = set_->members_.size();
-    set_->members_.push_back({name_of(path), "", ""});
   }
   try {
     switch (target.kind) {
       case Kind::standard_stream:
         std::fflush(target.fd == STDOUT_FILENO ? stdout : stderr);  // text printed so far first
-        fd_ = target.fd;
+        file_.fd = target.fd;
         owns_fd_ = false;
         break;
       case Kind::in_place: {
-        fd_ = open(target.file.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
-        if (fd_ < 0) fail(path, errno);
+        file_.fd = open(target.file.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (file_.fd < 0) fail(path, errno);
         struct stat status;
         // A regular file swapped in since the check would be overwritten instead of replaced.
-        if (fstat(fd_, &status) != 0 || S_ISREG(status.st_mode))
+        if (fstat(file_.fd, &status) != 0 || S_ISREG(status.st_mode))
           throw std::runtime_error(path + ": it changed while being opened");
         break;
       }
       case Kind::replace:
-        fd_ = create_temporary(target, path, temporary_);
-        replaces_ = target.exists;
-        mode_ = target.old.st_mode & 0777;
-        owner_ = target.old.st_uid;
-        group_ = target.old.st_gid;
+        file_.fd = open_temporary(target, path, file_.temporary);
+        file_.target = target.file;
+        if (target.exists) take_mode_and_owner(file_.fd, target.old, path);
         break;
     }
   } catch (...) {
     discard();
-    if (set_) set_->members_.pop_back();
     throw;
   }
-  if (set_) {
-    set_->members_[member_].temporary = std::move(temporary_);
-    set_->members_[member_].target = std::move(target.file);
-    temporary_.clear();
-  } else {
-    target_ = std::move(target.file);
-  }
+  if (set_) ++set_->unfinished_;
 }
 
 OutputFile::~OutputFile() { discard(); }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): it changes the file, if not *this
 void OutputFile::write(const void* data, std::size_t bytes) {
-  if (committed_ || fd_ < 0) throw std::logic_error(path_ + ": written after commit");
+  if (committed_ || file_.fd < 0) throw std::logic_error(file_.path + ": written after commit");
   const char* next = static_cast<const char*>(data);
   while (bytes > 0) {
-    const ssize_t written = ::write(fd_, next, bytes);
+    const ssize_t written = ::write(file_.fd, next, bytes);
     if (written < 0) {
       if (errno == EINTR) continue;
-      fail(path_, errno);
+      fail(file_.path, errno);
     }
     next += written;
     bytes -= std::size_t(written);
@@ -365,41 +430,27 @@ void OutputFile::write(const void* data, std::size_t bytes) {
 }
 
 void OutputFile::commit() {
-  if (committed_ || fd_ < 0) throw std::logic_error(path_ + ": committed twice");
-  close_checked();
-  if (!temporary_.empty()) {
-    Critical critical;
-    if (std::rename(temporary_.c_str(), target_.c_str()) != 0) fail(path_, errno);
-    forget(temporary_);
-    temporary_.clear();
-  }
-  if (set_) set_->members_[member_].complete = true;
+  if (committed_ || file_.fd < 0) throw std::logic_error(file_.path + ": committed twice");
   committed_ = true;
-}
-
-void OutputFile::close_checked() {
-  if (replaces_) {
-    struct stat status;
-    if (fstat(fd_, &status) != 0) fail(path_, errno);
-    if ((status.st_uid != owner_ || status.st_gid != group_) && fchown(fd_, owner_, group_) != 0)
-      fail(path_, errno);
-    if (fchmod(fd_, mode_) != 0) fail(path_, errno);
+  if (set_) --set_->unfinished_;
+  if (file_.target.empty()) {  // written in place: done once closed
+    const int fd = std::exchange(file_.fd, -1);
+    // Where a full disk or a network file system reports the last write's failure.
+    if (owns_fd_ && close(fd) != 0) fail(file_.path, errno);
+    return;
   }
-  if (!owns_fd_) return;
-  const int fd = fd_;
-  fd_ = -1;
-  // Where a full disk or a network file system reports the last write's failure.
-  if (close(fd) != 0) fail(path_, errno);
+  if (set_) {
+    set_->members_.push_back(std::exchange(file_, {}));
+    return;
+  }
+  std::vector<StagedFile> alone;
+  alone.push_back(std::exchange(file_, {}));
+  publish(alone, {});
 }
 
 void OutputFile::discard() noexcept {
-  if (owns_fd_ && fd_ >= 0) close(fd_);
-  fd_ = -1;
-  if (temporary_.empty()) return;
-  Critical critical;
-  unlink(temporary_.c_str());
-  forget(temporary_);
-  temporary_.clear();
+  if (!owns_fd_) file_.fd = -1;
+  abandon(file_);
 }
 
 std::string FileSet::check(const std::string& dir, const std::vector<std::string>& names) {
@@ -408,9 +459,15 @@ std::string FileSet::check(const std::string& dir, const std::vector<std::string
   if (stat(dir.c_str(), &status) == 0) {
     if (!S_ISDIR(status.st_mode)) return "it is not a directory";
     if (std::string why = directory_problem(dir, "files"); !why.empty()) return why;
-    for (const std::string& name : names)
-      if (std::string why = check_output_file(join(dir, name)); !why.empty())
+    std::vector<std::string> files;
+    for (const std::string& name : names) {
+      const std::string path = join(dir, name);
+      if (std::string why = check_output_file(path); !why.empty())
         return why.insert(0, name + ": ");
+      files.push_back(resolved_path(path));
+      for (std::size_t other = 0; other + 1 < files.size(); ++other)
+        if (files[other] == files.back()) return names[other] + " and " + name + " are one file";
+    }
     return "";
   }
   if (errno != ENOENT && errno != ENOTDIR) return reason(errno);
@@ -428,8 +485,6 @@ std::string FileSet::check(const std::string& dir, const std::vector<std::string
 
 FileSet::FileSet(const std::string& dir) : dir_(dir) {
   if (const std::string why = check(dir); !why.empty()) throw std::runtime_error(dir + ": " + why);
-  // Made from the nearest existing ancestor down, as absolute paths, which the termination
-  // handler can remove whatever the working directory is by then.
   std::vector<std::string> missing;  // deepest first
   std::string existing = dir;
   struct stat status;
@@ -437,28 +492,13 @@ FileSet::FileSet(const std::string& dir) : dir_(dir) {
     missing.push_back(name_of(existing));
   char resolved[PATH_MAX];
   if (!realpath(existing.c_str(), resolved)) fail(dir, errno);
-  created_.reserve(missing.size());
-  try {
-    std::string path = resolved;
-    for (auto name = missing.rbegin(); name != missing.rend(); ++name) {
-      path = join(path, *name);
-      Critical critical;
-      Entry& entry = free_entry(path);
-      if (mkdir(path.c_str(), 0777) == 0) {
-        record(entry, path, true);
-        created_.push_back(path);
-      } else if (errno != EEXIST) {  // made meanwhile by someone else: theirs, not ours
-        fail(dir, errno);
-      }
-    }
-  } catch (...) {
-    remove_what_we_made();
-    throw;
-  }
+  ancestor_ = resolved;
+  for (auto name = missing.rbegin(); name != missing.rend(); ++name)
+    directories_.push_back(join(directories_.empty() ? ancestor_ : directories_.back(), *name));
 }
 
 FileSet::~FileSet() {
-  if (!committed_) remove_what_we_made();
+  for (StagedFile& member : members_) abandon(member);
 }
 
 OutputFile FileSet::open(const std::string& name) {
@@ -468,42 +508,34 @@ OutputFile FileSet::open(const std::string& name) {
 
 void FileSet::commit() {
   if (committed_) throw std::logic_error(dir_ + ": committed twice");
-  for (const Member& member : members_)
-    if (!member.complete)
-      throw std::logic_error(join(dir_, member.name) + ": not committed before its set");
-  Critical critical;
-  for (Member& member : members_) {
-    if (member.temporary.empty()) continue;
-    if (std::rename(member.temporary.c_str(), member.target.c_str()) != 0) {
-      const int error = errno;
-      fail(join(dir_, member.name), error);
-    }
-    forget(member.temporary);
-    member.temporary.clear();
-  }
-  for (const std::string& directory : created_) forget(directory);
+  if (unfinished_ != 0)
+    throw std::logic_error(dir_ + ": a member was not committed before the set");
+  // Checked before the run, but the directory may have changed since.
+  for (auto member = members_.begin(); member != members_.end(); ++member)
+    for (auto other = members_.begin(); other != member; ++other)
+      if (other->target == member->target)
+        throw std::runtime_error(other->path + " and " + member->path + " are one file");
+  publish(members_, directories_);
   committed_ = true;
 }
 
-void FileSet::remove_what_we_made() noexcept {
-  Critical critical;
-  for (Member& member : members_) {
-    if (member.temporary.empty()) continue;
-    unlink(member.temporary.c_str());
-    forget(member.temporary);
-    member.temporary.clear();
+void guard_standard_streams() {
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    if (fcntl(fd, F_GETFD) != -1) continue;
+    if (fd == STDOUT_FILENO) standard_output_closed = true;
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0 && null != fd) {  // a closed standard input took the lowest number
+      dup2(null, fd);
+      close(null);
+    }
   }
-  for (auto directory = created_.rbegin(); directory != created_.rend(); ++directory) {
-    rmdir(directory->c_str());  // only if empty: what others put there stays, and so does it
-    forget(*directory);
-  }
-  created_.clear();
 }
 
-void remove_temporaries_on_termination() {
+void finish_commits_on_termination() {
   struct sigaction action {};
-  action.sa_handler = remove_ours_and_die;
-  action.sa_mask = termination_signals();  // one cleanup at a time
+  action.sa_handler = on_termination;
+  sigemptyset(&action.sa_mask);
+  for (int signal : kTerminationSignals) sigaddset(&action.sa_mask, signal);  // one at a time
   for (int signal : kTerminationSignals) {
     struct sigaction current {};
     sigaction(signal, nullptr, &current);

@@ -719,6 +719,9 @@ BAD_INPUTS = [
     (["--tp-size", "2", "--save-tensors", ""], "--save-tensors: must name a path, not ''"),
     (["--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made", "--json", "/tmp/tp_mlp_never_made/y.npy"],
      "--json /tmp/tp_mlp_never_made/y.npy is y.npy of --save-tensors /tmp/tp_mlp_never_made"),
+    # Found before the run, not when the report is written after it and the tensors.
+    (["--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made/run", "--json", "/tmp/tp_mlp_never_made"],
+     "--json /tmp/tp_mlp_never_made is a directory of --save-tensors /tmp/tp_mlp_never_made/run"),
 ]
 
 
@@ -794,6 +797,13 @@ def case_outputs_never_clobber():
             expect('"schema_version"' in result.stdout, f"--json {where}: no report on stdout", result)
         expect(os.path.islink(stdout_link), "the link to /dev/stdout was replaced")
     expect(os.path.islink("/dev/stdout"), "/dev/stdout is no longer a symbolic link")
+
+    # A closed standard output: MPI would reuse descriptor 1 for one of its own, where the report
+    # would fail after the run. '-' is refused before it.
+    check_refusals([(["--json", "-"], "--json -: cannot write there (standard output is closed)")],
+                   lambda flags: timed_run(["sh", "-c", 'exec "$@" >&-', "sh", ARGS.binary,
+                                            "--tp-size", "1", "--hidden-size", "16", *QUICK, *flags]),
+                   status=EXIT_BAD_INPUT, one_line=True)
 
 
 EXIT_VERIFICATION_FAILED = 4  # include/tp_mlp/exit_codes.hpp

@@ -1,5 +1,7 @@
 // Output files: nothing a path names is harmed, nothing half-written appears, nothing is left.
 #include <algorithm>
+#include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -7,20 +9,26 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/fs.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "tp_mlp/output.hpp"
+#include "tp_mlp/output_paths.hpp"
 
 using namespace tp_mlp;
 namespace fs = std::filesystem;
@@ -141,16 +149,79 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// The body runs in a child process with the termination handlers installed; it calls
-// ready_then_wait() once it is in the middle of writing. Returns the child, ready or dead.
+// The names a reader would see: not the hidden ones (.NAME.XXXXXXXX).
+std::vector<std::string> visible(const std::vector<std::string>& names) {
+  std::vector<std::string> shown;
+  for (const std::string& name : names)
+    if (name[0] != '.') shown.push_back(name);
+  return shown;
+}
+
+// Makes open(O_TMPFILE) fail with EOPNOTSUPP in this process, as on a file system without
+// unnamed files (NFS), so that output.cpp's named fallback runs. Cannot be undone: for a child.
+bool refuse_unnamed_files() {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, O_TMPFILE & ~O_DIRECTORY, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog program = {sizeof filter / sizeof filter[0], filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+// The ways a file can be written here: unnamed, and (where seccomp lets a test refuse those)
+// named, as on a file system without O_TMPFILE.
+std::vector<bool> namings() {
+  const pid_t child = fork();
+  if (child == 0) {
+    const bool refused = refuse_unnamed_files() &&
+                         open("/tmp", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) < 0 &&
+                         errno == EOPNOTSUPP;
+    _exit(refused ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {false, true};
+  return {false};
+}
+
+// Runs `body` in a child process, named files only if `named`: exit 0 when it returns "", 1 with
+// its message on stderr, 2 when it throws.
 template <class Body>
-pid_t start_child(Body body, int& ready) {
+int in_child(bool named, Body body) {
+  const pid_t child = fork();
+  if (child == 0) {
+    if (named && !refuse_unnamed_files()) _exit(3);
+    try {
+      const std::string failure = body();
+      if (!failure.empty()) std::fprintf(stderr, "in the child: %s\n", failure.c_str());
+      _exit(failure.empty() ? 0 : 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "in the child: %s\n", e.what());
+      _exit(2);
+    }
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The body runs in a child process with the termination handlers installed (and named files
+// only, if `named`); it calls say_ready() once it is in the middle of writing. Returns the
+// child, ready or dead.
+template <class Body>
+pid_t start_child(Body body, int& ready, bool named = false) {
   int channel[2];
   if (pipe(channel) != 0) return -1;
   const pid_t child = fork();
   if (child == 0) {
     close(channel[0]);
-    remove_temporaries_on_termination();
+    if (named && !refuse_unnamed_files()) _exit(4);
+    finish_commits_on_termination();
     try {
       body(channel[1]);
     } catch (...) {
@@ -162,9 +233,23 @@ pid_t start_child(Body body, int& ready) {
   return child;
 }
 
-void ready_then_wait(int channel) {
+void say_ready(int channel) {
   const char byte = 1;
   if (write(channel, &byte, 1) != 1) _exit(3);
+}
+
+void ready_then_wait(int channel) {
+  say_ready(channel);
+  for (;;) pause();
+}
+
+// Writes a mebibyte at a time, ready after the first, until killed (or 64 MiB, then waits).
+void keep_writing(OutputFile& file, int channel) {
+  const std::string mebibyte(std::size_t{1} << 20, 'z');
+  for (int i = 0; i < 64; ++i) {
+    file.write(mebibyte.data(), mebibyte.size());
+    if (i == 0) say_ready(channel);
+  }
   for (;;) pause();
 }
 
@@ -175,11 +260,18 @@ bool became_ready(int ready) {
   return yes;
 }
 
-int terminate(pid_t child) {
-  kill(child, SIGTERM);
+int stop(pid_t child, int signal) {
+  kill(child, signal);
   int status = 0;
   waitpid(child, &status, 0);
   return status;
+}
+
+// A SIGKILL a few milliseconds into the child's writing, as Open MPI sends 20-80 ms after
+// forwarding a SIGTERM to the ranks.
+int kill_while_writing(pid_t child) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return stop(child, SIGKILL);
 }
 
 }  // namespace
@@ -341,7 +433,7 @@ TEST(Output, AnAbandonedFileLeavesTheOldOneAndNoTemporary) {
   try {
     OutputFile file((dir / "r.json").string());
     file.write("{\"half\":", 8);
-    EXPECT_EQ(listing(dir.path()).size(), 2u);  // the temporary exists while writing
+    EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"r.json"});  // nothing shows yet
     throw std::runtime_error("the run failed");
   } catch (const std::runtime_error&) {
   }
@@ -370,24 +462,75 @@ TEST(Output, AFullDiskLeavesTheOldFileAndNoTemporary) {
 }
 
 TEST(Output, SigtermWhileWritingLeavesTheOldFileAndNoTemporary) {
-  Scratch dir;
-  const fs::path report = dir / "r.json";
-  put(report, "old");
-  int ready = -1;
-  const pid_t child = start_child(
-      [&](int channel) {
-        OutputFile file(report.string());
-        file.write("{\"half\":", 8);
-        ready_then_wait(channel);
-      },
-      ready);
-  ASSERT_GT(child, 0);
-  ASSERT_TRUE(became_ready(ready));
-  EXPECT_EQ(listing(dir.path()).size(), 2u);  // the temporary, which the handler must remove
-  const int status = terminate(child);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
-  EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"r.json"});
-  EXPECT_EQ(slurp(report), "old");
+  for (const bool named : namings()) {
+    SCOPED_TRACE(named ? "named temporaries" : "unnamed files");
+    Scratch dir;
+    const fs::path report = dir / "r.json";
+    put(report, "old");
+    int ready = -1;
+    const pid_t child = start_child(
+        [&](int channel) {
+          OutputFile file(report.string());
+          file.write("{\"half\":", 8);
+          ready_then_wait(channel);
+        },
+        ready, named);
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(became_ready(ready));
+    // Named, the temporary is there for the handler to remove.
+    EXPECT_EQ(listing(dir.path()).size(), named ? 2u : 1u);
+    const int status = stop(child, SIGTERM);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
+    EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"r.json"});
+    EXPECT_EQ(slurp(report), "old");
+  }
+}
+
+// What Ctrl-C at mpirun, or a SIGTERM to it, comes to: the rank writing is killed mid-write.
+// Unnamed files leave nothing; named ones (no O_TMPFILE) may leave only hidden files.
+TEST(Output, SigkillWhileWritingLeavesTheOldFileAndNothingElse) {
+  for (const bool named : namings()) {
+    SCOPED_TRACE(named ? "named temporaries" : "unnamed files");
+    Scratch dir;
+    const fs::path report = dir / "r.json";
+    put(report, "old");
+    int ready = -1;
+    const pid_t child = start_child(
+        [&](int channel) {
+          OutputFile file(report.string());
+          keep_writing(file, channel);
+        },
+        ready, named);
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(became_ready(ready));
+    const int status = kill_while_writing(child);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status " << status;
+    const std::vector<std::string> left = listing(dir.path());
+    EXPECT_EQ(named ? visible(left) : left, std::vector<std::string>{"r.json"});
+    EXPECT_EQ(slurp(report), "old");
+  }
+}
+
+// Before the process starts MPI, which would give a closed descriptor 1 to a file of its own.
+TEST(Output, AClosedStandardOutputIsDiscardedAndDashIsRefused) {
+  const int status = in_child(false, [] {
+    close(STDOUT_FILENO);
+    guard_standard_streams();
+    struct stat out {};
+    struct stat null {};
+    if (fstat(STDOUT_FILENO, &out) != 0 || stat("/dev/null", &null) != 0 ||
+        out.st_rdev != null.st_rdev)
+      return std::string("standard output is not /dev/null");
+    if (check_output_file("-") != "standard output is closed")
+      return "check_output_file(\"-\") says '" + check_output_file("-") + "'";
+    try {
+      OutputFile report("-");
+      return std::string("OutputFile(\"-\") was made");
+    } catch (const std::runtime_error&) {
+    }
+    return check_output_file("/dev/null");
+  });
+  EXPECT_EQ(status, 0);
 }
 
 TEST(Output, RefusalsSayWhyAndCheckingCreatesNothing) {
@@ -473,10 +616,9 @@ TEST(FileSet, ACommittedSetHasEveryMemberAndNoTemporary) {
     OutputFile member = set.open(name);
     write_whole(member, name);
   }
-  const std::vector<std::string> before_commit = listing(tensors);
+  const std::vector<std::string> before_commit = listing(dir.path());
   set.commit();
-  EXPECT_EQ(before_commit.size(), 2u);
-  for (const std::string& name : before_commit) EXPECT_EQ(name[0], '.') << name;
+  EXPECT_EQ(before_commit, std::vector<std::string>{});  // not even the directories
   EXPECT_EQ(listing(tensors), (std::vector<std::string>{"x.npy", "y.npy"}));
   EXPECT_EQ(slurp(tensors / "x.npy"), "x.npy");
   EXPECT_EQ(slurp(tensors / "y.npy"), "y.npy");
@@ -509,7 +651,8 @@ TEST(FileSet, AnAbandonedSetLeavesNothingItMadeAndEverythingElse) {
       OutputFile y = set->open("y.npy");
       y.write("half", 4);
     }
-    EXPECT_TRUE(fs::is_directory(dir / "a" / "b" / "c"));
+    EXPECT_EQ(listing(dir.path()), (std::vector<std::string>{"notes.txt", "x.npy"}));
+    EXPECT_EQ(slurp(dir / "x.npy"), "old");
     throw std::runtime_error("the run failed");
   } catch (const std::runtime_error&) {
   }
@@ -569,24 +712,195 @@ TEST(FileSet, CheckRefusesAndCreatesNothing) {
 }
 
 TEST(FileSet, SigtermWhileWritingLeavesNothingAndTheProcessDiesOfIt) {
+  for (const bool named : namings()) {
+    SCOPED_TRACE(named ? "named temporaries" : "unnamed files");
+    Scratch dir;
+    put(dir / "notes.txt", "mine");
+    const fs::path tensors = dir / "run" / "deep";
+    int ready = -1;
+    const pid_t child = start_child(
+        [&](int channel) {
+          FileSet set(tensors.string());
+          OutputFile x = set.open("x.npy");
+          write_whole(x, "whole");
+          OutputFile y = set.open("y.npy");
+          y.write("half", 4);
+          ready_then_wait(channel);
+        },
+        ready, named);
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(became_ready(ready));
+    // Named, the temporaries wait in the nearest existing directory for the handler to remove.
+    EXPECT_EQ(listing(dir.path()).size(), named ? 3u : 1u);
+    const int status = stop(child, SIGTERM);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
+    EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"notes.txt"});
+  }
+}
+
+// Sets committed one after another until a SIGTERM, taken by another thread than the one
+// committing (as one of MPI's would take it): a set's directory, made by its commit, holds every
+// member or does not exist.
+TEST(FileSet, SigtermDuringACommitLetsItFinish) {
   Scratch dir;
-  put(dir / "notes.txt", "mine");
-  const fs::path tensors = dir / "run" / "deep";
-  int ready = -1;
-  const pid_t child = start_child(
-      [&](int channel) {
-        FileSet set(tensors.string());
-        OutputFile x = set.open("x.npy");
-        write_whole(x, "whole");
-        OutputFile y = set.open("y.npy");
-        y.write("half", 4);
-        ready_then_wait(channel);
-      },
-      ready);
-  ASSERT_GT(child, 0);
-  ASSERT_TRUE(became_ready(ready));
-  EXPECT_EQ(listing(tensors).size(), 2u);  // the temporaries, which the handler must remove
-  const int status = terminate(child);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
-  EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"notes.txt"});
+  constexpr int kMembers = 40;
+  for (int round = 0; round < 8; ++round) {
+    const fs::path sets = dir / std::to_string(round);
+    int ready = -1;
+    const pid_t child = start_child(
+        [&](int channel) {
+          std::thread([] {
+            for (;;) pause();
+          }).detach();
+          sigset_t termination;
+          sigemptyset(&termination);
+          sigaddset(&termination, SIGTERM);
+          pthread_sigmask(SIG_BLOCK, &termination, nullptr);
+          say_ready(channel);
+          for (int number = 0;; ++number) {
+            FileSet set((sets / std::to_string(number)).string());
+            for (int member = 0; member < kMembers; ++member) {
+              OutputFile file = set.open(std::to_string(member));
+              write_whole(file, "x");
+            }
+            set.commit();
+          }
+        },
+        ready);
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(became_ready(ready));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 + 3 * round));
+    const int status = stop(child, SIGTERM);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "wait status " << status;
+    if (!fs::exists(sets)) continue;
+    for (const std::string& set : listing(sets))
+      EXPECT_EQ(listing(sets / set).size(), std::size_t{kMembers}) << "set " << set;
+  }
+}
+
+// The run: `--save-tensors big` killed by Open MPI while rank 0 writes dw1.npy. One set
+// goes into a directory that exists and holds an old member, one into a directory to be made.
+TEST(FileSet, SigkillWhileWritingLeavesNothing) {
+  for (const bool named : namings()) {
+    SCOPED_TRACE(named ? "named temporaries" : "unnamed files");
+    Scratch dir;
+    put(dir / "notes.txt", "mine");
+    fs::create_directory(dir / "old");
+    put(dir / "old" / "x.npy", "old");
+    int ready = -1;
+    const pid_t child = start_child(
+        [&](int channel) {
+          FileSet existing((dir / "old").string());
+          OutputFile x = existing.open("x.npy");
+          write_whole(x, "new");
+          FileSet created((dir / "big" / "run").string());
+          OutputFile w = created.open("w1.npy");
+          write_whole(w, "whole");
+          OutputFile dw = created.open("dw1.npy");
+          keep_writing(dw, channel);
+        },
+        ready, named);
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(became_ready(ready));
+    const int status = kill_while_writing(child);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status " << status;
+    const std::vector<std::string> top = listing(dir.path()), old = listing(dir / "old");
+    EXPECT_EQ(named ? visible(top) : top, (std::vector<std::string>{"notes.txt", "old"}));
+    EXPECT_EQ(named ? visible(old) : old, std::vector<std::string>{"x.npy"});
+    EXPECT_EQ(slurp(dir / "old" / "x.npy"), "old");
+  }
+}
+
+// Where the file system has no O_TMPFILE, the hidden named files keep the promises: nothing
+// shows before commit, everything at it, and the replaced file's mode is kept.
+TEST(FileSet, WithoutUnnamedFilesASetStillAppearsWholeAtCommit) {
+  if (namings().size() < 2) GTEST_SKIP() << "seccomp cannot refuse O_TMPFILE here";
+  Scratch dir;
+  put(dir / "r.json", "old");
+  chmod((dir / "r.json").c_str(), 0640);
+  const int status = in_child(true, [&] {
+    FileSet set((dir / "new" / "run").string());
+    for (const char* name : {"x.npy", "y.npy"}) {
+      OutputFile member = set.open(name);
+      write_whole(member, name);
+    }
+    OutputFile report((dir / "r.json").string());
+    report.write("new", 3);
+    if (visible(listing(dir.path())) != std::vector<std::string>{"r.json"})
+      return std::string("something showed before commit");
+    if (listing(dir.path()).size() != 4) return std::string("no named temporaries: not a fallback");
+    report.commit();
+    set.commit();
+    return std::string();
+  });
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(listing(dir.path()), (std::vector<std::string>{"new", "r.json"}));
+  EXPECT_EQ(listing(dir / "new" / "run"), (std::vector<std::string>{"x.npy", "y.npy"}));
+  EXPECT_EQ(slurp(dir / "new" / "run" / "y.npy"), "y.npy");
+  EXPECT_EQ(slurp(dir / "r.json"), "new");
+  EXPECT_EQ(status_of(dir / "r.json").st_mode & 07777, 0640u);
+}
+
+// The reproduction: w1.npy a link to w2.npy put W2's data in w1.npy, and exited 0.
+TEST(FileSet, TwoMembersThatAreOneFileAreRefused) {
+  Scratch dir;
+  put(dir / "w2.npy", "o");
+  put(dir / "x.npy", "o");
+  fs::create_symlink("w2.npy", dir / "w1.npy");
+  fs::create_symlink(dir / "x.npy", dir / "y.npy");
+  const std::vector<std::string> before = listing(dir.path());
+  EXPECT_EQ(FileSet::check(dir.path().string(), {"x.npy", "w1.npy", "w2.npy"}),
+            "w1.npy and w2.npy are one file");
+  EXPECT_EQ(FileSet::check(dir.path().string(), {"x.npy", "y.npy"}),
+            "x.npy and y.npy are one file");
+  // Made one file since the check: the commit refuses it and changes nothing.
+  FileSet set(dir.path().string());
+  for (const char* name : {"w1.npy", "w2.npy"}) {
+    OutputFile member = set.open(name);
+    write_whole(member, name);
+  }
+  EXPECT_THROW(set.commit(), std::runtime_error);
+  EXPECT_EQ(listing(dir.path()), before);
+  EXPECT_EQ(slurp(dir / "w2.npy"), "o");
+}
+
+TEST(OutputPaths, UnwritableOutputsAreRefused) {
+  Config cfg;
+  cfg.json_path = "/nonexistent-dir/report.json";
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--json /nonexistent-dir/report.json"),
+            std::string::npos);
+  cfg.json_path.clear();
+  cfg.tensors_dir = "/proc/tp_mlp";
+  EXPECT_NE(check_output_paths(cfg, {"x.npy"}).find("--save-tensors /proc/tp_mlp"),
+            std::string::npos);
+}
+
+// `--save-tensors same --json same` ran to the end, wrote the tensors, then lost the report.
+TEST(OutputPaths, AReportWhereATensorOrItsDirectoryGoesIsRefused) {
+  Scratch dir;
+  fs::create_directory(dir / "d");
+  put(dir / "d" / "x.npy", "o");
+  fs::create_symlink(dir / "d" / "x.npy", dir / "link.json");
+  const std::vector<std::string> before = listing(dir.path());
+  auto refusal = [&](const std::string& tensors, const std::string& report) {
+    Config cfg;
+    cfg.tensors_dir = (dir / tensors).string();
+    cfg.json_path = (dir / report).string();
+    return check_output_paths(cfg, {"x.npy", "y.npy"});
+  };
+  EXPECT_PRED2(contains, refusal("same", "same"), "same is a directory of --save-tensors");
+  EXPECT_PRED2(contains, refusal("a/b", "a"), "a is a directory of --save-tensors");
+  EXPECT_PRED2(contains, refusal("d", "d/x.npy"), "x.npy is x.npy of --save-tensors");
+  EXPECT_PRED2(contains, refusal("new", "new/y.npy"), "y.npy is y.npy of --save-tensors");
+  EXPECT_PRED2(contains, refusal("d", "link.json"), "link.json is x.npy of --save-tensors");
+  EXPECT_EQ(refusal("same", "same.json"), "");
+  EXPECT_EQ(refusal("a/b", "a.json"), "");
+  Config cfg;
+  cfg.tensors_dir = (dir / "d").string();
+  fs::create_symlink("x.npy", dir / "d" / "y.npy");
+  EXPECT_EQ(
+      check_output_paths(cfg, {"x.npy", "y.npy"}),
+      "--save-tensors " + cfg.tensors_dir + ": cannot write there (x.npy and y.npy are one file)");
+  fs::remove(dir / "d" / "y.npy");
+  EXPECT_EQ(listing(dir.path()), before);
 }
