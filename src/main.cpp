@@ -114,6 +114,9 @@ int run(const World& world, int argc, char** argv) {
   if (world.is_root() && !cfg.json_path.empty())
     write_json(cfg.json_path, report_json(cfg, ran, launch, metrics));
 
+  // No rank enters MPI_Finalize, whose wait for the others is watched too, while another is
+  // still working: one stopped until then is caught there, not after its last exchange.
+  world.barrier();
   return metrics.verification.passed ? kExitSuccess : kExitVerificationFailed;
 }
 

@@ -838,6 +838,66 @@ def case_stopped_rank_times_out():
            f"one message naming the all-reduce:\n{stderr}")
 
 
+def case_rank_stopped_at_the_end_times_out():
+    """--timeout covers every MPI call, the finalisation included: a rank stopped after its
+    last collective ends the job with exit 6, not a wait forever. Rank 0 writes its report into
+    a FIFO, where it waits for this test to read it: rank 1 is stopped meanwhile, so rank 0
+    reaches MPI_Finalize only after rank 1 can no longer finish it."""
+    timeout = 2
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, "report.json")
+        os.mkfifo(fifo)
+        cmd = [*mpiexec_prefix(2), ARGS.binary, "--tp-size", "2", "--hidden-size", "64",
+               "--scheme", "megatron", *QUICK, "--timeout", str(timeout), "--json", fifo]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        ranks = []
+        try:
+            wait_for_output(proc, "resident memory", 60)  # rank 0's last line; next, the report
+            ranks = program_ranks(proc.pid)
+            expect(len(ranks) == 2, f"expected 2 rank processes under mpiexec, found {ranks}")
+            os.kill(ranks[-1], signal.SIGSTOP)
+            with open(fifo) as report:  # lets rank 0 write it, and go on to MPI_Finalize
+                json.load(report)
+            try:
+                code = proc.wait(timeout=timeout + FAIL_FAST_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("the job still waits in MPI_Finalize for the stopped rank")
+            stderr = proc.stderr.read().decode()
+        finally:
+            for pid in ranks:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    expect(code == EXIT_TIMEOUT, f"expected exit {EXIT_TIMEOUT}, got {code}:\n{stderr}")
+    expect(stderr.count("no progress for") == 1 and "finalisation" in stderr,
+           f"one message naming the finalisation:\n{stderr}")
+
+
+def case_smallest_shapes_run():
+    """Every shape the program can plan runs, empty GEMM blocks included: H = 1, fewer FFN
+    columns per rank than the backward's blocks, one token per rank, in every scheme and dtype."""
+    tiny = ["--iterations", "1", "--warmup", "0"]
+    runs = [
+        (1, ["-t", "1", "-H", "1", "--ffn-hidden-size", "3", "-b", "1", "-s", "4", "--scheme",
+             "megatron", "--overlap", "--overlap-chunks", "2", "--backward"]),
+        (2, ["-t", "2", "-H", "1", "-b", "1", "-s", "2", "--scheme", "megatron", "--overlap",
+             "--overlap-chunks", "2", "--backward", "--bias", "--sequence-parallel"]),
+        (2, ["-t", "2", "-H", "1", "-b", "1", "-s", "2", "--scheme", "megatron", "--overlap",
+             "--overlap-chunks", "2", "--backward", "--sequence-parallel", "--dtype", "bf16",
+             "--activation", "swiglu", "--ffn-hidden-size", "3"]),
+        (2, ["-t", "2", "-H", "2", "-b", "1", "-s", "1", "--backward", "--bias"]),
+    ]
+    for ranks, flags in runs:
+        result = run_ok(ranks, *flags, *tiny)
+        expect("Correct: True" in result.stdout, "verified", result)
+        print(f"ok  -np {ranks} {' '.join(flags)}")
+
+
 def case_wrong_launcher_says_so():
     """Another MPI's launcher makes every process a world of one, each of which would run the
     whole job and write the same files: the program must refuse, once, naming the cause."""
