@@ -158,3 +158,18 @@ TEST(Config, MpiCountLimitIsChecked) {
   EXPECT_NE(check({"-t", "1", "-b", "1048576", "-s", "1048576"}, 1).find("MPI can send"),
             std::string::npos);
 }
+
+TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
+  // At T = 1, W2/T is W2 and b2 added on every rank is added once: verification would pass
+  // although --help promises exit 4. Every fault is about shards, so each needs T >= 2.
+  for (const auto& [name, fault] : faults()) {
+    if (fault == Fault::none) continue;
+    const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias",
+                                           "--activation", "swiglu"};
+    std::vector<const char*> one = {"-t", "1"}, two = {"-t", "2"};
+    one.insert(one.end(), args.begin(), args.end());
+    two.insert(two.end(), args.begin(), args.end());
+    EXPECT_NE(check(one, 1).find("needs --tp-size 2 or more"), std::string::npos) << name;
+    EXPECT_EQ(check(two, 2), "") << name;
+  }
+}
