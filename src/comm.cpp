@@ -225,12 +225,13 @@ void World::broadcast_from_root(float* data, long count) const {
   mpiCheck(MPI_Bcast(data, mpi_count(count), MPI_FLOAT, 0, MPI_COMM_WORLD));
 }
 
-void World::gather_to_root(const float* mine, long count, std::vector<float>& all) const {
-  gather(mine, count, all);
+void World::gather_to_root(const float* mine, long count, float* all, long capacity) const {
+  gather(mine, count, all, capacity);
 }
 
 void World::gather_to_root(const long* mine, long count, std::vector<long>& all) const {
-  gather(mine, count, all);
+  all.resize(is_root() ? std::size_t(count) * std::size_t(size_) : 0);
+  gather(mine, count, all.data(), long(all.size()));
 }
 
 double World::node_sum(double local) const {
@@ -272,7 +273,7 @@ void add_bf16_arrays(void* in, void* inout, int* length, MPI_Datatype*) {
 }  // namespace
 
 template <typename T>
-void World::gather(const T* mine, long count, std::vector<T>& all) const {
+void World::gather(const T* mine, long count, T* all, long capacity) const {
   const Watchdog::Wait wait(watchdog_, "a gather of saved tensors", count * long(sizeof(T)));
   const MPI_Datatype type = MpiType<T>::type();
   const int my_count = mpi_count(count);
@@ -283,8 +284,8 @@ void World::gather(const T* mine, long count, std::vector<T>& all) const {
     offsets[r] = mpi_count(total);
     total += counts[r];
   }
-  if (is_root()) all.resize(std::size_t(total));
-  mpiCheck(MPI_Gatherv(mine, my_count, type, all.data(), counts.data(), offsets.data(), type, 0,
+  if (total > capacity) throw std::logic_error("a gather larger than its buffer");
+  mpiCheck(MPI_Gatherv(mine, my_count, type, all, counts.data(), offsets.data(), type, 0,
                        MPI_COMM_WORLD));
 }
 

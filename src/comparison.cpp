@@ -83,6 +83,7 @@ Comparison::Comparison(Workspace& ws, const Run& run)
       replay_(ws.make<CollectiveReplay>(ws, every_call(run.cfg), run.tp.size())),
       reference_(ws.make<Reference>(ws, run.cfg, reference_rows_here(run))) {
   const Config& cfg = run.cfg;
+  if (!cfg.tensors_dir.empty()) save_buffers_ = &ws.make<SaveBuffers>(ws, cfg, run.world.is_root());
   if (!ws.planning()) {
     fill_block(x_, master_input(cfg), cfg.seed, 0, 0);
     fill_block(dy_, master_grad_output(cfg), cfg.seed, 0, 0);
@@ -237,7 +238,7 @@ SavedPass Comparison::saved_pass() const {
                            (!lead.placement.on_every_rank() || run_.world.rank() < run_.tp.size());
   std::optional<Gradients> shard;
   if (saves_shard && results_.front().has_backward) shard = lead.mlp->gradients();
-  return {x_, saved_y_, dy_, saved_dx_, shard};
+  return {x_, saved_y_, dy_, saved_dx_, shard, *save_buffers_};
 }
 
 void Comparison::benchmark() {

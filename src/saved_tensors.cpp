@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/npy.hpp"
@@ -12,19 +13,21 @@
 namespace tp_mlp {
 namespace {
 
-// Rows per block when streaming a [rows, cols] tensor: about one shard's worth at a time.
+// Rows per block when streaming a [rows, cols] tensor: about two shards' worth at a time.
+long shard_elements(const Config& cfg) {
+  return cfg.hidden_size * block_of(cfg.intermediate_size(), cfg.tp_size, 0).count;
+}
 long rows_per_block(const Config& cfg, long cols) {
-  const long shard = cfg.hidden_size * block_of(cfg.intermediate_size(), cfg.tp_size, 0).count;
-  return std::max(1L, 2 * shard / cols);
+  return std::max(1L, 2 * shard_elements(cfg) / cols);
 }
 
 // A master tensor, generated a block of rows at a time.
-void save_master(FileSet& set, const std::string& name, const MasterTensor& t, const Config& cfg) {
+void save_master(FileSet& set, const std::string& name, const MasterTensor& t, const Config& cfg,
+                 SaveBuffers& buffers) {
   const long step = rows_per_block(cfg, t.cols);
   NpyWriter npy(set, name, {t.rows, t.cols});
-  Matrix block;
   for (long row = 0; row < t.rows; row += step) {
-    block.resize(std::min(step, t.rows - row), t.cols);
+    Tensor<float> block = buffers.block(std::min(step, t.rows - row), t.cols);
     fill_block(block, t, cfg.seed, row, 0);
     npy.append(block);
   }
@@ -41,7 +44,8 @@ struct Piece {
 // an empty one), written by world rank 0 a block of rows at a time: each rank sends the part
 // of its piece in those rows, and rank 0 puts every part in its place.
 void save_gathered(FileSet* set, const std::string& name, const World& world,
-                   const std::vector<long>& shape, const Piece& mine, const Config& cfg) {
+                   const std::vector<long>& shape, const Piece& mine, const Config& cfg,
+                   SaveBuffers& buffers) {
   const long rows = shape.front(), cols = shape.back();
   const std::vector<long> me = {mine.rows.first, mine.rows.count, mine.cols.first, mine.cols.count};
   std::vector<long> pieces;  // every rank's four numbers, on rank 0
@@ -54,15 +58,18 @@ void save_gathered(FileSet* set, const std::string& name, const World& world,
     return Block{begin, std::max(0L, end - begin)};
   };
   const long step = rows_per_block(cfg, cols);
-  Matrix part, chunk;
-  std::vector<float> gathered;
   for (long row = 0; row < rows; row += step) {
     const long k = std::min(step, rows - row);
     const Block here = within(mine.rows.first, mine.rows.count, row, k);
-    part = mine.values.middleRows(here.first - mine.rows.first, here.count);  // to send
-    world.gather_to_root(part.data(), part.size(), gathered);
-    if (!npy) continue;
-    chunk.resize(k, cols);
+    Tensor<float> part = buffers.block(here.count, mine.cols.count);  // to send
+    part = mine.values.middleRows(here.first - mine.rows.first, here.count);
+    if (!npy) {  // only rank 0 receives
+      world.gather_to_root(part.data(), part.size(), nullptr, 0);
+      continue;
+    }
+    Tensor<float> gathered = buffers.gathered(k, cols);
+    world.gather_to_root(part.data(), part.size(), gathered.data(), gathered.size());
+    Tensor<float> chunk = buffers.chunk(k, cols);
     const float* next = gathered.data();
     for (std::size_t r = 0; r < pieces.size(); r += 4) {
       const Block theirs = within(pieces[r], pieces[r + 1], row, k);
@@ -79,7 +86,8 @@ void save_gathered(FileSet* set, const std::string& name, const World& world,
 // The gradients, whole: dW1 (dW3) are whole columns of the shards' fused [dW1 | dW3] blocks,
 // and db1 (db3) of [db1 | db3]; dW2 is their rows; db2, the same on every shard, comes from the
 // one that starts at column 0.
-void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>& shard) {
+void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>& shard,
+                    SaveBuffers& buffers) {
   const Config& cfg = run.cfg;
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
   static const Matrix kNothing;
@@ -93,18 +101,43 @@ void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>
   const char* dw_in[] = {"dw1.npy", "dw3.npy"};
   const char* db_in[] = {"db1.npy", "db3.npy"};
   for (int p = 0; p < cfg.projections(); ++p)
-    save_gathered(set, dw_in[p], run.world, {H, F}, projection(&Gradients::w_in, p, H), cfg);
+    save_gathered(set, dw_in[p], run.world, {H, F}, projection(&Gradients::w_in, p, H), cfg,
+                  buffers);
   save_gathered(set, "dw2.npy", run.world, {F, H},
-                shard ? Piece{*shard->w_out, cols, {0, H}} : nothing, cfg);
+                shard ? Piece{*shard->w_out, cols, {0, H}} : nothing, cfg, buffers);
   if (!cfg.bias) return;
   for (int p = 0; p < cfg.projections(); ++p)
-    save_gathered(set, db_in[p], run.world, {1, F}, projection(&Gradients::b_in, p, 1), cfg);
+    save_gathered(set, db_in[p], run.world, {1, F}, projection(&Gradients::b_in, p, 1), cfg,
+                  buffers);
   const bool first = shard && cols.first == 0;
   save_gathered(set, "db2.npy", run.world, {1, H},
-                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing, cfg);
+                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing, cfg, buffers);
 }
 
 }  // namespace
+
+// Every block is at most two shards, or one row of the widest tensor (H or F columns).
+SaveBuffers::SaveBuffers(Workspace& ws, const Config& cfg, bool root)
+    : block_(ws.matrix<float>(
+          1, std::max({2 * shard_elements(cfg), long(cfg.hidden_size), cfg.intermediate_size()}))),
+      gathered_(ws.matrix<float>(1, root ? block_.size() : 0)),
+      chunk_(ws.matrix<float>(1, root ? block_.size() : 0)) {}
+
+namespace {
+
+// `buffer`'s first rows·cols elements as a [rows, cols] matrix.
+Tensor<float> as_matrix(Tensor<float>& buffer, long rows, long cols) {
+  if (rows * cols > buffer.size()) throw std::logic_error("a block larger than its buffer");
+  return Tensor<float>(buffer.data(), rows, cols);
+}
+
+}  // namespace
+
+Tensor<float> SaveBuffers::block(long rows, long cols) { return as_matrix(block_, rows, cols); }
+Tensor<float> SaveBuffers::gathered(long rows, long cols) {
+  return as_matrix(gathered_, rows, cols);
+}
+Tensor<float> SaveBuffers::chunk(long rows, long cols) { return as_matrix(chunk_, rows, cols); }
 
 std::vector<std::string> saved_tensor_names(const Config& cfg) {
   const bool swiglu = cfg.activation == Activation::swiglu;
@@ -138,14 +171,14 @@ void save_tensors(const Run& run, const SavedPass& pass) {
     save_npy(*set, "x.npy", pass.x, activation_shape);
     for (int p = 0; p < cfg.projections(); ++p)
       save_master(*set, p == 0 ? "w1.npy" : "w3.npy", master_first_layer(cfg, LayerPart::weight, p),
-                  cfg);
-    save_master(*set, "w2.npy", master_w2(cfg), cfg);
+                  cfg, pass.buffers);
+    save_master(*set, "w2.npy", master_w2(cfg), cfg, pass.buffers);
     save_npy(*set, "y.npy", pass.y, activation_shape);
     if (cfg.bias) {
       for (int p = 0; p < cfg.projections(); ++p)
         save_master(*set, p == 0 ? "b1.npy" : "b3.npy", master_first_layer(cfg, LayerPart::bias, p),
-                    cfg);
-      save_master(*set, "b2.npy", master_b2(cfg), cfg);
+                    cfg, pass.buffers);
+      save_master(*set, "b2.npy", master_b2(cfg), cfg, pass.buffers);
     }
   }
   if (cfg.backward) {
@@ -153,7 +186,7 @@ void save_tensors(const Run& run, const SavedPass& pass) {
       save_npy(*set, "dy.npy", pass.dy, activation_shape);
       save_npy(*set, "dx.npy", pass.dx, activation_shape);
     }
-    save_gradients(set.get(), run, pass.gradients);
+    save_gradients(set.get(), run, pass.gradients, pass.buffers);
   }
   if (set) set->commit();
 }

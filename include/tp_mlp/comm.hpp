@@ -78,9 +78,11 @@ class World {
   // cores to a rank that is being timed alone.
   void wait_idle() const;
   void broadcast_from_root(float* data, long count) const;
-  // Every rank's `count` floats, concatenated in rank order into `all` on rank 0 (resized
-  // there; left alone elsewhere): for writing files, never for the model.
-  void gather_to_root(const float* mine, long count, std::vector<float>& all) const;
+  // Every rank's `count` floats, concatenated in rank order into `all` on rank 0, which holds
+  // `capacity` of them (unused elsewhere): for writing files, never for the model.
+  void gather_to_root(const float* mine, long count, float* all, long capacity) const;
+  // Every rank's `count` numbers, concatenated in rank order into `all` on rank 0 (resized
+  // there; left alone elsewhere).
   void gather_to_root(const long* mine, long count, std::vector<long>& all) const;
   [[noreturn]] void abort(const std::string& message) const;
 
@@ -90,7 +92,7 @@ class World {
 
  private:
   template <typename T>
-  void gather(const T* mine, long count, std::vector<T>& all) const;
+  void gather(const T* mine, long count, T* all, long capacity) const;
 
   Watchdog& watchdog_;
   int rank_ = 0;

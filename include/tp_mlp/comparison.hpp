@@ -65,8 +65,9 @@ class Comparison {
   Block sp_tokens_;                         // megatron-sp's token block on this rank
   Tensor<float> x_, dy_;                    // [tokens, H]; dy_ empty without --backward
   Tensor<float> received_y_, received_dx_;  // [tokens, H], the baseline's outputs, from rank 0
-  Tensor<float> saved_y_, saved_dx_;  // [tokens, H], the first scheme's, on world rank 0 to save
-  CollectiveReplay& replay_;          // the floors' buffers
+  Tensor<float> saved_y_, saved_dx_;     // [tokens, H], the first scheme's, on world rank 0 to save
+  CollectiveReplay& replay_;             // the floors' buffers
+  SaveBuffers* save_buffers_ = nullptr;  // with --save-tensors
   Reference& reference_;
   std::vector<Participant> participants_;
   std::vector<SchemeResult> results_;

@@ -16,11 +16,26 @@
 #include "tp_mlp/matrix.hpp"
 #include "tp_mlp/mlp.hpp"
 #include "tp_mlp/run.hpp"
+#include "tp_mlp/workspace.hpp"
 
 namespace tp_mlp {
 
 // The files save_tensors writes into --save-tensors DIR, for checking them before the run.
 std::vector<std::string> saved_tensor_names(const Config& cfg);
+
+// What saving streams through, a block of rows at a time, about two shards each: taken from
+// the workspace with the rest of the run, so that the memory check counts them.
+class SaveBuffers {
+ public:
+  SaveBuffers(Workspace& ws, const Config& cfg, bool root);
+  long capacity() const { return block_.size(); }
+  Tensor<float> block(long rows, long cols);     // a master's block, or this rank's part
+  Tensor<float> gathered(long rows, long cols);  // on rank 0: every rank's parts
+  Tensor<float> chunk(long rows, long cols);     // on rank 0: the parts in place
+
+ private:
+  Tensor<float> block_, gathered_, chunk_;
+};
 
 // The first scheme's verification pass, as this rank holds it.
 struct SavedPass {
@@ -31,6 +46,7 @@ struct SavedPass {
   // This rank's shard of the gradients, if it holds one of the group that is saved (the first
   // TP group's, or world rank 0's for the serial baseline).
   std::optional<Gradients> gradients;
+  SaveBuffers& buffers;
 };
 
 // x, w1 (w3), w2, y [and b1 (b3), b2] [and dy, dx, dw1 (dw3), dw2 [db1 (db3), db2]] as .npy
