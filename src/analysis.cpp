@@ -3,9 +3,45 @@
 
 #include <algorithm>
 
+#include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/partition.hpp"
 
 namespace tp_mlp {
+namespace {
+
+constexpr long kExactBytes = 8;   // an --invariant partial sum: a 64-bit integer
+constexpr long kRowMaxBytes = 4;  // a row's largest input, a float, for its grid
+
+// An invariant scheme's collectives: each sum over F leaves as 64-bit integers on a grid that
+// a MAX all-reduce of a float per row has made common (exact_sum.hpp). Forward, with chunks,
+// each chunk's grid covers the rows of the tiles it computed first.
+std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, Direction direction,
+                                              int overlap_chunks) {
+  const long H = cfg.hidden_size, tokens = cfg.tokens(), y = tokens * H;
+  const long element = dtype_bytes(cfg.dtype);
+  if (plain == Scheme::serial) return {};
+  if (plain == Scheme::megatron_sp)  // f̄ (ḡ's backward), the grid, then ḡ (f̄'s backward)
+    return {{Collective::all_gather, y, H, element},
+            {Collective::all_reduce, tokens, 1, kRowMaxBytes},
+            {Collective::reduce_scatter, y, H, kExactBytes}};
+  const int chunks = plain == Scheme::megatron_overlap && direction == Direction::forward
+                         ? std::max(1, overlap_chunks)
+                         : 1;
+  const InvariantBlocking blocking = InvariantBlocking::of(cfg);
+  std::vector<CollectiveCall> calls;
+  long computed = 0;  // rows whose tiles are done
+  for (int c = 0; c < chunks; ++c) {
+    const Block chunk = block_of(tokens, chunks, c);
+    const long through = std::min(blocking.covered(chunk.end()), tokens);
+    if (through > computed)
+      calls.push_back({Collective::all_reduce, through - computed, 1, kRowMaxBytes});
+    computed = std::max(computed, through);
+    calls.push_back({Collective::all_reduce, chunk.count * H, 1, kExactBytes});
+  }
+  return calls;
+}
+
+}  // namespace
 
 const char* direction_name(Direction direction) {
   return direction == Direction::forward ? "forward" : "backward";
@@ -17,6 +53,8 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
+  if (is_invariant(scheme))
+    return invariant_formula(plain_of(scheme), cfg, direction, overlap_chunks);
   switch (scheme) {
     case Scheme::megatron:  // g forward, f backward
       return {{Collective::all_reduce, y, 1, partial}};
@@ -36,26 +74,35 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
       if (direction == Direction::forward)
         return {{Collective::all_reduce, pre, 1, partial}, {Collective::all_reduce, y, 1, partial}};
       return {};
-    case Scheme::serial: return {};
+    default: return {};  // serial
   }
-  return {};
 }
 
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
-  // Multiply-adds of the widest rank's GEMMs (rank 0: partition.hpp), 2 FLOPs each. A
-  // column-split rank of width w computes X·W_in (H x p·w) and act·W2 (w x H) forward, and
-  // twice that backward (dW2, dact, dW_in, dX); the naive scheme's first GEMM is over its
-  // rows of H and every column of the first layer instead.
+  // Multiply-adds of the widest rank's GEMMs, 2 FLOPs each, over the model's tokens (an
+  // invariant scheme's padding rows are waste, not work). A column-split rank of width w
+  // computes X·W_in (H x p·w) and act·W2 (w x H) forward, and twice that backward (dW2, dact,
+  // dW_in, dX); the naive scheme's first GEMM is over its rows of H and every column of the
+  // first layer instead.
   const double t = double(cfg.tokens()), H = cfg.hidden_size, p = cfg.projections();
   const double F = double(cfg.intermediate_size());
-  const int ways = scheme == Scheme::serial ? 1 : cfg.tp_size;
-  const double w = double(block_of(cfg.intermediate_size(), ways, 0).count);
+  const int ways = plain_of(scheme) == Scheme::serial ? 1 : cfg.tp_size;
+  const double w = double(widest_shard(scheme, cfg, ways));
   const double per_pass = direction == Direction::forward ? 1 : 2;
   if (scheme == Scheme::naive) {
     const double h = double(block_of(cfg.hidden_size, ways, 0).count);
     return 2 * t * (h * p * F + w * H);
   }
   return 2 * per_pass * t * H * w * (p + 1);
+}
+
+long widest_shard(Scheme scheme, const Config& cfg, int ways) {
+  const long F = cfg.intermediate_size();
+  if (!is_invariant(scheme)) return block_of(F, ways, 0).count;   // rank 0's: partition.hpp
+  const InvariantBlocking blocking = InvariantBlocking::of(cfg);  // whole blocks, and a tail
+  long widest = 0;
+  for (int r = 0; r < ways; ++r) widest = std::max(widest, blocking.columns_of(ways, r, F).count);
+  return widest;
 }
 
 ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projections, int tp_size) {
@@ -67,7 +114,7 @@ ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projectio
 
 double boundary_activation_bytes(Scheme scheme, const Config& cfg) {
   const double tensors = cfg.backward ? 4 : 2;  // X, Y (+ dY, dX)
-  const double rows = scheme == Scheme::megatron_sp
+  const double rows = plain_of(scheme) == Scheme::megatron_sp
                           ? double(block_of(cfg.tokens(), cfg.tp_size, 0).count)
                           : double(cfg.tokens());
   return tensors * rows * cfg.hidden_size * double(dtype_bytes(cfg.dtype));

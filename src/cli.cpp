@@ -131,10 +131,13 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       ->type_name("TYPE")
       ->check(CLI::IsMember(dtypes()).description(""));
   std::string fault = fault_name(cfg.fault);
-  app.add_option("--plant-fault", fault,
-                 "Plant a classic mistake in the megatron scheme and watch verification catch it: "
-                 "missing-partial-sum, duplicate-shard (T >= 2), bias-on-every-rank (--bias), "
-                 "w2-over-t (the script's), gate-up-split (swiglu, T >= 2); exits 4")
+  app.add_option(
+         "--plant-fault", fault,
+         "Plant a classic mistake in the megatron scheme and watch verification catch it: "
+         "missing-partial-sum, duplicate-shard, bias-on-every-rank (--bias), w2-over-t (the "
+         "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
+         "one-ulp (--invariant), which passes verification but changes megatron-inv's "
+         "digests")
       ->type_name("NAME")
       ->check(CLI::IsMember(faults()).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.
@@ -152,6 +155,12 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                "Also run megatron-overlap: the forward in token chunks, each chunk's all-reduce "
                "in flight while the next chunk computes, and the backward's dX all-reduce during "
                "the dW1 GEMM")
+      ->multi_option_policy(once);
+  app.add_flag("--invariant", cfg.invariant,
+               "Also run megatron (-sp, -overlap) and serial as *-inv: every output and gradient "
+               "with the same bits at every --tp-size, uneven shards and chunks included (F in "
+               "fixed blocks, their partial sums added exactly as 64-bit integers); "
+               "CORRECTNESS VERIFICATION prints each tensor's digest")
       ->multi_option_policy(once);
   add_whole_number(app, "--overlap-chunks", cfg.overlap_chunks, 1, kMaxCollectivesInFlight,
                    "Token chunks of megatron-overlap's forward. Default: chosen by timing the "

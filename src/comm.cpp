@@ -234,6 +234,13 @@ void World::gather_to_root(const long* mine, long count, std::vector<long>& all)
   gather(mine, count, all.data(), long(all.size()));
 }
 
+std::vector<std::uint64_t> World::all_gather(std::uint64_t mine) const {
+  const Watchdog::Wait wait(watchdog_, "a gather of digests");
+  std::vector<std::uint64_t> all(static_cast<std::size_t>(size_));
+  mpiCheck(MPI_Allgather(&mine, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD));
+  return all;
+}
+
 double World::node_sum(double local) const {
   const Watchdog::Wait wait(watchdog_, "a sum over the node");
   MPI_Comm node;

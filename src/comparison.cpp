@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "tp_mlp/analysis.hpp"
+#include "tp_mlp/digest.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
 
@@ -48,6 +49,27 @@ std::vector<CollectiveCall> both_directions(const SchemeResult& r) {
   std::vector<CollectiveCall> calls = r.forward.formula;
   calls.insert(calls.end(), r.backward.formula.begin(), r.backward.formula.end());
   return calls;
+}
+
+// megatron-overlap and its invariant twin run the chunks chosen once megatron is built.
+bool chunked(Scheme scheme) { return plain_of(scheme) == Scheme::megatron_overlap; }
+
+bool sequence_parallel(Scheme scheme) { return plain_of(scheme) == Scheme::megatron_sp; }
+
+// The digest of a tensor of which this rank's piece contributes `mine`, for every copy the job
+// holds: a copy is `ranks_per_copy` consecutive world ranks whose pieces add up to the whole
+// (a TP group's shards, or one rank's whole tensor), and the first `copies` copies hold one.
+TensorDigest digest_of(const char* tensor, std::uint64_t mine, const World& world,
+                       int ranks_per_copy, int copies) {
+  const std::vector<std::uint64_t> all = world.all_gather(mine);
+  TensorDigest d{tensor};
+  for (int copy = 0; copy < copies; ++copy) {
+    std::uint64_t value = 0;
+    for (int r = 0; r < ranks_per_copy; ++r) value += all[std::size_t(copy * ranks_per_copy + r)];
+    if (copy == 0) d.value = value;
+    d.copies_match = d.copies_match && value == d.value;
+  }
+  return d;
 }
 
 bool selected(const Config& cfg, Scheme scheme) {
@@ -95,31 +117,38 @@ Comparison::Comparison(Workspace& ws, const Run& run)
   const std::vector<Scheme> schemes = cfg.schemes();
   participants_.reserve(schemes.size());
   results_.reserve(schemes.size());
-  for (Scheme s : schemes)
-    participants_.push_back(s == Scheme::megatron_overlap ? Participant{s, {s, run.world}}
-                                                          : build(ws, s, 1));
-  for (Participant& p : participants_)
-    if (p.scheme == Scheme::megatron_overlap) {
-      overlap_ = choose_overlap(ws, participants_.front());  // megatron is first in the list
-      plan_.overlap_chunks = overlap_->chunks;
-      p = build(ws, p.scheme, plan_.overlap_chunks);
+  // --save-tensors writes the first scheme's pass, or with --invariant the first invariant one's.
+  for (std::size_t i = 0; i < schemes.size(); ++i)
+    if (is_invariant(schemes[i])) {
+      saved_ = i;
+      break;
     }
+  for (Scheme s : schemes)
+    participants_.push_back(chunked(s) ? Participant{s, {s, run.world}} : build(ws, s, 1));
+  if (cfg.overlap) {
+    overlap_ = choose_overlap(ws, participants_.front());  // megatron is first in the list
+    plan_.overlap_chunks = overlap_->chunks;
+  }
+  for (Participant& p : participants_)
+    if (chunked(p.scheme)) p = build(ws, p.scheme, plan_.overlap_chunks);
   for (const Participant& p : participants_) {
     results_.push_back(predicted(p.scheme, cfg, plan_.overlap_chunks));
     if (p.mlp) results_.back().weight_bytes = p.mlp->weight_bytes();
   }
   if (ws.planning()) return;
+  // Every fault goes into megatron; one-ulp, into the partial sums of its invariant twin.
+  const Scheme faulty = cfg.fault == Fault::one_ulp ? Scheme::megatron_inv : Scheme::megatron;
   for (const Participant& p : participants_)
-    if (p.scheme == Scheme::megatron) plant_fault(cfg.fault, *p.mlp, cfg, run.tp);
+    if (p.scheme == faulty) plant_fault(cfg.fault, *p.mlp, cfg, run.tp);
 }
 
 ConstMatrixRef Comparison::x_for(Scheme scheme) const {
-  if (scheme == Scheme::megatron_sp) return x_.middleRows(sp_tokens_.first, sp_tokens_.count);
+  if (sequence_parallel(scheme)) return x_.middleRows(sp_tokens_.first, sp_tokens_.count);
   return x_;
 }
 
 ConstMatrixRef Comparison::dy_for(Scheme scheme) const {
-  if (scheme == Scheme::megatron_sp) return dy_.middleRows(sp_tokens_.first, sp_tokens_.count);
+  if (sequence_parallel(scheme)) return dy_.middleRows(sp_tokens_.first, sp_tokens_.count);
   return dy_;
 }
 
@@ -147,7 +176,8 @@ void Comparison::verify_and_count() {
     r.forward.counted = p.comm->stats();
     const ConstMatrixRef y = on_every_rank(p, y_here, received_y_);
     r.output = reference_.verify_output(p.scheme, y, held, run_.world);
-    const bool saved = i == 0 && saved_y_.size() > 0;
+    r.digests = {output_digest("Y", p, y, held)};
+    const bool saved = i == saved_ && saved_y_.size() > 0;
     if (saved) saved_y_ = y;
     if (!r.has_backward) continue;
 
@@ -159,8 +189,46 @@ void Comparison::verify_and_count() {
     if (saved) saved_dx_ = dx;
     std::optional<Gradients> shard;
     if (here) shard = p.mlp->gradients();
-    r.gradients = reference_.verify_gradients(dx, held, shard, x_, dy_, run_.world);
+    r.gradients = reference_.verify_gradients(p.scheme, dx, held, shard, x_, dy_, run_.world);
+    r.digests.push_back(output_digest("dX", p, dx, held));
+    add_gradient_digests(r, p, shard);
   }
+}
+
+TensorDigest Comparison::output_digest(const char* tensor, const Participant& p,
+                                       const ConstMatrixRef& t, Block held) const {
+  // Each rank holds all of it, or, under sequence parallelism, each rank of a group a block.
+  const int per_copy = sequence_parallel(p.scheme) ? run_.tp.size() : 1;
+  return digest_of(tensor, digest(t, held.first, 0, t.cols()), run_.world, per_copy,
+                   run_.world.size() / per_copy);
+}
+
+void Comparison::add_gradient_digests(SchemeResult& r, const Participant& p,
+                                      const std::optional<Gradients>& shard) const {
+  // A TP group's shards add up to one copy of each master-shaped gradient; the baseline's is
+  // world rank 0's alone.
+  const Config& cfg = run_.cfg;
+  const int per_copy = p.placement.on_every_rank() ? run_.tp.size() : 1;
+  const int copies = p.placement.on_every_rank() ? run_.world.size() / per_copy : 1;
+  const long H = cfg.hidden_size, F = cfg.intermediate_size();
+  const Block cols = shard ? shard->columns : Block{};
+  auto add = [&](const char* tensor, auto piece) {
+    r.digests.push_back(digest_of(tensor, shard ? piece() : 0, run_.world, per_copy, copies));
+  };
+  const char* dw_in[] = {"dW1", "dW3"};
+  const char* db_in[] = {"db1", "db3"};
+  for (int j = 0; j < cfg.projections(); ++j)
+    add(dw_in[j], [&] {
+      return digest(shard->w_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
+    });
+  add("dW2", [&] { return digest(*shard->w_out, cols.first, 0, H); });
+  if (!cfg.bias) return;
+  for (int j = 0; j < cfg.projections(); ++j)
+    add(db_in[j], [&] {
+      return digest(shard->b_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
+    });
+  // b2's gradient is whole on every rank of a group: the one at F's first column speaks.
+  add("db2", [&] { return cols.first == 0 ? digest(*shard->b_out, 0, 0, H) : 0; });
 }
 
 OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megatron) {
@@ -232,12 +300,12 @@ OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megat
 }
 
 SavedPass Comparison::saved_pass() const {
-  const Participant& lead = participants_.front();
+  const Participant& lead = participants_[saved_];
   // The first TP group's shards, or the serial baseline's whole model on world rank 0.
   const bool saves_shard = lead.placement.computes_here() &&
                            (!lead.placement.on_every_rank() || run_.world.rank() < run_.tp.size());
   std::optional<Gradients> shard;
-  if (saves_shard && results_.front().has_backward) shard = lead.mlp->gradients();
+  if (saves_shard && results_[saved_].has_backward) shard = lead.mlp->gradients();
   return {x_, saved_y_, dy_, saved_dx_, shard, *save_buffers_};
 }
 

@@ -20,7 +20,8 @@ const NamedValues<Fault> kFaults = {{"none", Fault::none},
                                     {"duplicate-shard", Fault::duplicate_shard},
                                     {"bias-on-every-rank", Fault::bias_on_every_rank},
                                     {"w2-over-t", Fault::w2_over_t},
-                                    {"gate-up-split", Fault::gate_up_split}};
+                                    {"gate-up-split", Fault::gate_up_split},
+                                    {"one-ulp", Fault::one_ulp}};
 
 }  // namespace
 
@@ -34,10 +35,26 @@ const char* scheme_name(Scheme scheme) {
     case Scheme::megatron: return "megatron";
     case Scheme::megatron_sp: return "megatron-sp";
     case Scheme::megatron_overlap: return "megatron-overlap";
+    case Scheme::megatron_inv: return "megatron-inv";
+    case Scheme::megatron_sp_inv: return "megatron-sp-inv";
+    case Scheme::megatron_overlap_inv: return "megatron-overlap-inv";
     case Scheme::naive: return "naive";
     case Scheme::serial: return "serial";
+    case Scheme::serial_inv: return "serial-inv";
   }
   return "?";
+}
+
+bool is_invariant(Scheme scheme) { return plain_of(scheme) != scheme; }
+
+Scheme plain_of(Scheme scheme) {
+  switch (scheme) {
+    case Scheme::megatron_inv: return Scheme::megatron;
+    case Scheme::megatron_sp_inv: return Scheme::megatron_sp;
+    case Scheme::megatron_overlap_inv: return Scheme::megatron_overlap;
+    case Scheme::serial_inv: return Scheme::serial;
+    default: return scheme;
+  }
 }
 
 const char* activation_name(Activation activation) {
@@ -83,11 +100,16 @@ std::vector<Scheme> Config::schemes() const {
     return scheme_choice == SchemeChoice::all || scheme_choice == c;
   };
   std::vector<Scheme> schemes;
-  if (chosen(SchemeChoice::megatron)) schemes.push_back(Scheme::megatron);
-  if (chosen(SchemeChoice::megatron) && sequence_parallel) schemes.push_back(Scheme::megatron_sp);
-  if (chosen(SchemeChoice::megatron) && overlap) schemes.push_back(Scheme::megatron_overlap);
+  const bool megatron = chosen(SchemeChoice::megatron), serial = chosen(SchemeChoice::serial);
+  if (megatron) schemes.push_back(Scheme::megatron);
+  if (megatron && sequence_parallel) schemes.push_back(Scheme::megatron_sp);
+  if (megatron && overlap) schemes.push_back(Scheme::megatron_overlap);
+  if (megatron && invariant) schemes.push_back(Scheme::megatron_inv);
+  if (megatron && invariant && sequence_parallel) schemes.push_back(Scheme::megatron_sp_inv);
+  if (megatron && invariant && overlap) schemes.push_back(Scheme::megatron_overlap_inv);
   if (chosen(SchemeChoice::naive)) schemes.push_back(Scheme::naive);
-  if (chosen(SchemeChoice::serial)) schemes.push_back(Scheme::serial);
+  if (serial) schemes.push_back(Scheme::serial);
+  if (serial && invariant) schemes.push_back(Scheme::serial_inv);
   return schemes;
 }
 

@@ -16,7 +16,8 @@ void plant(Fault fault, const Parameters& p, const Config& cfg, const TpComm& tp
   const bool last = tp.rank() == tp.size() - 1;
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
   switch (fault) {
-    case Fault::none: return;
+    case Fault::none:
+    case Fault::one_ulp: return;  // not a parameter's: see plant_fault
     case Fault::missing_partial_sum:
       if (last) p.w_out->setZero();
       return;
@@ -47,6 +48,10 @@ void plant(Fault fault, const Parameters& p, const Config& cfg, const TpComm& tp
 
 void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& tp) {
   if (fault == Fault::none) return;
+  if (fault == Fault::one_ulp) {
+    mlp.plant_one_ulp();
+    return;
+  }
   if (cfg.dtype == DType::bf16)
     plant(fault, mlp.parameters_bf16(), cfg, tp);
   else

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "tp_mlp/invariant_mlp.hpp"
 #include "tp_mlp/naive_mlp.hpp"
 #include "tp_mlp/parallel_mlp.hpp"
 
@@ -12,12 +13,17 @@ ConstMatrixRef MlpScheme::backward(const ConstMatrixRef&) {
   throw std::logic_error("this scheme has no backward pass");
 }
 
+void MlpScheme::plant_one_ulp() {
+  throw std::logic_error("only an invariant scheme sums partial sums it can be planted in");
+}
+
 namespace {
 
 template <typename T>
 MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                         int overlap_chunks) {
   if (scheme == Scheme::naive) return ws.make<NaiveMlp<T>>(ws, cfg, tp);
+  if (is_invariant(scheme)) return ws.make<InvariantMlp<T>>(ws, scheme, cfg, tp, overlap_chunks);
   return ws.make<ParallelMlp<T>>(ws, scheme, cfg, tp, overlap_chunks);
 }
 

@@ -16,15 +16,14 @@ NaiveMlp<T>::NaiveMlp(Workspace& ws, const Config& cfg, TpComm& tp)
       x_in_(ws.matrix<T>(kIsFloat<T> ? 0 : tokens_, hidden_.count)),
       // Reads this rank's columns of X in place (fp32) or their copy as T.
       first_(ws, hidden_.count, kIsFloat<T> ? cfg.hidden_size : hidden_.count,
-             projections_ * cfg.intermediate_size(), /*bias=*/false, Chunking::whole(tokens_),
-             /*backward=*/false),
+             projections_ * cfg.intermediate_size(), {false, false, Chunking::whole(tokens_)}),
       pre_exit_(ws, tp, Outside::replicated, cfg.reduction(), tokens_,
                 projections_ * cfg.intermediate_size()),
       b_in_(ws.matrix<float>(cfg.bias ? 1 : 0, projections_ * columns_.count)),
       act_(ws.matrix<float>(tokens_, columns_.count)),
       act_in_(ws.matrix<T>(kIsFloat<T> ? 0 : tokens_, columns_.count)),
-      second_(ws, columns_.count, columns_.count, cfg.hidden_size, cfg.bias,
-              Chunking::whole(tokens_), /*backward=*/false),
+      second_(ws, columns_.count, columns_.count, cfg.hidden_size,
+              {cfg.bias, false, Chunking::whole(tokens_)}),
       y_exit_(ws, tp, Outside::replicated, cfg.reduction(), tokens_, cfg.hidden_size) {
   if (ws.planning()) return;  // the layout is all a plan needs
   const long F = cfg.intermediate_size(), p = projections_;

@@ -31,11 +31,11 @@ ParallelMlp<T>::ParallelMlp(Workspace& ws, Scheme scheme, const Config& cfg, TpC
       chunking_{cfg.tokens(), chunks, chunks > 1 ? kBlocksPerChunk : 1},
       x_entry_(ws, tp, outside_of(scheme), cfg.tokens(), cfg.hidden_size),
       first_(ws, tp, cfg.hidden_size, Projections::same(columns_.count, cfg.projections()),
-             cfg.bias, chunking_, cfg.backward, chunks > 1 ? kBackwardBlocks : 1),
+             {cfg.bias, cfg.backward, chunking_, chunks > 1 ? kBackwardBlocks : 1}),
       act_(ws.matrix<float>(cfg.tokens(), columns_.count)),
       act_in_(ws.matrix<T>(kIsFloat<T> ? 0 : cfg.tokens(), columns_.count)),
-      second_(ws, columns_.count, columns_.count, cfg.hidden_size, cfg.bias, chunking_,
-              cfg.backward),
+      second_(ws, columns_.count, columns_.count, cfg.hidden_size,
+              {cfg.bias, cfg.backward, chunking_}),
       y_exit_(ws, tp, outside_of(scheme), cfg.reduction(), cfg.tokens(), cfg.hidden_size),
       dy_entry_(ws, tp, outside_of(scheme), cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
       dpre_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, first_.weight().cols())),
@@ -102,7 +102,7 @@ void ParallelMlp<T>::parameters_changed() {
 }
 
 template <typename T>
-Gradients ParallelMlp<T>::gradients() const {
+Gradients ParallelMlp<T>::gradients() {
   return {columns_, &first_.weight_grad(), &second_.weight_grad(),
           first_.has_bias() ? &first_.bias_grad() : nullptr,
           second_.has_bias() ? &second_.bias_grad() : nullptr};

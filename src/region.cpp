@@ -1,6 +1,8 @@
 // region: entering and leaving the tensor-parallel region (see region.hpp).
 #include "tp_mlp/region.hpp"
 
+#include <algorithm>
+
 namespace tp_mlp {
 
 Block tokens_outside(Outside outside, long tokens, const TpComm& tp) {
@@ -10,25 +12,41 @@ Block tokens_outside(Outside outside, long tokens, const TpComm& tp) {
 
 template <typename T>
 RegionEntry<T>::RegionEntry(Workspace& ws, TpComm& tp, Outside outside, long tokens,
-                            long hidden_size)
+                            long hidden_size, long padded_rows)
     : tp_(tp),
       outside_(outside),
-      here_t_(
-          ws.matrix<T>(kIsFloat<T> ? 0 : tokens_outside(outside, tokens, tp).count, hidden_size)),
-      full_(ws.matrix<T>(outside == Outside::sequence_parallel ? tokens : 0, hidden_size)) {}
+      tokens_(tokens),
+      here_t_(ws.matrix<T>(kIsFloat<T> || outside == Outside::replicated
+                               ? 0
+                               : tokens_outside(outside, tokens, tp).count,
+                           hidden_size)),
+      full_(ws.matrix<T>(outside == Outside::sequence_parallel || padded_rows > tokens
+                             ? std::max(tokens, padded_rows)
+                             : (kIsFloat<T> ? 0 : tokens),
+                         hidden_size)) {
+  if (!ws.planning()) full_.bottomRows(full_.rows() - std::min(full_.rows(), tokens)).setZero();
+}
 
 template <typename T>
 ConstRef<T> RegionEntry<T>::enter(const ConstMatrixRef& here) {
-  const T* local = nullptr;
+  auto rows = full_.topRows(tokens_);
+  if (outside_ == Outside::replicated) {  // f: the identity; a copy only to pad, or to round
+    if constexpr (kIsFloat<T>) {
+      if (full_.rows() == 0) return here;
+      rows = here;
+    } else {
+      to_bf16(here, rows);
+    }
+    return full_;
+  }
+  const T* local = nullptr;  // f̄: all-gather the tokens
   if constexpr (kIsFloat<T>) {
-    if (outside_ == Outside::replicated) return here;  // f: the identity, no copy
     local = here.data();
   } else {
     to_bf16(here, here_t_);
-    if (outside_ == Outside::replicated) return here_t_;
     local = here_t_.data();
   }
-  tp_.all_gather_rows(local, full_.data(), full_.rows(), full_.cols());  // f̄
+  tp_.all_gather_rows(local, rows.data(), tokens_, full_.cols());
   return full_;
 }
 

@@ -1,6 +1,8 @@
 // report_json: the JSON document (see report_json.hpp and the README's key table).
 #include "tp_mlp/report_json.hpp"
 
+#include <cstdio>
+
 #include "tp_mlp/output.hpp"
 
 namespace tp_mlp {
@@ -82,6 +84,12 @@ void add_schemes(json& schemes, const Metrics& m) {
     json& j = schemes[scheme_name(c.scheme)];
     j["verification"] = verification_json(c.output);
     j["verification"]["passed"] = c.passed;
+    for (const TensorDigest& d : c.digests) {
+      char hex[24];  // 64 bits do not fit a JSON number exactly: a hexadecimal string
+      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(d.value));
+      j["digests"][d.tensor] = hex;
+    }
+    j["digests_copies_match"] = c.copies_match;
     for (const Verification& g : c.gradients)
       j["backward"]["verification"][g.tensor] = verification_json(g);
   }

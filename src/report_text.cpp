@@ -56,7 +56,7 @@ std::string collectives_text(const CommStats& s) {
 }
 
 void print_verification_row(Scheme scheme, const Verification& v) {
-  std::printf("  %-16s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
+  std::printf("  %-20s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
               v.tensor.c_str(), v.max_abs_diff, v.max_rel_diff, v.tolerance, v.max_diff_over_bound,
               yes_no(v.passed));
 }
@@ -106,12 +106,12 @@ void print_overlap(const BenchmarkMetrics& m) {
         "\nmegatron-overlap: %d token chunks (%s; a bare all-reduce of Y costs %.1f%% of\n"
         "megatron's compute here), each chunk's all-reduce in flight while the next computes:\n",
         o.chunks, o.automatic ? "chosen" : "--overlap-chunks", 100 * o.comm_share);
-  std::printf("\n  %-16s %-9s %10s %10s %10s %8s %12s %12s   (median ms)\n", "scheme", "step",
+  std::printf("\n  %-20s %-9s %10s %10s %10s %8s %12s %12s   (median ms)\n", "scheme", "step",
               "time", "compute", "comm", "hidden", "max(c, f)", "c + floor");
   auto row = [](const SchemeSpeed& s, const char* step, const StepTiming& t, const StepSpeed& v) {
     char hidden[16] = "-";
     if (v.hidden) std::snprintf(hidden, sizeof hidden, "%.0f%%", 100 * *v.hidden);
-    std::printf("  %-16s %-9s %10.3f %10.3f %10.3f %8s %12.3f %12.3f\n", scheme_name(s.scheme),
+    std::printf("  %-20s %-9s %10.3f %10.3f %10.3f %8s %12.3f %12.3f\n", scheme_name(s.scheme),
                 step, t.total.median, t.compute.median, t.comm.median, hidden,
                 v.overlapped_bound_ms, v.bound_ms);
   };
@@ -184,13 +184,25 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
       "through the activation with its slope and its own float error. An element passes within\n"
       "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
       lead.accumulated_terms);
-  std::printf("  %-16s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
+  std::printf("  %-20s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
               "max rel diff", "tolerance", "diff/bound", "correct");
   for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
   if (m.any_gradients) {
     std::printf("\n  Backward, given a fixed upstream gradient dY %s:\n", shape_text(cfg).c_str());
     for (const SchemeChecks& s : m.schemes)
       for (const Verification& g : s.gradients) print_verification_row(s.scheme, g);
+  }
+  if (m.any_invariant) {
+    std::printf(
+        "\n  Digests: a 64-bit fingerprint of each whole tensor's bits, the same at every\n"
+        "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards:\n");
+    for (const SchemeChecks& s : m.schemes) {
+      if (!is_invariant(s.scheme)) continue;
+      for (const TensorDigest& d : s.digests)
+        std::printf("  %-20s %-5s %016llx  every copy %s\n", scheme_name(s.scheme),
+                    d.tensor.c_str(), static_cast<unsigned long long>(d.value),
+                    d.copies_match ? "alike" : "DIFFERS");
+    }
   }
   std::printf("\nMax difference from reference: %.2e\n", lead.max_abs_diff);
   std::printf("Correct: %s\n", yes_no(m.passed));
@@ -217,10 +229,10 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
       "\nEvery scheme, one pass each, as counted (bytes: the whole tensors reduced or\n"
       "assembled; ring bytes: what each rank sends, all-reduce 2B(T-1)/T, all-gather and\n"
       "reduce-scatter B(T-1)/T):\n\n");
-  std::printf("  %-16s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
+  std::printf("  %-20s %-9s %-32s %11s %13s  %s\n", "scheme", "pass", "collectives", "bytes",
               "ring B/rank", "= formula");
   for (const PassTraffic& p : m.passes)
-    std::printf("  %-16s %-9s %-32s %11s %13s  %s\n", scheme_name(p.scheme),
+    std::printf("  %-20s %-9s %-32s %11s %13s  %s\n", scheme_name(p.scheme),
                 direction_name(p.direction), collectives_text(p.counted).c_str(),
                 bytes_text(double(p.counted.bytes())).c_str(), bytes_text(p.counted_ring).c_str(),
                 p.matches_formula ? "yes" : "NO");
@@ -244,6 +256,10 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
         bytes_text(m.sequence_parallel->megatron_ring).c_str(),
         bytes_text(m.sequence_parallel->megatron_boundary).c_str(),
         bytes_text(m.sequence_parallel->sp_boundary).c_str());
+  if (m.any_invariant)
+    std::printf(
+        "\nThe *-inv schemes add their partial sums exactly, as 64-bit integers: twice fp32's\n"
+        "bytes, and a float per token (a MAX all-reduce) to agree on each row's grid first.\n");
   std::printf(
       "\nThe price of tensor parallelism is this communication; serial needs none,\n"
       "but holds all 8H^2 weights on one rank.\n");
@@ -263,29 +279,29 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
         "speed-ups and efficiencies below measure that time-sharing as much as tensor\n"
         "parallelism. Launch at most one rank per core to measure tensor parallelism.\n",
         m.ranks_on_node, m.cores_on_node, m.cores_on_node == 1 ? "" : "s");
-  std::printf("\n  %-16s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
+  std::printf("\n  %-20s %10s %10s %10s %10s   (forward, ms)\n", "scheme", "mean", "median", "min",
               "max");
   for (const SchemeSpeed& s : m.schemes)
-    std::printf("  %-16s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
+    std::printf("  %-20s %10.3f %10.3f %10.3f %10.3f\n", scheme_name(s.scheme), s.timing.total.mean,
                 s.timing.total.median, s.timing.total.min, s.timing.total.max);
   // With uneven shards, how much longer the slowest rank computes than the mean rank.
   const char* imbalance = m.uneven_shards ? "  slowest/mean" : "";
-  std::printf("\n  %-16s %10s %10s %10s %10s%s   (median ms; floor = the bare\n", "scheme",
+  std::printf("\n  %-20s %10s %10s %10s %10s%s   (median ms; floor = the bare\n", "scheme",
               "compute", "comm", "floor", "comm/floor", imbalance);
-  std::printf("  %-16s %10s %10s %10s %10s%*s    collectives of the same sizes)\n", "", "", "", "",
+  std::printf("  %-20s %10s %10s %10s %10s%*s    collectives of the same sizes)\n", "", "", "", "",
               "", int(std::strlen(imbalance)), "");
   for (const SchemeSpeed& s : m.schemes) {
     char ratio[16] = "-";
     if (s.comm_over_floor) std::snprintf(ratio, sizeof ratio, "%.2f", *s.comm_over_floor);
-    std::printf("  %-16s %10.3f %10.3f %10.3f %10s", scheme_name(s.scheme), s.timing.compute.median,
+    std::printf("  %-20s %10.3f %10.3f %10.3f %10s", scheme_name(s.scheme), s.timing.compute.median,
                 s.timing.comm.median, s.floor.median, ratio);
     if (m.uneven_shards) std::printf(" %13.3fx", s.compute_imbalance);
     std::printf("\n");
   }
-  std::printf("\n  %-16s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
+  std::printf("\n  %-20s %8s %7s %10s %8s %9s %9s\n", "scheme", "GFLOP/s", "% peak", "bound ms",
               "/bound", "speed-up", "effic.");
   for (const SchemeSpeed& s : m.schemes) {
-    std::printf("  %-16s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(s.scheme),
+    std::printf("  %-20s %8.1f %6.0f%% %10.3f %7.2fx", scheme_name(s.scheme),
                 s.forward.gflops_per_rank, s.forward.percent_of_peak, s.forward.bound_ms,
                 s.forward.over_bound);
     if (s.speedup)
@@ -299,12 +315,12 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
       m.has_serial ? "" : "; both need serial: --scheme all");
   if (m.overlap) print_overlap(m);
   if (m.any_backward) {
-    std::printf("\n  %-16s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
+    std::printf("\n  %-20s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
                 "median", "compute", "comm", "floor", "GFLOP/s", "% peak");
-    std::printf("  %-16s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
+    std::printf("  %-20s %10s %10s %10s %10s %8s %7s    median ms)\n", "", "", "", "", "", "", "");
     for (const SchemeSpeed& s : m.schemes) {
       if (!s.has_backward) continue;
-      std::printf("  %-16s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(s.scheme),
+      std::printf("  %-20s %10.3f %10.3f %10.3f %10.3f %8.1f %6.0f%%\n", scheme_name(s.scheme),
                   s.train_timing.total.median, s.train_timing.compute.median,
                   s.train_timing.comm.median, s.train_floor.median, s.train.gflops_per_rank,
                   s.train.percent_of_peak);
@@ -347,9 +363,9 @@ void TextReport::scaling(const ScalingMetrics& m) const {
   if (m.shares.hidden_rows)
     print_share("H", "rows", *m.shares.hidden_rows, "the naive scheme's rows of W1");
   if (m.shares.tokens) print_share("tokens", "tokens", *m.shares.tokens, "megatron-sp's X and Y");
-  std::printf("\n  %-16s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
+  std::printf("\n  %-20s %16s %26s\n", "scheme", "weights/rank", "X, Y (dY, dX) per rank");
   for (const SchemeMemory& s : m.schemes)
-    std::printf("  %-16s %16s %26s\n", scheme_name(s.scheme),
+    std::printf("  %-20s %16s %26s\n", scheme_name(s.scheme),
                 bytes_text(double(s.weight_bytes)).c_str(), bytes_text(s.boundary_bytes).c_str());
   std::printf("  (as allocated; serial's on rank 0 only)\n");
   print_params("Example", m.example);

@@ -5,6 +5,8 @@
 #include <climits>
 #include <sstream>
 
+#include "tp_mlp/invariant_blocking.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -14,8 +16,11 @@ std::string fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
   if (std::find(schemes.begin(), schemes.end(), Scheme::megatron) == schemes.end())
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
-  // Every fault is a mistake in how shards combine: at T = 1 W2/T is W2, b2 added on every rank
-  // is added once, and there is no other shard to miss or to duplicate.
+  if (cfg.fault == Fault::one_ulp)
+    return cfg.invariant ? ""
+                         : flag + " is planted in megatron-inv's partial sums: add --invariant";
+  // Every other fault is a mistake in how shards combine: at T = 1 W2/T is W2, b2 added on every
+  // rank is added once, and there is no other shard to miss or to duplicate.
   if (cfg.tp_size < 2 && cfg.fault != Fault::none)
     return flag +
            " needs --tp-size 2 or more: it is about shards, and at T = 1 it would plant "
@@ -73,6 +78,20 @@ std::string validate(const Config& cfg, int world) {
         << " tokens (--batch-size x --seq-len): a chunk would hold no tokens";
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
+  } else if (cfg.invariant && cfg.scheme_choice == SchemeChoice::naive) {
+    why << "--invariant applies to megatron, megatron-sp, megatron-overlap and serial; naive "
+           "stays the wrong way: use --scheme megatron, serial or all";
+  } else if (cfg.invariant && cfg.reduce_dtype == DType::bf16) {
+    why << "--invariant sums the partial sums exactly, as 64-bit integers: --reduce-dtype bf16, "
+           "which rounds them at every addition, does not combine with it (the plain schemes "
+           "of an --invariant run reduce in the --dtype)";
+  } else if (cfg.invariant && InvariantBlocking::of(cfg).blocks < T &&
+             cfg.scheme_choice != SchemeChoice::serial) {
+    const InvariantBlocking b = InvariantBlocking::of(cfg);
+    why << "--invariant cuts the FFN width F = " << F << " into " << b.blocks << " block"
+        << (b.blocks == 1 ? "" : "s") << " of " << b.block_width
+        << " columns, and each rank holds whole blocks: --tp-size " << T
+        << " would leave a rank without one";
   } else if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16) {
     why << "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16, which "
            "only loses digits: use it with --dtype bf16";

@@ -9,6 +9,7 @@
 
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/init.hpp"
+#include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/rounding.hpp"
 
 namespace tp_mlp {
@@ -59,11 +60,14 @@ void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error)
 // How one tensor on one rank compares with the reference, element by element.
 struct Agreement {
   double diff = 0, scale = 0, bound = 0, worst = 0;
+  // `row_extra` [rows]: what each row's bound adds (an invariant scheme's exact sum's grid).
   template <typename Got>
-  void add(const Got& got, const ConstMatrixDRef& ref, const ConstMatrixDRef& ref_bound) {
+  void add(const Got& got, const ConstMatrixDRef& ref, const ConstMatrixDRef& ref_bound,
+           const double* row_extra = nullptr) {
     for (long r = 0; r < ref.rows(); ++r)
       for (long c = 0; c < ref.cols(); ++c) {
-        const double error = std::abs(double(got(r, c)) - ref(r, c)), b = ref_bound(r, c);
+        const double error = std::abs(double(got(r, c)) - ref(r, c));
+        const double b = ref_bound(r, c) + (row_extra ? row_extra[r] : 0.0);
         if (!std::isfinite(error)) worst = std::numeric_limits<double>::infinity();
         diff = std::max(diff, error);
         scale = std::max(scale, std::abs(ref(r, c)));
@@ -147,7 +151,9 @@ Reference::Reference(Workspace& ws, const Config& cfg, Block rows)
       dw2_(ws.matrix<double>(cfg.backward ? block_width_ : 0, H_)),
       dw2_bound_(ws.matrix<double>(dw2_.rows(), H_)),
       dw_in_(ws.matrix<double>(cfg.backward ? H_ : 0, block_width_)),
-      dw_in_bound_(ws.matrix<double>(dw_in_.rows(), block_width_)) {}
+      dw_in_bound_(ws.matrix<double>(dw_in_.rows(), block_width_)),
+      y_grid_(ws.matrix<double>(cfg.invariant ? n_ : 0, 1)),
+      dx_grid_(ws.matrix<double>(cfg.invariant ? dx_rows_ : 0, 1)) {}
 
 void Reference::regenerate(Block cols) {
   const long H = cfg_.hidden_size, pw = cfg_.projections() * cols.count, w = cols.count;
@@ -203,8 +209,9 @@ void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
     dy_abs_.topRows(n) = dy_.topRows(n).cwiseAbs();
   }
   for (Tensor<double>* sum : {&y_, &y_bound_, &dx_, &dx_bound_, &y_bound_naive_, &y_partials_,
-                              &dx_partials_, &naive_partials_})
+                              &dx_partials_, &naive_partials_, &y_grid_, &dx_grid_})
     sum->setZero();
+  double w2_max = 0, w_in_max = 0;  // over the whole model, for the invariant schemes' grids
   for_each_block(block_width_, {0, F}, [&](Block cols) {
     const long w = cols.count, pw = p * w;
     regenerate(cols);
@@ -213,6 +220,10 @@ void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
     const auto act = act_.topLeftCorner(n, w), act_in_error = act_in_error_.topLeftCorner(n, w);
     auto terms = terms_.topLeftCorner(n, w);
     y_.noalias() += act * w2;  // F products and the bias, over all blocks
+    if (y_grid_.size() > 0) {  // each row's largest activation (the float one's, at most)
+      y_grid_ = y_grid_.cwiseMax((act.cwiseAbs() + act_in_error).rowwise().maxCoeff());
+      w2_max = std::max(w2_max, w2_abs.maxCoeff());
+    }
     summand_bound(act, act_in_error, F + 1, terms);
     y_bound_.noalias() += terms * w2_abs;
     if (reduce_ > 0) {
@@ -235,6 +246,11 @@ void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
     const auto dpre = dpre_.topLeftCorner(n, pw), w_in = w_in_.leftCols(pw);
     auto dpre_terms = terms_.topLeftCorner(n, pw);
     dx_.noalias() += dpre * w_in.transpose();  // p·F products
+    if (dx_grid_.size() > 0) {
+      dx_grid_ = dx_grid_.cwiseMax(
+          (dpre.cwiseAbs() + dpre_error_.topLeftCorner(n, pw)).rowwise().maxCoeff());
+      w_in_max = std::max(w_in_max, w_in_abs_.leftCols(pw).maxCoeff());
+    }
     summand_bound(dpre, dpre_in_error_.topLeftCorner(n, pw), p * F, dpre_terms);
     dx_bound_.noalias() += dpre_terms * w_in_abs_.leftCols(pw).transpose();
     if (reduce_ > 0) {
@@ -256,6 +272,13 @@ void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
     y_bound_.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
     if (naive_bf16_pre_) y_bound_naive_.rowwise() += gamma_n(F + 1) * b2.cwiseAbs().row(0);
   }
+  // An invariant scheme rounds each of the blocks' partial sums onto its exact sum's grid,
+  // whose step is under 2^-48 of terms · max|input| · max|weight| for the row (exact_sum.hpp):
+  // at most half a step per block.
+  const double blocks = double(InvariantBlocking::of(cfg_).blocks),
+               half_step = std::ldexp(1.0, -49);
+  y_grid_ *= blocks * half_step * double(F) * w2_max;
+  dx_grid_ *= blocks * half_step * double(p * F) * w_in_max;
   // Y and dX are rounded to the model's element type at the end.
   y_bound_ = (1 + output_) * y_bound_ + output_ * y_.cwiseAbs();
   if (naive_bf16_pre_) y_bound_naive_ = (1 + output_) * y_bound_naive_ + output_ * y_.cwiseAbs();
@@ -267,19 +290,18 @@ Verification Reference::verify_output(Scheme scheme, const ConstMatrixRef& y, Bl
   Agreement a;
   const bool own_bound = scheme == Scheme::naive && y_bound_naive_.size() > 0;
   a.add(y.middleRows(rows_.first - held.first, rows_.count), y_,
-        own_bound ? y_bound_naive_ : y_bound_);
+        own_bound ? y_bound_naive_ : y_bound_, is_invariant(scheme) ? y_grid_.data() : nullptr);
   return conclude("Y", a, cfg_.hidden_size + cfg_.intermediate_size(), world);  // X·W1, ·W2
 }
 
-std::vector<Verification> Reference::verify_gradients(const ConstMatrixRef& dx, Block held,
-                                                      const std::optional<Gradients>& shard,
-                                                      const ConstMatrixRef& x,
-                                                      const ConstMatrixRef& dy,
-                                                      const World& world) {
+std::vector<Verification> Reference::verify_gradients(
+    Scheme scheme, const ConstMatrixRef& dx, Block held, const std::optional<Gradients>& shard,
+    const ConstMatrixRef& x, const ConstMatrixRef& dy, const World& world) {
   const long H = cfg_.hidden_size, tokens = cfg_.tokens(), p = cfg_.projections();
   const bool swiglu = cfg_.activation == Activation::swiglu;
   Agreement a_dx, a_dw_in[2], a_dw2, a_db_in[2], a_db2;
-  a_dx.add(dx.middleRows(rows_.first - held.first, rows_.count), dx_, dx_bound_);
+  a_dx.add(dx.middleRows(rows_.first - held.first, rows_.count), dx_, dx_bound_,
+           is_invariant(scheme) ? dx_grid_.data() : nullptr);
   if (shard) {
     // Weight gradients sum over every token, so this rank needs all of X and dY.
     x_.topRows(tokens) = x.cast<double>();

@@ -20,6 +20,9 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
 
 // Each rank's floating-point operations in one pass (2 per multiply-add of the GEMMs).
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction);
+// The most columns of F any of `ways` ranks holds in `scheme`: whole blocks for an invariant
+// scheme (invariant_blocking.hpp), columns differing by one otherwise.
+long widest_shard(Scheme scheme, const Config& cfg, int ways);
 
 // The script's SCALING ANALYSIS: the weights' parameters, (p+1)·H·F in all (2HF = 8H² for
 // GeLU at F = 4H; 3HF for SwiGLU, whose F is 2/3 of that to keep the count), and per rank

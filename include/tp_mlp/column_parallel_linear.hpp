@@ -21,8 +21,8 @@
 #include <optional>
 
 #include "tp_mlp/bf16.hpp"
-#include "tp_mlp/chunking.hpp"
 #include "tp_mlp/comm.hpp"
+#include "tp_mlp/linear_options.hpp"
 #include "tp_mlp/planned_gemm.hpp"
 #include "tp_mlp/workspace.hpp"
 
@@ -41,11 +41,9 @@ struct Projections {
 template <typename T>
 class ColumnParallelLinear {
  public:
-  // Input [rows, in_features]; `widths`: this rank's columns of each fused projection. The
-  // forward runs `chunking`'s blocks of rows; with `backward`, so can the backward pass, whose
-  // weight gradient runs in `grad_blocks` blocks of columns (a progress test between).
+  // Input [rows, in_features]; `widths`: this rank's columns of each fused projection.
   ColumnParallelLinear(Workspace& ws, TpComm& tp, long in_features, const Projections& widths,
-                       bool bias, const Chunking& chunking, bool backward, int grad_blocks = 1);
+                       const LinearOptions& options);
 
   // The parameters, to fill (or change), then prepare(): [in, out here] and [1, out here].
   Tensor<T>& weight() { return weight_; }
@@ -60,8 +58,10 @@ class ColumnParallelLinear {
   void forward(const ConstRef<T>& x, Block rows);
   Tensor<float>& output() { return output_; }
 
-  // The input's gradient, this rank's partial sum [rows, in], from the output's (as T).
+  // The input's gradient, this rank's partial sum [rows, in], from the output's (as T)...
   MatrixRef backward_input(const ConstRef<T>& d_out);
+  // ...or its rows `rows` alone, into the caller's `into` [rows.count, in].
+  void backward_input(const ConstRef<T>& d_out, Block rows, MatrixRef into);
   // dW = xᵀ·d_out (d_out as T), db = the column sums of d_out (as float).
   void backward_weights(const ConstRef<T>& x, const ConstRef<T>& d_out_t,
                         const ConstMatrixRef& d_out);
@@ -70,7 +70,7 @@ class ColumnParallelLinear {
 
  private:
   TpComm& tp_;
-  const Chunking chunking_;
+  const LinearOptions options_;
   std::array<Block, Projections::kMax> projections_{};
   Tensor<T> weight_;           // [in, out here]
   Tensor<float> bias_;         // [1, out here], empty without bias
@@ -78,12 +78,15 @@ class ColumnParallelLinear {
   Tensor<float> input_grad_;   // [rows, in], a partial sum
   Tensor<float> weight_grad_;  // [in, out here]
   Tensor<float> bias_grad_;    // [1, out here]
-  struct ForwardPlan {
+  // A product per height of the blocks of rows (at most three: chunking.hpp).
+  struct Planned {
     long rows = 0;
     std::optional<PlannedGemm<T>> gemm;
   };
-  std::array<ForwardPlan, 3> forward_{};  // one per height of the chunking's blocks
-  std::optional<PlannedGemm<T>> input_grad_gemm_;
+  using ByHeight = std::array<Planned, 3>;
+  static PlannedGemm<T>& plan_for(ByHeight& plans, long rows);
+  ByHeight forward_{}, input_grad_by_rows_{};
+  std::optional<PlannedGemm<T>> input_grad_gemm_;  // all rows at once, into input_grad_
   static constexpr int kMaxGradBlocks = 8;
   std::array<std::optional<PlannedGemm<T>>, kMaxGradBlocks> weight_grad_gemms_{};
   int grad_blocks_ = 0;

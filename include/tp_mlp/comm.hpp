@@ -70,7 +70,9 @@ class World {
   // how a failure seen by one rank reaches all of them without a hang.
   int lowest_rank_where(bool condition) const;
   double max(double local) const;
-  double node_sum(double local) const;                   // over the ranks on this rank's node
+  double node_sum(double local) const;  // over the ranks on this rank's node
+  // Every rank's value, in rank order, on every rank.
+  std::vector<std::uint64_t> all_gather(std::uint64_t mine) const;
   void max_in_place(std::vector<double>& values) const;  // element-wise over ranks
   void sum_in_place(std::vector<double>& values) const;
   void barrier() const;

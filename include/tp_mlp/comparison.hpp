@@ -54,6 +54,12 @@ class Comparison {
   // A pass's output on every rank: the scheme's own, or the baseline's sent from rank 0.
   ConstMatrixRef on_every_rank(const Participant& p, std::optional<ConstMatrixRef> computed,
                                Tensor<float>& received);
+  // The digest of a pass's output t (its rows `held`), every copy's.
+  TensorDigest output_digest(const char* tensor, const Participant& p, const ConstMatrixRef& t,
+                             Block held) const;
+  // The digest of every weight and bias gradient, every TP group's shards added up.
+  void add_gradient_digests(SchemeResult& r, const Participant& p,
+                            const std::optional<Gradients>& shard) const;
   // How many token chunks hide megatron's all-reduce here: timed, on candidates built in `ws`
   // and released again.
   OverlapChoice choose_overlap(Workspace& ws, const Participant& megatron);
@@ -70,6 +76,7 @@ class Comparison {
   SaveBuffers* save_buffers_ = nullptr;  // with --save-tensors
   Reference& reference_;
   std::vector<Participant> participants_;
+  std::size_t saved_ = 0;  // the participant --save-tensors writes
   std::vector<SchemeResult> results_;
 };
 

@@ -13,8 +13,23 @@
 
 namespace tp_mlp {
 
-// The ways this program computes the same MLP (see mlp.hpp).
-enum class Scheme { megatron, megatron_sp, megatron_overlap, naive, serial };
+// The ways this program computes the same MLP (see mlp.hpp). With --invariant, the megatron
+// family and serial also run as *-inv: the same wiring, every sum over F formed in an order that
+// does not depend on the TP size (invariant_blocking.hpp).
+enum class Scheme {
+  megatron,
+  megatron_sp,
+  megatron_overlap,
+  megatron_inv,
+  megatron_sp_inv,
+  megatron_overlap_inv,
+  naive,
+  serial,
+  serial_inv
+};
+// Whether `scheme` is an invariant one, and the plain scheme it is wired like.
+bool is_invariant(Scheme scheme);
+Scheme plain_of(Scheme scheme);
 // What --scheme selects; megatron-sp comes with --sequence-parallel wherever megatron runs.
 enum class SchemeChoice { all, megatron, naive, serial };
 // The MLP's nonlinearity: the reference script's GeLU(X·W1)·W2, or LLaMA's gated
@@ -32,7 +47,8 @@ enum class Fault {
   duplicate_shard,
   bias_on_every_rank,
   w2_over_t,
-  gate_up_split
+  gate_up_split,
+  one_ulp  // --invariant: one element of one block's partial sum off by one ulp
 };
 
 // The FFN width F by default: 4H for GeLU; for SwiGLU, LLaMA's rule, 2/3·4H rounded up to a
@@ -54,6 +70,7 @@ struct Config {
   bool sequence_parallel = false;  // also run megatron-sp
   bool overlap = false;            // also run megatron-overlap
   int overlap_chunks = 0;          // its token chunks; 0: chosen by measuring the link
+  bool invariant = false;          // also run the *-inv schemes: the same bits at every T
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;

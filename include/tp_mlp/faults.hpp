@@ -7,6 +7,10 @@
 //   w2-over-t            the reference script's W2 / T "to correct for the scaling"
 //   gate-up-split        SwiGLU's [W1 | W3] split by columns as one matrix: one rank gets the
 //                        gate, another the up projection
+// and one that verification must NOT catch, planted in megatron-inv (--invariant):
+//   one-ulp              one element of one F block's partial sum of Y one ulp larger: within
+//                        every bound, and still a different digest: the bits show what the
+//                        bound cannot
 #pragma once
 
 #include "tp_mlp/comm.hpp"
@@ -15,7 +19,8 @@
 
 namespace tp_mlp {
 
-// Changes this rank's parameters of `mlp` (a column-split scheme) as `fault` says.
+// Changes this rank's parameters of `mlp` (a column-split scheme) as `fault` says; one-ulp,
+// its partial sums (an invariant scheme).
 void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& tp);
 
 }  // namespace tp_mlp

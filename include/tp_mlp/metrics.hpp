@@ -21,12 +21,16 @@ struct SchemeChecks {
   Scheme scheme = Scheme::megatron;
   Verification output;                  // Y
   std::vector<Verification> gradients;  // with --backward
-  bool passed = false;                  // Y and every gradient
+  std::vector<TensorDigest> digests;    // Y, and with --backward dX and every weight gradient
+  bool copies_match = true;             // every copy of every tensor had the same digest
+  // Y and every gradient within their bounds; for an invariant scheme, every copy alike too.
+  bool passed = false;
 };
 struct VerificationMetrics {
   std::vector<SchemeChecks> schemes;
   bool any_gradients = false;
-  bool passed = false;  // every scheme: the run's verdict
+  bool any_invariant = false;  // then the digests are shown
+  bool passed = false;         // every scheme: the run's verdict
 };
 VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results);
 
@@ -57,6 +61,7 @@ struct CommunicationMetrics {
     double sp_boundary = 0, megatron_boundary = 0;
   };
   std::optional<SequenceParallel> sequence_parallel;
+  bool any_invariant = false;  // *-inv schemes ran: their integers are explained
 };
 CommunicationMetrics communication_metrics(const Config& cfg,
                                            const std::vector<SchemeResult>& results);

@@ -35,7 +35,8 @@ namespace tp_mlp {
 class Placement {
  public:
   Placement(Scheme scheme, const World& world)
-      : on_every_rank_(scheme != Scheme::serial), here_(on_every_rank_ || world.is_root()) {}
+      : on_every_rank_(plain_of(scheme) != Scheme::serial),
+        here_(on_every_rank_ || world.is_root()) {}
   bool on_every_rank() const { return on_every_rank_; }
   bool computes_here() const { return here_; }
 
@@ -74,13 +75,16 @@ class MlpScheme {
   virtual bool has_backward() const { return false; }
   // After forward(x): dy [tokens here, H] -> dx, same shape; fills gradients().
   virtual ConstMatrixRef backward(const ConstMatrixRef& dy);
-  virtual Gradients gradients() const { return {}; }
+  virtual Gradients gradients() { return {}; }
   // This rank's parameters in the scheme's element type, to read or change in place (a real
   // model's optimizer would; faults.hpp plants mistakes this way), then parameters_changed().
   // Empty for the naive scheme, whose first layer is split by rows, and for the other type.
   virtual Parameters parameters() { return {}; }
   virtual ParametersB parameters_bf16() { return {}; }
   virtual void parameters_changed() {}
+  // From now on, one element of the first F block's partial sum of Y one ulp larger (an
+  // invariant scheme; faults.hpp).
+  virtual void plant_one_ulp();
   virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2
 };
 

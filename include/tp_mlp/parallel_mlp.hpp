@@ -44,7 +44,7 @@ class ParallelMlp final : public MlpScheme {
   Parameters parameters() override;
   ParametersB parameters_bf16() override;
   void parameters_changed() override;
-  Gradients gradients() const override;
+  Gradients gradients() override;
 
   ConstMatrixRef forward(const ConstMatrixRef& x) override;
   ConstMatrixRef backward(const ConstMatrixRef& dy) override;

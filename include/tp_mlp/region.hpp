@@ -29,18 +29,21 @@ enum class Outside { replicated, sequence_parallel };
 
 // Entering: [rows here, H] floats become the [tokens, H] GEMM input every rank reads, in the
 // element type T (float, or bfloat16). f's identity (g's backward) is no copy at all for
-// float; f̄ (ḡ's backward) all-gathers the tokens, in T.
+// float; f̄ (ḡ's backward) all-gathers the tokens, in T. An --invariant scheme's products run
+// on `padded_rows` rows (invariant_blocking.hpp): the rows past the tokens are zeros.
 template <typename T>
 class RegionEntry {
  public:
-  RegionEntry(Workspace& ws, TpComm& tp, Outside outside, long tokens, long hidden_size);
+  RegionEntry(Workspace& ws, TpComm& tp, Outside outside, long tokens, long hidden_size,
+              long padded_rows = 0);
   ConstRef<T> enter(const ConstMatrixRef& here);  // valid until the next call
 
  private:
   TpComm& tp_;
   const Outside outside_;
-  Tensor<T> here_t_;  // [tokens here, H], the input as T (bf16 only)
-  Tensor<T> full_;    // [tokens, H], gathered (sequence parallel only)
+  const long tokens_;
+  Tensor<T> here_t_;  // [tokens here, H], the input as T, to be gathered (bf16 only)
+  Tensor<T> full_;    // [padded rows, H], gathered or copied (sequence parallel, or padded)
 };
 
 // Leaving: each rank's fp32 partial sums [tokens, H] are summed over the group: g (f's

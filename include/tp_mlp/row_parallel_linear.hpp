@@ -17,7 +17,7 @@
 #include <optional>
 
 #include "tp_mlp/bf16.hpp"
-#include "tp_mlp/chunking.hpp"
+#include "tp_mlp/linear_options.hpp"
 #include "tp_mlp/planned_gemm.hpp"
 #include "tp_mlp/workspace.hpp"
 
@@ -27,9 +27,9 @@ template <typename T>
 class RowParallelLinear {
  public:
   // Input [rows, in here] with row stride `input_stride` (its columns may be a slice of a wider
-  // matrix), output [rows, out_features]. The forward runs `chunking`'s blocks of rows.
-  RowParallelLinear(Workspace& ws, long in_here, long input_stride, long out_features, bool bias,
-                    const Chunking& chunking, bool backward);
+  // matrix), output [rows, out_features].
+  RowParallelLinear(Workspace& ws, long in_here, long input_stride, long out_features,
+                    const LinearOptions& options);
 
   // The parameters, to fill (or change), then prepare(): [in here, out] and the whole [1, out].
   Tensor<T>& weight() { return weight_; }
@@ -38,13 +38,16 @@ class RowParallelLinear {
   bool has_bias() const { return bias_.size() > 0; }
   void prepare();
 
-  // partial [rows, out]'s rows `rows` = x's rows · W: this rank's part of the sum.
+  // partial [rows, out]'s rows `rows` = x's rows · W: this rank's part of the sum...
   void forward(const ConstRef<T>& x, Block rows);
+  // ...or into the caller's `into` [rows.count, out].
+  void forward(const ConstRef<T>& x, Block rows, MatrixRef into);
   Tensor<float>& partial() { return partial_; }
   // The bias, once, on the summed output.
   void add_bias(MatrixRef summed) const;
 
-  // From the whole output's gradient dy [rows, out] (as T): dW, db and the input's gradient.
+  // From the whole output's gradient dy [rows, out] (as T): dW, db and the input's gradient; db
+  // sums dy's rows one after the other, every column in the same order whatever the width.
   void backward(const ConstRef<T>& x, const ConstRef<T>& dy);
   Tensor<float>& input_grad() { return input_grad_; }  // [rows, in here]
   const Tensor<float>& weight_grad() const { return weight_grad_; }
@@ -61,7 +64,8 @@ class RowParallelLinear {
     long rows = 0;
     std::optional<PlannedGemm<T>> gemm;
   };
-  std::array<ForwardPlan, 3> forward_{};  // one per height of the chunking's blocks
+  std::array<ForwardPlan, 3> forward_{};  // one per height of the blocks of rows
+  PlannedGemm<T>& plan_for(long rows);
   std::optional<PlannedGemm<T>> weight_grad_gemm_, input_grad_gemm_;
 };
 

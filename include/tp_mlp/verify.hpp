@@ -32,13 +32,13 @@ class Reference {
   Block rows() const { return rows_; }
 
   // `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is
-  // global: every rank must call it.
+  // global: every rank must call it. An invariant scheme's bound includes its exact sum's grid.
   Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
                              const World& world) const;
   // dX on the reference's rows, and the first layer's and W2's gradients (and the biases' with
   // --bias) on each rank's shard (a rank that holds none, as when world rank 0 alone computes
   // the serial baseline, passes none).
-  std::vector<Verification> verify_gradients(const ConstMatrixRef& dx, Block held,
+  std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                              const std::optional<Gradients>& shard,
                                              const ConstMatrixRef& x, const ConstMatrixRef& dy,
                                              const World& world);
@@ -74,6 +74,9 @@ class Reference {
   Tensor<double> naive_act_error_;  // [rows, w]
   // One block of the weight gradients, and their biases' in the first row: [w, H] and [H, w].
   Tensor<double> dw2_, dw2_bound_, dw_in_, dw_in_bound_;
+  // With --invariant, [rows, 1]: what rounding the blocks' partial sums onto the exact sum's
+  // grid may add to each row's error (exact_sum.hpp), of Y and of dX.
+  Tensor<double> y_grid_, dx_grid_;
 };
 
 }  // namespace tp_mlp

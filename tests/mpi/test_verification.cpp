@@ -138,7 +138,7 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
           if (!backward_and_bias) continue;
           const ConstMatrixRef dx = mlp->backward(dy);
           for (const Verification& g :
-               ref->verify_gradients(dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
+               ref->verify_gradients(Scheme::megatron, dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
             EXPECT_TRUE(g.passed) << what << ": " << g.tensor << " at " << g.max_diff_over_bound
                                   << "x its bound";
         }

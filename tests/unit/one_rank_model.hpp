@@ -69,7 +69,7 @@ struct OneRankModel {
     c.hidden_size = hidden_size;
     c.batch_size = batch_size;
     c.seq_len = seq_len;
-    c.backward = c.bias = c.sequence_parallel = c.overlap = true;
+    c.backward = c.bias = c.sequence_parallel = c.overlap = c.invariant = true;
     return c;
   }
 };

@@ -164,8 +164,8 @@ TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
   // although --help promises exit 4. Every fault is about shards, so each needs T >= 2.
   for (const auto& [name, fault] : faults()) {
     if (fault == Fault::none) continue;
-    const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias",
-                                           "--activation", "swiglu"};
+    const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias", "--activation",
+                                           "swiglu"};
     std::vector<const char*> one = {"-t", "1"}, two = {"-t", "2"};
     one.insert(one.end(), args.begin(), args.end());
     two.insert(two.end(), args.begin(), args.end());

@@ -68,7 +68,8 @@ struct Types {
 using Variant = std::tuple<Scheme, Types>;
 const auto kVariants = ::testing::Combine(
     ::testing::Values(Scheme::megatron, Scheme::megatron_sp, Scheme::megatron_overlap,
-                      Scheme::naive, Scheme::serial),
+                      Scheme::megatron_inv, Scheme::megatron_sp_inv, Scheme::megatron_overlap_inv,
+                      Scheme::naive, Scheme::serial, Scheme::serial_inv),
     ::testing::Values(Types{DType::fp32, DType::fp32}, Types{DType::bf16, DType::bf16},
                       Types{DType::bf16, DType::fp32}));
 
