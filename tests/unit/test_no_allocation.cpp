@@ -1,5 +1,5 @@
 // Proof of the two promises the memory check rests on, for every scheme, element type and flag
-// combination, on whichever GEMM backend this build has:
+// combination, and for the attention block's parts, on whichever GEMM backend this build has:
 //  - the plan is what is allocated: building a scheme in a workspace made from its plan
 //    allocates that workspace, exactly its planned size, and nothing else of ours;
 //  - a pass allocates nothing of ours: a forward and backward pass, after one warm-up pass.
@@ -12,8 +12,11 @@
 #include <gtest/gtest.h>
 
 #include "one_rank_model.hpp"
+#include "tp_mlp/causal_attention.hpp"
 #include "tp_mlp/gemm.hpp"
 #include "tp_mlp/library_scope.hpp"
+#include "tp_mlp/norm.hpp"
+#include "tp_mlp/rope.hpp"
 
 // glibc's own allocator, under its own (reserved) names, which the counters below call.
 extern "C" {
@@ -132,3 +135,79 @@ TEST_P(WorkspaceAccount, ThePlanIsExactlyWhatIsAllocated) {
 
 INSTANTIATE_TEST_SUITE_P(EveryScheme, WorkspaceAccount, kVariants, variant_name);
 INSTANTIATE_TEST_SUITE_P(EveryScheme, NoAllocation, kVariants, variant_name);
+
+namespace {
+
+// The attention block's parts, for two sequences that span two of attention's tiles, grouped
+// query heads shared unevenly, and both norms, with their backward passes.
+struct AttentionBlockParts {
+  static constexpr long kBatch = 2, kSeqLen = CausalAttention::kTileRows + 6, kHeadDim = 8;
+  static constexpr long kTokens = kBatch * kSeqLen;
+  const HeadLayout heads{kHeadDim, 2, {1, 0, 1, 1}};
+  const long width = heads.query_heads() * kHeadDim;  // H
+  Rope* rope = nullptr;
+  CausalAttention* attention = nullptr;
+  Norm* rms = nullptr;
+  Norm* layer = nullptr;
+
+  void build(Workspace& ws) {
+    constexpr double kTheta = 10000;
+    constexpr float kEps = 1e-5f;
+    rope = &ws.make<Rope>(ws, kSeqLen, kHeadDim, kTheta);
+    attention = &ws.make<CausalAttention>(ws, kBatch, kSeqLen, heads, true);
+    rms = &ws.make<Norm>(ws, NormKind::rms, kTokens, width, kEps, true);
+    layer = &ws.make<Norm>(ws, NormKind::layer, kTokens, width, kEps, true);
+  }
+};
+
+}  // namespace
+
+TEST(AttentionBlockParts, ThePlanIsExactlyWhatIsAllocated) {
+  AttentionBlockParts parts;
+  Workspace planning;
+  parts.build(planning);
+  const WorkspacePlan plan = planning.plan();
+  start_counting();
+  {
+    Workspace ws(plan);
+    parts.build(ws);
+    counting = false;
+    EXPECT_EQ(ws.plan().bytes, plan.bytes) << "the real build took what the plan said";
+  }
+  EXPECT_EQ(ours, 1) << "one allocation, the workspace";
+  EXPECT_EQ(ours_bytes, long(std::max<std::size_t>(plan.total(), Workspace::kAlignment)));
+}
+
+TEST(AttentionBlockParts, ForwardAndBackwardAllocateNothingOfTheirOwn) {
+  AttentionBlockParts parts;
+  const auto ws = build_planned([&](Workspace& w) { parts.build(w); });
+  const long tokens = AttentionBlockParts::kTokens;
+  const long kv_width = parts.heads.kv_heads * AttentionBlockParts::kHeadDim;
+  parts.rms->weight().setOnes();
+  parts.layer->weight().setOnes();
+  parts.layer->bias().setZero();
+  const Matrix x = Matrix::Random(tokens, parts.width);
+  Matrix q(tokens, parts.width), k = Matrix::Random(tokens, kv_width);
+  const Matrix v = Matrix::Random(tokens, kv_width), d_out = Matrix::Random(tokens, parts.width);
+  Matrix out(tokens, parts.width), dq(tokens, parts.width), dk(tokens, kv_width),
+      dv(tokens, kv_width);
+  auto pass = [&] {  // as a layer would run them, roughly: norm, RoPE, attention, and back
+    parts.rms->forward(x);
+    parts.layer->forward(x);
+    q = parts.rms->output();
+    parts.rope->forward(q);
+    parts.rope->forward(k);
+    parts.attention->forward(q, k, v, out);
+    parts.attention->backward(q, k, v, d_out, dq, dk, dv);
+    parts.rope->backward(dq);
+    parts.rope->backward(dk);
+    parts.rms->backward(x, dq);
+    parts.layer->backward(x, dq);
+  };
+  pass();
+  start_counting();
+  pass();
+  counting = false;
+  EXPECT_EQ(ours, 0) << ours_bytes << " bytes, while the " << gemm_backend() << " calls made "
+                     << libraries << " allocations";
+}
