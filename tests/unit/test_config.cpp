@@ -163,7 +163,7 @@ TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
   // At T = 1, W2/T is W2 and b2 added on every rank is added once: verification would pass
   // although --help promises exit 4. Every fault is about shards, so each needs T >= 2.
   for (const auto& [name, fault] : faults()) {
-    if (fault == Fault::none) continue;
+    if (fault == Fault::none || fault == Fault::one_ulp) continue;
     const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias", "--activation",
                                            "swiglu"};
     std::vector<const char*> one = {"-t", "1"}, two = {"-t", "2"};
@@ -172,4 +172,25 @@ TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
     EXPECT_NE(check(one, 1).find("needs --tp-size 2 or more"), std::string::npos) << name;
     EXPECT_EQ(check(two, 2), "") << name;
   }
+}
+
+TEST(Config, OneUlpIsPlantedInTheInvariantSchemeAtAnyT) {
+  EXPECT_NE(check({"-t", "1", "--plant-fault", "one-ulp"}, 1).find("add --invariant"),
+            std::string::npos);
+  EXPECT_EQ(check({"-t", "1", "--plant-fault", "one-ulp", "--invariant"}, 1), "");
+}
+
+TEST(Config, InvariantRefusesWhatItCannotCombineWith) {
+  EXPECT_NE(
+      check({"-t", "2", "--invariant", "--scheme", "naive"}, 2).find("naive stays the wrong way"),
+      std::string::npos);
+  EXPECT_NE(check({"-t", "2", "--invariant", "--dtype", "bf16", "--reduce-dtype", "bf16"}, 2)
+                .find("--reduce-dtype bf16"),
+            std::string::npos);
+  EXPECT_EQ(check({"-t", "2", "--invariant", "--dtype", "bf16"}, 2), "");  // plain ones: bf16
+  // F = 12 is one block of 8 and one of 4: two ranks at most.
+  EXPECT_NE(check({"-t", "3", "-H", "3", "--invariant", "--scheme", "megatron"}, 3)
+                .find("would leave a rank without one"),
+            std::string::npos);
+  EXPECT_EQ(check({"-t", "2", "-H", "3", "--invariant", "--scheme", "megatron"}, 2), "");
 }
