@@ -20,18 +20,19 @@ double ms_since(Clock::time_point start) {
 }
 
 // Of the calls whose elements are `element_bytes` wide: the largest tensor...
-long largest(const std::vector<CollectiveCall>& calls, long element_bytes) {
+long largest(const std::vector<CollectiveCall>& calls, std::size_t element_bytes) {
   long elements = 0;
   for (const auto& c : calls)
-    if (c.element_bytes == element_bytes) elements = std::max(elements, c.elements);
+    if (c.element_bytes == long(element_bytes)) elements = std::max(elements, c.elements);
   return elements;
 }
 
 // ...and the most any one rank holds of one: the first rank's block of its rows.
-long largest_block(const std::vector<CollectiveCall>& calls, long element_bytes, int tp_size) {
+long largest_block(const std::vector<CollectiveCall>& calls, std::size_t element_bytes,
+                   int tp_size) {
   long elements = 0;
   for (const auto& c : calls)
-    if (c.element_bytes == element_bytes)
+    if (c.element_bytes == long(element_bytes))
       elements = std::max(elements, block_of(c.rows(), tp_size, 0).count * c.row_length);
   return elements;
 }
@@ -47,7 +48,6 @@ void replay(const CollectiveCall& c, TpComm& tp, T* full, T* part) {
   }
 }
 
-constexpr long kFloatBytes = sizeof(float), kBf16Bytes = sizeof(bfloat16);
 
 }  // namespace
 
@@ -107,29 +107,35 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
   return {summary(total), summary(inside), summary(compute), summary(compute_sum.data())};
 }
 
+template <typename E>
+CollectiveReplay::Buffers<E>::Buffers(Workspace& ws, const std::vector<CollectiveCall>& calls,
+                                      int tp_size)
+    : full(ws.matrix<E>(1, largest(calls, sizeof(E)))),
+      part(ws.matrix<E>(1, largest_block(calls, sizeof(E), tp_size))) {
+  if (ws.planning()) return;
+  full.setZero();  // zeros stay finite when summed
+  part.setZero();
+}
+
+template <typename E>
+void CollectiveReplay::Buffers<E>::run(const CollectiveCall& call, TpComm& comm) {
+  if (call.elements > full.size())
+    throw std::logic_error("a collective larger than its replay's buffers");
+  replay(call, comm, full.data(), part.data());
+}
+
 CollectiveReplay::CollectiveReplay(Workspace& ws, const std::vector<CollectiveCall>& calls,
                                    int tp_size)
-    : full_(ws.matrix<float>(1, largest(calls, kFloatBytes))),
-      part_(ws.matrix<float>(1, largest_block(calls, kFloatBytes, tp_size))),
-      full_b_(ws.matrix<bfloat16>(1, largest(calls, kBf16Bytes))),
-      part_b_(ws.matrix<bfloat16>(1, largest_block(calls, kBf16Bytes, tp_size))) {
-  if (ws.planning()) return;
-  // Zeros stay finite when summed.
-  full_.setZero();
-  part_.setZero();
-  full_b_.setZero();
-  part_b_.setZero();
-}
+    : fp32_(ws, calls, tp_size), bf16_(ws, calls, tp_size), exact_(ws, calls, tp_size) {}
 
 void CollectiveReplay::run(const std::vector<CollectiveCall>& calls, TpComm& comm) {
   for (const auto& c : calls) {
-    const bool bf16 = c.element_bytes == kBf16Bytes;
-    if (c.elements > (bf16 ? full_b_.size() : full_.size()))
-      throw std::logic_error("a collective larger than its replay's buffers");
-    if (bf16)
-      replay(c, comm, full_b_.data(), part_b_.data());
+    if (c.element_bytes == long(sizeof(bfloat16)))
+      bf16_.run(c, comm);
+    else if (c.element_bytes == long(sizeof(std::int64_t)))
+      exact_.run(c, comm);
     else
-      replay(c, comm, full_.data(), part_.data());
+      fp32_.run(c, comm);
   }
 }
 

@@ -439,6 +439,7 @@ template void TpComm::all_reduce_sum(bfloat16*, long);
 template void TpComm::all_reduce_sum(std::int64_t*, long);
 template void TpComm::all_gather_rows(const float*, float*, long, long);
 template void TpComm::all_gather_rows(const bfloat16*, bfloat16*, long, long);
+template void TpComm::all_gather_rows(const std::int64_t*, std::int64_t*, long, long);
 template void TpComm::reduce_scatter_rows(const float*, float*, long, long);
 template void TpComm::reduce_scatter_rows(const bfloat16*, bfloat16*, long, long);
 template void TpComm::reduce_scatter_rows(const std::int64_t*, std::int64_t*, long, long);

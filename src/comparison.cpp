@@ -36,13 +36,14 @@ SchemeResult predicted(Scheme s, const Config& cfg, int overlap_chunks) {
   return r;
 }
 
-// Every collective any selected scheme's passes make: what the floors replay.
+// Every collective any selected scheme's passes make, with any chunk count: what the floors
+// replay.
 std::vector<CollectiveCall> every_call(const Config& cfg) {
   std::vector<CollectiveCall> calls;
   for (Scheme s : cfg.schemes())
     for (Direction d : {Direction::forward, Direction::backward})
       for (const CollectiveCall& c : comm_formula(s, cfg, d)) calls.push_back(c);
-  return calls;
+  return calls;  // a chunk's collectives are never larger than the whole pass's
 }
 
 std::vector<CollectiveCall> both_directions(const SchemeResult& r) {

@@ -159,8 +159,9 @@ void InvariantMlp<T>::compute_tiles(const ConstRef<T>& x, Block rows) {
     y_sum_.clear(tile);
     for (FBlock* b = blocks_; b; b = b->next) {
       b->second.forward(b->act_input(), tile, tile_);
-      if (planted_ && b->columns.first == 0 && tile.first == 0)
-        tile_(0, 0) = std::nextafter(tile_(0, 0), std::numeric_limits<float>::infinity());
+      if (planted_ && b->columns.first == 0 && tile.first == 0)  // one-ulp (faults.hpp)
+        tile_ = tile_.unaryExpr(
+            [](float v) { return std::nextafter(v, std::numeric_limits<float>::infinity()); });
       y_sum_.add(tile_, tile.first);
     }
   });

@@ -2,6 +2,7 @@
 // tensor-parallel step is only done when every rank is.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -34,7 +35,8 @@ StepTiming time_steps(const Run& run, const Placement& placement, const TpComm& 
                       const std::string& what, const std::function<void()>& step);
 
 // Collectives run bare, on buffers from the workspace, large enough for any of `calls`: the
-// body of the floor's loop.
+// body of the floor's loop. Each is replayed in its element type: fp32, bf16 (with its own
+// MPI_Op) or the invariant schemes' 64-bit integers.
 class CollectiveReplay {
  public:
   CollectiveReplay(Workspace& ws, const std::vector<CollectiveCall>& calls, int tp_size);
@@ -42,10 +44,16 @@ class CollectiveReplay {
   void run(const std::vector<CollectiveCall>& calls, TpComm& comm);
 
  private:
-  // The largest whole tensor, and one rank's share of it, in each element type: a bf16
-  // reduction is replayed in bf16, with its own MPI_Op.
-  Tensor<float> full_, part_;
-  Tensor<bfloat16> full_b_, part_b_;
+  // The largest whole tensor of one element type E, and one rank's share of it, zeros.
+  template <typename E>
+  struct Buffers {
+    Tensor<E> full, part;
+    Buffers(Workspace& ws, const std::vector<CollectiveCall>& calls, int tp_size);
+    void run(const CollectiveCall& call, TpComm& comm);
+  };
+  Buffers<float> fp32_;
+  Buffers<bfloat16> bf16_;
+  Buffers<std::int64_t> exact_;
 };
 
 // The floor under a step's communication: the same collectives, of the same sizes, on the

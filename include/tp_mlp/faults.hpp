@@ -8,9 +8,9 @@
 //   gate-up-split        SwiGLU's [W1 | W3] split by columns as one matrix: one rank gets the
 //                        gate, another the up projection
 // and one that verification must NOT catch, planted in megatron-inv (--invariant):
-//   one-ulp              one element of one F block's partial sum of Y one ulp larger: within
-//                        every bound, and still a different digest: the bits show what the
-//                        bound cannot
+//   one-ulp              the first F block's partial sums of Y's first rows, each one ulp
+//                        larger (one alone may vanish in Y's own rounding): within every
+//                        bound, and still a different digest: the bits show what no bound can
 #pragma once
 
 #include "tp_mlp/comm.hpp"

@@ -82,7 +82,7 @@ class MlpScheme {
   virtual Parameters parameters() { return {}; }
   virtual ParametersB parameters_bf16() { return {}; }
   virtual void parameters_changed() {}
-  // From now on, one element of the first F block's partial sum of Y one ulp larger (an
+  // From now on, the first F block's partial sums of Y's first rows one ulp larger (an
   // invariant scheme; faults.hpp).
   virtual void plant_one_ulp();
   virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2

@@ -898,6 +898,84 @@ def case_smallest_shapes_run():
         print(f"ok  -np {ranks} {' '.join(flags)}")
 
 
+def invariant_digests(flags, tp_sizes=(1, 2, 3, 4), binary=None, mpiexec=None):
+    """{T: {scheme: {tensor: digest}}} of one configuration run at each TP size (as many ranks),
+    after checking that every scheme verified and every copy of every tensor matched."""
+    runs = {}
+    for tp in tp_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "report.json")
+            cmd = [*mpiexec_prefix(tp)] if mpiexec is None else [*mpiexec, ARGS.np_flag, str(tp)]
+            result = timed_run([*cmd, binary or ARGS.binary, "--tp-size", str(tp), "--invariant",
+                                *flags, *QUICK, "--json", path])
+            expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
+            with open(path) as f:
+                doc = json.load(f)
+        for name, s in doc["schemes"].items():
+            expect(s["verification"]["passed"] and s["digests_copies_match"],
+                   f"T={tp} {name}: verified, and every copy alike", result)
+        runs[tp] = {name: s["digests"] for name, s in doc["schemes"].items()}
+    return runs
+
+
+INVARIANT_CONFIGS = [
+    # GeLU, F = 128 in 8 blocks of 16, 10 tokens, everything on.
+    ["--hidden-size", "32", "--batch-size", "2", "--seq-len", "5", "--backward", "--bias",
+     "--sequence-parallel", "--overlap", "--overlap-chunks", "3"],
+    # SwiGLU at F = 170 (blocks of 16 and a tail of 10: uneven at every T), bf16, 75 tokens (tiles
+    # of 64 rows, padded), chunks that cut a tile.
+    ["--hidden-size", "48", "--batch-size", "3", "--seq-len", "25", "--activation", "swiglu",
+     "--ffn-hidden-size", "170", "--backward", "--bias", "--overlap", "--overlap-chunks", "2",
+     "--dtype", "bf16"],
+]
+
+
+def case_invariant_same_bits_at_every_tp_size():
+    """--invariant: Y and every gradient have the same bits at T = 1, 2, 3 and 4 in every
+    invariant scheme (and each the same as the others'), uneven shards, chunks and bf16
+    included; the plain megatron scheme's differ between T in at least one case, so the test
+    proves something."""
+    plain_differs = False
+    for flags in INVARIANT_CONFIGS:
+        runs = invariant_digests(flags)
+        reference = runs[1]["megatron-inv"]
+        for tp, schemes in runs.items():
+            for name, digests in schemes.items():
+                if name.endswith("-inv"):
+                    expect(digests == reference, f"T={tp} {name}: {digests} != T=1 megatron-inv's {reference}")
+        plain_differs = plain_differs or len({json.dumps(r["megatron"], sort_keys=True) for r in runs.values()}) > 1
+        print(f"ok  {' '.join(flags)}: {len(runs)} TP sizes, one set of bits: Y {reference['Y']}")
+    expect(plain_differs, "the plain megatron scheme should differ between TP sizes somewhere")
+
+
+def case_invariant_one_ulp_changes_the_digest():
+    """A one-ulp change in one block's partial sum passes verification (it is within every
+    bound) and still changes megatron-inv's digest of Y: the bits show what a bound cannot."""
+    flags = INVARIANT_CONFIGS[0][:6]
+    clean = invariant_digests(flags, tp_sizes=(2,))[2]
+    planted = invariant_digests([*flags, "--plant-fault", "one-ulp"], tp_sizes=(2,))[2]
+    expect(planted["megatron-inv"]["Y"] != clean["megatron-inv"]["Y"], "the planted ulp changes Y's digest")
+    expect(planted["megatron"] == clean["megatron"], "and nothing in the plain scheme")
+    print(f"Y's digest {clean['megatron-inv']['Y']} -> {planted['megatron-inv']['Y']}")
+
+
+def case_invariant_same_bits_under_both_mpis():
+    """The same --invariant run under Open MPI (the release build) and under MPICH (this
+    build) gives the same digests: the exact sum does not depend on the MPI's algorithms."""
+    other = os.environ.get("TP_MLP_OPEN_MPI_BINARY", "")
+    if not os.access(other, os.X_OK):
+        raise Skipped(f"no Open MPI build to compare with ({other or 'TP_MLP_OPEN_MPI_BINARY unset'})")
+    flags = INVARIANT_CONFIGS[0]
+    mpich = invariant_digests(flags, tp_sizes=(3,))[3]
+    os.environ.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")  # containers
+    openmpi = invariant_digests(flags, tp_sizes=(3,), binary=other,
+                                mpiexec=["mpirun.openmpi", "--oversubscribe", "--allow-run-as-root"])[3]
+    for name in mpich:
+        if name.endswith("-inv"):
+            expect(mpich[name] == openmpi[name], f"{name}: MPICH {mpich[name]} != Open MPI {openmpi[name]}")
+    print(f"ok  Y {mpich['megatron-inv']['Y']} under both")
+
+
 def case_wrong_launcher_says_so():
     """Another MPI's launcher makes every process a world of one, each of which would run the
     whole job and write the same files: the program must refuse, once, naming the cause."""
