@@ -4,11 +4,13 @@
 # error of Y relative to max|Y| against the float64 reference of the same (for bf16,
 # bf16-rounded) master tensors, with the largest diff/bound (each run must pass its own bound).
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 . bench/common.sh
 bench_arguments "bench/accuracy.sh [OUT_DIR]" "$@"
 bench_needs_binary
+bench_makes_out
 shape=(--hidden-size 1024 --batch-size 4 --seq-len 64 --scheme megatron --iterations 1 --warmup 0)
 for tp in 1 2 4; do
   for types in "fp32 fp32" "bf16 fp32" "bf16 bf16"; do

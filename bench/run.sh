@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh [OUT_DIR]: the performance targets, measured. Runs tp_mlp at the configurations
 # below and prints, per target, the measured ratio and whether it is met; each run's JSON report
-# and text stay in OUT_DIR (default bench/out). bench/run.sh --summarize OUT_DIR prints the
-# summary of runs already there. Targets:
+# and text stay in OUT_DIR (default bench/out, a relative path is the caller's), with the
+# machine's facts (machine.json). bench/run.sh --summarize OUT_DIR prints the summary of runs
+# already there, beside the facts of the machine that made them; a directory without them is
+# refused in one line (exit 66). Targets:
 #   fp32    forward >= 80% of the core's measured FMA peak; the script's size <= 1.3 x bound
 #   swiglu  forward >= 0.97 x gelu's GFLOP/s per rank and >= 80% of peak; uneven shards
 #           (F = 2730 at T = 2 and 4): slowest rank's compute <= 1.02 x the mean rank's
@@ -13,6 +15,7 @@
 #           forward within 1.2 x max(compute, comm); and the table against link speed
 # Run it on a quiet machine: other work on the cores shows up in every number.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 summarize_only=false
@@ -37,6 +40,36 @@ configs=(
   "large_bf16|2|$large --iterations 100 --scheme megatron --dtype bf16"
   "large_backward_bf16|2|$large --iterations 50 --scheme megatron --dtype bf16 --backward"
 )
+if $summarize_only; then
+  # Runs already made, all of them: a mistyped or empty directory gets one line, not a traceback.
+  [ -d "$out" ] || { echo "bench/run.sh --summarize: no directory $out" >&2; exit 66; }
+  missing=()
+  for entry in "${configs[@]}"; do
+    [ -f "$out/${entry%%|*}.json" ] || missing+=("${entry%%|*}.json")
+  done
+  if [ ${#missing[@]} -eq ${#configs[@]} ]; then
+    echo "bench/run.sh --summarize: no runs in $out (no ${missing[0]}): make them with bench/run.sh $out" >&2
+    exit 66
+  elif [ ${#missing[@]} -gt 0 ]; then
+    echo "bench/run.sh --summarize: $out lacks ${missing[*]} (an interrupted run?): rerun bench/run.sh $out" >&2
+    exit 66
+  fi
+else
+  bench_makes_out
+  # The machine's facts, kept beside the runs: a summary made elsewhere prints these, not its own.
+  /usr/bin/python3 - "$out/machine.json" <<'PY'
+import json, os, sys, time
+info = {}
+for line in open("/proc/cpuinfo"):
+    key, _, value = line.partition(":")
+    info.setdefault(key.strip(), value.strip())
+flags = info.get("flags", "").split()
+isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+isa += " + AVX512_BF16" if "avx512_bf16" in flags else ", no native bf16"
+json.dump({"cpu": info.get("model name", "?"), "cores": os.cpu_count(), "isa": isa,
+           "recorded": time.strftime("%Y-%m-%d")}, open(sys.argv[1], "w"), indent=1)
+PY
+fi
 $summarize_only || for entry in "${configs[@]}"; do
   IFS='|' read -r name ranks rest <<<"$entry"
   read -r -a flags <<<"$rest"
@@ -72,19 +105,26 @@ import json, os, sys
 out = sys.argv[1]
 def load(name):
     path = os.path.join(out, name + ".json")
-    return json.load(open(path)) if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    try:
+        return json.load(open(path))
+    except ValueError as e:
+        sys.exit(f"bench/run.sh: {path} is not a JSON report ({e}): rerun bench/run.sh {out}")
 def peak(d):  # of the dtype that ran
     return d["machine"]["bf16_peak_gflops_per_core" if d["config"]["dtype"] == "bf16" else "fma_peak_gflops_per_core"]
 def verdict(ok):
     return "met" if ok else "NOT met"
 
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
-isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-isa += " + AVX512_BF16" if "avx512_bf16" in flags else ", no native bf16"
+# The machine that made the runs, as recorded then (machine.json, and the reports' own facts),
+# never the one summarizing them.
 first = load("large")
 m = first["machine"]
-print(f"machine: {model}, {os.cpu_count()} cores, {isa}; GEMM: {first['config']['gemm_backend']}; "
+recorded = load("machine") or {}
+cpu = recorded.get("cpu", "CPU not recorded")
+isa = recorded.get("isa", "native bf16" if m["native_bf16"] else "no native bf16")
+print(f"machine: {cpu}, {recorded.get('cores', m['cores_on_node'])} cores, {isa}; "
+      f"GEMM: {first['config']['gemm_backend']}; "
       f"peaks per core: fp32 FMA {m['fma_peak_gflops_per_core']:.0f}, "
       f"bf16 {m['bf16_peak_gflops_per_core']:.0f} GFLOP/s")
 
@@ -123,7 +163,7 @@ for name in ["uneven_t2", "uneven_t4"]:
     imbalance = d["schemes"]["megatron"]["compute_imbalance"]
     target(f"uneven F=2730 at T={d['config']['tp_size']}: slowest / mean compute <= 1.02{note}",
            f"{imbalance:.3f}", imbalance <= 1.02)
-if "avx512_bf16" in flags:
+if load("large_bf16")["machine"]["native_bf16"]:
     speedup = mg("large")["forward_ms"]["median"] / mg("large_bf16")["forward_ms"]["median"]
     target("bf16: forward >= 1.8 x fp32", f"{speedup:.2f}x", speedup >= 1.8)
     target("bf16: forward >= 70% of the bf16 peak", f"{mg('large_bf16')['percent_of_peak']:.1f}%",
@@ -134,7 +174,7 @@ if "avx512_bf16" in flags:
     floors = mg("large_bf16")["floor_ms"]["median"] / mg("large")["floor_ms"]["median"]
     target("bf16: all-reduce floor <= 0.6 x fp32's", f"{floors:.2f}x", floors <= 0.6)
 else:
-    targets.append("n/a      bf16 speed: this CPU has no native bf16 (correctness only)")
+    targets.append("n/a      bf16 speed: the machine that ran had no native bf16 (correctness only)")
 for name in ["large", "script"]:
     s = load(name)["schemes"]
     r = s["megatron-overlap"]["forward_ms"]["median"] / s["megatron"]["forward_ms"]["median"]

@@ -3,6 +3,8 @@
 
 #include "tp_mlp/cli.hpp"
 #include "tp_mlp/memory.hpp"
+#include "tp_mlp/output_paths.hpp"
+#include "tp_mlp/saved_tensors.hpp"
 #include "tp_mlp/validate.hpp"
 
 using namespace tp_mlp;
@@ -18,6 +20,34 @@ std::string check(const std::vector<const char*>& args, int world) {
   ParsedArgs parsed = parse(args);
   EXPECT_TRUE(parsed.config.has_value()) << parsed.text;
   return validate(*parsed.config, world);
+}
+
+// What the program answers a command line with before it runs anything, in main.cpp's order
+// (run() and objection()): CLI11's parse, then validate() and rank 0's output paths, for
+// `world` ranks. The memory check comes after them, against the run's plan, which needs MPI to
+// build: tests/unit/test_workspace.cpp checks it in-process, and the whole-program test
+// (tests/mpi/cases.py, bad_input_fails_fast) launches it with one command line per way of
+// refusing; here every other command line of the corpus is checked.
+struct Answer {
+  bool parsed = false;  // false: CLI11 refused it, with exit_code
+  int exit_code = 0;
+  std::string text;  // empty: it would run
+};
+
+Answer answer(const std::vector<const char*>& args, int world) {
+  const ParsedArgs parsed = parse(args);
+  if (!parsed.config) return {false, parsed.exit_code, parsed.text};
+  const Config& cfg = *parsed.config;
+  std::string why = validate(cfg, world);
+  if (why.empty()) why = check_output_paths(cfg, saved_tensor_names(cfg));
+  return {true, 0, why};
+}
+
+long occurrences(const std::string& text, const std::string& part) {
+  long count = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size()))
+    ++count;
+  return count;
 }
 
 }  // namespace
@@ -193,4 +223,134 @@ TEST(Config, InvariantRefusesWhatItCannotCombineWith) {
                 .find("would leave a rank without one"),
             std::string::npos);
   EXPECT_EQ(check({"-t", "2", "-H", "3", "--invariant", "--scheme", "megatron"}, 2), "");
+}
+
+// The bad-input corpus: zero, negative, non-numeric, octal-looking and overflowing values for
+// every flag, a TP size that does not fit the ranks, F or the tokens, more ranks needed than
+// launched, memory beyond the machine, tensors beyond MPI's int counts, repeated and unknown
+// flags, flags that need another, unwritable or empty output paths, a report that would be one
+// of the saved tensors. Each at 2 ranks, as launched, is refused with the one message that
+// names the flag (the fragment must appear exactly once), and CLI11's refusals exit 100..120.
+TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
+  struct Case {
+    std::vector<const char*> args;
+    const char* message;
+  };
+  const std::vector<Case> corpus = {
+      {{"--tp-size", "0"}, "--tp-size: must be a whole number in 1..4096, not '0'"},
+      {{"--tp-size", "-2"}, "--tp-size: must be a whole number in 1..4096, not '-2'"},
+      {{"--tp-size", "two"}, "--tp-size: must be a whole number in 1..4096, not 'two'"},
+      {{"--tp-size", "4"}, "--tp-size 4 needs at least 4 MPI ranks, but this job has 2"},
+      {{"--tp-size", "3"}, "--tp-size 3 needs at least 3 MPI ranks"},
+      {{"--tp-size", "2", "--hidden-size", "0"},
+       "--hidden-size: must be a whole number in 1..1048576, not '0'"},
+      {{"--tp-size", "2", "--hidden-size", "1.5"},
+       "--hidden-size: must be a whole number in 1..1048576, not '1.5'"},
+      {{"--tp-size", "2", "--hidden-size", "99999999999999999999"},
+       "--hidden-size: must be a whole number"},
+      {{"--tp-size", "2", "--batch-size", "0"},
+       "--batch-size: must be a whole number in 1..1048576"},
+      {{"--tp-size", "2", "--batch-size", "-1"},
+       "--batch-size: must be a whole number in 1..1048576"},
+      {{"--tp-size", "2", "--seq-len", "0"}, "--seq-len: must be a whole number in 1..1048576"},
+      {{"--tp-size", "2", "--seq-len", "x"}, "--seq-len: must be a whole number in 1..1048576"},
+      {{"--tp-size", "2", "--iterations", "0"},
+       "--iterations: must be a whole number in 1..1000000"},
+      {{"--tp-size", "2", "--warmup", "-1"}, "--warmup: must be a whole number in 0..1000000"},
+      {{"--tp-size", "2", "--seed", "-1"},
+       "--seed: must be a whole number in 0..18446744073709551615"},
+      {{"--tp-size", "2", "--scheme", "fastest"},
+       "--scheme: fastest not in {megatron,naive,serial,all}"},
+      {{"--tp-size", "2", "--tp-size", "2"}, "--tp-size: At Most 1 required but received 2"},
+      {{"--tp-size", "2", "--no-such-flag"}, "--no-such-flag"},
+      {{"--tp-size", "2", "--hidden-size", "1", "--scheme", "naive"},
+       "the naive scheme splits --hidden-size 1 over --tp-size 2 ranks: a rank would hold no rows"},
+      {{"--tp-size", "2", "--ffn-hidden-size", "1"},
+       "--tp-size 2 is more than the FFN width F = 1"},
+      {{"--tp-size", "2", "--ffn-hidden-size", "0"},
+       "--ffn-hidden-size: must be a whole number in 1..4194304, not '0'"},
+      {{"--tp-size", "2", "--ffn-hidden-size", "x"},
+       "--ffn-hidden-size: must be a whole number in 1..4194304, not 'x'"},
+      {{"--tp-size", "2", "--activation", "relu"}, "--activation: relu not in {gelu,swiglu}"},
+      {{"--tp-size", "2", "--activation", "swiglu", "--activation", "gelu"}, "--activation"},
+      {{"--tp-size", "2", "--batch-size", "1048576", "--seq-len", "1048576", "--hidden-size",
+        "1048576"},
+       "exceeds the largest tensor MPI can send"},
+      {{"--tp-size", "2", "--sequence-parallel", "--batch-size", "1", "--seq-len", "1"},
+       "--sequence-parallel splits the 1 tokens (--batch-size x --seq-len) over --tp-size 2 ranks: "
+       "a rank would hold no tokens"},
+      {{"--tp-size", "2", "--sequence-parallel", "--scheme", "naive"},
+       "--sequence-parallel is a variant of the megatron scheme"},
+      {{"--tp-size", "2", "--backward", "--scheme", "naive"},
+       "--backward is implemented for megatron, megatron-sp and serial"},
+      {{"--tp-size", "2", "--backward", "--backward"}, "--backward"},
+      {{"--tp-size", "2", "--json", "/nonexistent-dir/report.json"},
+       "--json /nonexistent-dir/report.json: cannot write there"},
+      {{"--tp-size", "2", "--json", "/"}, "--json /: cannot write there (it is a directory)"},
+      {{"--tp-size", "2", "--save-tensors", "/proc/tp_mlp"},
+       "--save-tensors /proc/tp_mlp: cannot write there"},
+      // Numbers are decimal, always: a leading zero is not octal, it is refused.
+      {{"--tp-size", "2", "--hidden-size", "010"},
+       "--hidden-size: must be a whole number in 1..1048576, not '010'"},
+      {{"--tp-size", "2", "--seed", "0123"},
+       "--seed: must be a whole number in 0..18446744073709551615, not '0123'"},
+      {{"--tp-size", "2", "--batch-size", "08"},
+       "--batch-size: must be a whole number in 1..1048576, not '08'"},
+      {{"--tp-size", "2", "--dtype", "fp16"}, "--dtype: fp16 not in {fp32,bf16}"},
+      {{"--tp-size", "2", "--reduce-dtype", "bf16"},
+       "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model"},
+      {{"--tp-size", "2", "--timeout", "0"},
+       "--timeout: must be a whole number in 1..604800, not '0'"},
+      {{"--tp-size", "2", "--plant-fault", "typo"},
+       "--plant-fault: typo not in "
+       "{none,missing-partial-sum,duplicate-shard,bias-on-every-rank,w2-over-t,gate-up-split,one-"
+       "ulp}"},
+      {{"--tp-size", "2", "--plant-fault", "gate-up-split"},
+       "--plant-fault gate-up-split needs --activation swiglu"},
+      {{"--tp-size", "2", "--plant-fault", "bias-on-every-rank"},
+       "--plant-fault bias-on-every-rank needs --bias"},
+      {{"--tp-size", "2", "--plant-fault", "w2-over-t", "--scheme", "naive"},
+       "--plant-fault w2-over-t is planted in the megatron scheme"},
+      {{"--tp-size", "2", "--overlap-chunks", "0"},
+       "--overlap-chunks: must be a whole number in 1..64, not '0'"},
+      {{"--tp-size", "2", "--overlap-chunks", "65"},
+       "--overlap-chunks: must be a whole number in 1..64, not '65'"},
+      {{"--tp-size", "2", "--overlap", "--overlap-chunks", "x"},
+       "--overlap-chunks: must be a whole number in 1..64, not 'x'"},
+      {{"--tp-size", "2", "--overlap", "--overlap"}, "--overlap"},
+      {{"--tp-size", "2", "--overlap-chunks", "4"},
+       "--overlap-chunks 4 sets the chunks of megatron-overlap, which runs only with --overlap"},
+      {{"--tp-size", "2", "--overlap", "--scheme", "naive"},
+       "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, not "
+       "naive"},
+      {{"--tp-size", "2", "--overlap", "--overlap-chunks", "9", "--batch-size", "1", "--seq-len",
+        "8"},
+       "--overlap-chunks 9 splits the 8 tokens (--batch-size x --seq-len): a chunk would hold no "
+       "tokens"},
+      // An empty path is not "no output".
+      {{"--tp-size", "2", "--json", ""}, "--json: must name a path, not ''"},
+      {{"--tp-size", "2", "--save-tensors", ""}, "--save-tensors: must name a path, not ''"},
+      {{"--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made", "--json",
+        "/tmp/tp_mlp_never_made/y.npy"},
+       "--json /tmp/tp_mlp_never_made/y.npy is y.npy of --save-tensors /tmp/tp_mlp_never_made"},
+      // Found before the run, not when the report is written after it and the tensors.
+      {{"--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made/run", "--json",
+        "/tmp/tp_mlp_never_made"},
+       "--json /tmp/tp_mlp_never_made is a directory of --save-tensors "
+       "/tmp/tp_mlp_never_made/run"},
+  };
+  constexpr int kRanks = 2;
+  for (const Case& c : corpus) {
+    std::string line;
+    for (const char* arg : c.args) line += std::string(" ") + arg;
+    const Answer a = answer(c.args, kRanks);
+    EXPECT_EQ(occurrences(a.text, c.message), 1)
+        << "tp_mlp" << line << "\nshould say once: " << c.message << "\nsaid: " << a.text;
+    if (!a.parsed) {
+      EXPECT_GE(a.exit_code, 100) << line;
+      EXPECT_LE(a.exit_code, 120) << line;
+    }
+  }
+  // The check can fail: a command line that runs is answered with nothing.
+  EXPECT_EQ(answer({"--tp-size", "2"}, kRanks).text, "");
 }
