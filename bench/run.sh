@@ -12,7 +12,15 @@
 #           all-reduce floor <= 0.6 x the fp32 one (needs a CPU with native bf16)
 #   overlap over shared memory megatron-overlap <= 1.05 x megatron; over two simulated hosts
 #           (scripts/two_hosts.sh, root only) at 1 Gbit/s: >= 75% of the communication hidden,
-#           forward within 1.2 x max(compute, comm); and the table against link speed
+#           forward within 1.2 x max(compute, comm), never slower than megatron; and the table
+#           against link speed
+#   chunks  megatron-overlap's compute with 2 and 8 chunks <= 1.10 x megatron's, at T = 1 and
+#           2; with oneDNN limited to AVX2 as well where the CPU has AVX-512 (ONEDNN_MAX_CPU_ISA:
+#           the GEMMs take AVX2's kernels, the rest of the program stays native), and the
+#           script's size <= 1.3 x bound there too
+#   invariant  megatron-inv's forward and forward + backward <= 1.10 x megatron's (fp32, and
+#           bf16 with native bf16) at T = 2; the same at T = 3 with uneven F; at 1 Gbit/s
+#           megatron-inv's forward <= 1.25 x megatron's
 # Run it on a quiet machine: other work on the cores shows up in every number.
 set -euo pipefail
 caller=$PWD
@@ -38,6 +46,13 @@ configs=(
   "uneven_t2|2|$large --iterations 100 --scheme megatron --ffn-hidden-size 2730"
   "uneven_t4|4|$large --iterations 100 --scheme megatron --ffn-hidden-size 2730"
   "large_bf16|2|$large --iterations 100 --scheme megatron --dtype bf16"
+  "chunks_t1_c2|1|$large --iterations 20 --scheme megatron --overlap --overlap-chunks 2"
+  "chunks_t1_c8|1|$large --iterations 20 --scheme megatron --overlap --overlap-chunks 8"
+  "chunks_t2_c2|2|$large --iterations 50 --scheme megatron --overlap --overlap-chunks 2"
+  "chunks_t2_c8|2|$large --iterations 50 --scheme megatron --overlap --overlap-chunks 8"
+  "invariant|2|$large --iterations 50 --scheme megatron --invariant --backward"
+  "invariant_bf16|2|$large --iterations 50 --scheme megatron --invariant --backward --dtype bf16"
+  "invariant_t3|3|$large --iterations 30 --scheme megatron --invariant --backward --ffn-hidden-size 2730"
   "large_backward_bf16|2|$large --iterations 50 --scheme megatron --dtype bf16 --backward"
 )
 if $summarize_only; then
@@ -80,6 +95,20 @@ $summarize_only || for entry in "${configs[@]}"; do
     --json "$out/$name.json" >"$out/$name.log"
 done
 
+# With oneDNN held to AVX2's kernels, where the CPU has AVX-512: the chunked compute and the
+# script's size, as on an AVX2 machine's GEMMs.
+avx2=("chunks_t1_c2" "chunks_t1_c8" "chunks_t2_c2" "chunks_t2_c8" "script")
+$summarize_only || if grep -qw avx512f /proc/cpuinfo; then
+  for entry in "${configs[@]}"; do
+    IFS='|' read -r name ranks rest <<<"$entry"
+    case " ${avx2[*]} " in *" $name "*) ;; *) continue ;; esac
+    read -r -a flags <<<"$rest"
+    echo "bench: ${name}_avx2: ONEDNN_MAX_CPU_ISA=AVX2 mpirun -np $ranks tp_mlp --tp-size $ranks ${flags[*]}" >&2
+    ONEDNN_MAX_CPU_ISA=AVX2 timeout 900 mpirun -x ONEDNN_MAX_CPU_ISA -np "$ranks" "$binary" \
+      --tp-size "$ranks" "${flags[@]}" --json "$out/${name}_avx2.json" >"$out/${name}_avx2.log"
+  done
+fi
+
 # Across two simulated hosts, at each link speed (root only: network namespaces).
 links=(none 25 10 1)
 $summarize_only || for gbit in "${links[@]}"; do
@@ -88,7 +117,7 @@ $summarize_only || for gbit in "${links[@]}"; do
   echo "bench: link $gbit: scripts/two_hosts.sh ${shaping[*]} -- $large --scheme all --overlap --backward" >&2
   status=0
   scripts/two_hosts.sh "${shaping[@]}" --binary "$binary" --timeout 900 -- --tp-size 2 $large \
-    --iterations 20 --warmup 5 --scheme all --overlap --backward --json "$out/link_$gbit.json" \
+    --iterations 20 --warmup 5 --scheme all --overlap --invariant --backward --json "$out/link_$gbit.json" \
     >"$out/link_$gbit.log" 2>&1 || status=$?
   if [ "$status" = 77 ]; then
     echo "bench: two simulated hosts cannot run here (needs root): link runs skipped" >&2
@@ -181,6 +210,42 @@ for name in ["large", "script"]:
     target(f"overlap, shared memory, {name}: megatron-overlap <= 1.05 x megatron", f"{r:.3f}x",
            r <= 1.05)
 
+# Chunking's cost: megatron-overlap's compute against megatron's, in the same run.
+for isa in ["", "_avx2"]:
+    for t in [1, 2]:
+        for c in [2, 8]:
+            d = load(f"chunks_t{t}_c{c}{isa}")
+            if d is None:
+                continue
+            s = d["schemes"]
+            r = s["megatron-overlap"]["compute_ms"]["median"] / s["megatron"]["compute_ms"]["median"]
+            where = " (oneDNN held to AVX2)" if isa else ""
+            target(f"chunks{where}: {c} chunks' compute at T={t} <= 1.10 x one's", f"{r:.2f}x", r <= 1.10)
+d = load("script_avx2")
+if d:
+    r = d["schemes"]["megatron"]["forward_over_bound"]
+    target("fp32 (oneDNN held to AVX2): script's forward <= 1.3 x bound", f"{r:.2f}x", r <= 1.3)
+
+# --invariant against megatron, in the same run.
+def invariant_targets(name, note=""):
+    d = load(name)
+    if d is None:
+        return
+    s = d["schemes"]
+    fwd = s["megatron-inv"]["forward_ms"]["median"] / s["megatron"]["forward_ms"]["median"]
+    train = (s["megatron-inv"]["backward"]["step_ms"]["median"] /
+             s["megatron"]["backward"]["step_ms"]["median"])
+    label = f"invariant, {d['config']['dtype']}, T={d['config']['tp_size']}{note}"
+    target(f"{label}: forward <= 1.10 x megatron's", f"{fwd:.2f}x", fwd <= 1.10)
+    target(f"{label}: forward + backward <= 1.10 x megatron's", f"{train:.2f}x", train <= 1.10)
+invariant_targets("invariant")
+if load("invariant_bf16") and load("invariant_bf16")["machine"]["native_bf16"]:
+    invariant_targets("invariant_bf16")
+t3 = load("invariant_t3")
+if t3:
+    invariant_targets("invariant_t3", ", uneven F = 2730" +
+                      (" (3 ranks time-share the cores)" if t3["machine"]["oversubscribed"] else ""))
+
 link = {g: load(f"link_{g}") for g in ["none", "25", "10", "1"]}
 if all(link.values()):
     print("\nForward (and forward + backward) over two simulated hosts, median ms; hidden = "
@@ -212,6 +277,12 @@ if all(link.values()):
     target("overlap at 1 Gbit/s: forward <= 1.2 x max(compute, comm)", f"{r:.2f}x", r <= 1.2)
     target("overlap at 1 Gbit/s: forward + backward hides >= 75%",
            f"{100 * ov['backward']['hidden_fraction']:.0f}%", ov["backward"]["hidden_fraction"] >= 0.75)
+    r = ov["forward_ms"]["median"] / mgt["forward_ms"]["median"]
+    target("overlap at 1 Gbit/s: megatron-overlap's forward never slower than megatron's",
+           f"{r:.2f}x", r <= 1.0)
+    if "megatron-inv" in s:
+        r = s["megatron-inv"]["forward_ms"]["median"] / mgt["forward_ms"]["median"]
+        target("invariant at 1 Gbit/s: forward <= 1.25 x megatron's", f"{r:.2f}x", r <= 1.25)
 else:
     targets.append("n/a      overlap over a link: two simulated hosts need root")
 print("\nTargets:")

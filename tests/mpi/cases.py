@@ -385,6 +385,18 @@ def wait_for_output(proc, text, seconds):
         raise AssertionError(f"never printed {text!r} within {seconds} s; saw:\n{seen.decode()}")
 
 
+def kill_job(proc, ranks):
+    """Whatever is left of a launched job: its ranks, then the launcher's process group."""
+    for pid in ranks:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def signal_a_rank_mid_benchmark(sig, wait_seconds, *flags):
     """Starts a long 2-rank benchmark and, once it is inside its timed loop, sends `sig` to the
     last rank from outside. Returns (exit code, stderr, seconds from the signal to the end of
@@ -409,14 +421,7 @@ def signal_a_rank_mid_benchmark(sig, wait_seconds, *flags):
         print(f"job ended {seconds:.1f} s after {sig.name}, exit {code}")
         return code, proc.stderr.read().decode(), seconds, ranks
     finally:
-        for pid in ranks:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_job(proc, ranks)
 
 
 def case_dead_rank_ends_the_job():
@@ -823,14 +828,7 @@ def case_rank_stopped_at_the_end_times_out():
                 raise AssertionError("the job still waits in MPI_Finalize for the stopped rank")
             stderr = proc.stderr.read().decode()
         finally:
-            for pid in ranks:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            kill_job(proc, ranks)
     # Stopped while it waits at the last barrier, or once past it: either wait is watched.
     expect(code == EXIT_TIMEOUT, f"expected exit {EXIT_TIMEOUT}, got {code}:\n{stderr}")
     expect(stderr.count("no progress for") == 1 and re.search(r"in (a barrier|the finalisation)", stderr),
