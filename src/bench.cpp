@@ -48,7 +48,6 @@ void replay(const CollectiveCall& c, TpComm& tp, T* full, T* part) {
   }
 }
 
-
 }  // namespace
 
 Peaks measure_peaks(const World& world) {

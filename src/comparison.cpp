@@ -66,7 +66,8 @@ TensorDigest digest_of(const char* tensor, std::uint64_t mine, const World& worl
   TensorDigest d{tensor};
   for (int copy = 0; copy < copies; ++copy) {
     std::uint64_t value = 0;
-    for (int r = 0; r < ranks_per_copy; ++r) value += all[std::size_t(copy * ranks_per_copy + r)];
+    for (int r = 0; r < ranks_per_copy; ++r)
+      value += all[std::size_t(copy) * std::size_t(ranks_per_copy) + std::size_t(r)];
     if (copy == 0) d.value = value;
     d.copies_match = d.copies_match && value == d.value;
   }

@@ -137,8 +137,8 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
           ++runs;
           if (!backward_and_bias) continue;
           const ConstMatrixRef dx = mlp->backward(dy);
-          for (const Verification& g :
-               ref->verify_gradients(Scheme::megatron, dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
+          for (const Verification& g : ref->verify_gradients(
+                   Scheme::megatron, dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
             EXPECT_TRUE(g.passed) << what << ": " << g.tensor << " at " << g.max_diff_over_bound
                                   << "x its bound";
         }
