@@ -255,10 +255,19 @@ OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megat
   std::vector<int> candidates;
   for (int c : kCandidates)
     if (run_.cfg.tokens() / c >= kMinChunkTokens) candidates.push_back(c);
-  if (ws.planning()) {  // nothing to time: plan room for the largest candidate
+  if (ws.planning()) {
+    // Nothing to time: the plan takes the chunking that needs the most memory (a GEMM plan per
+    // height of block), so that the chunked schemes built after the choice fit, whatever it is.
+    std::size_t most = 0;
+    candidates.insert(candidates.begin(), 1);
     for (int c : candidates) {
       const WorkspaceScope scope(ws);
+      const std::size_t before = ws.mark().used;
       build(ws, Scheme::megatron_overlap, c);
+      if (ws.mark().used - before > most) {
+        most = ws.mark().used - before;
+        choice.chunks = c;
+      }
     }
     return choice;
   }

@@ -120,3 +120,20 @@ TEST(RunPlan, WhatDoesNotFitIsRefusedBeforeAnythingIsAllocated) {
   EXPECT_NE(why.find("needs about"), std::string::npos) << why;
   EXPECT_NE(why.find("16.00 GiB is available"), std::string::npos) << why;
 }
+
+TEST(RunPlan, CoversWhateverChunkingTheRunChooses) {
+  // megatron-overlap's chunks are chosen by timing, after the plan is made, and megatron-overlap
+  // and megatron-overlap-inv are built with them: the plan must hold any candidate's.
+  Config cfg;
+  cfg.tp_size = 1;
+  cfg.hidden_size = 64;
+  cfg.batch_size = 8;
+  cfg.seq_len = 128;  // 1024 tokens: every candidate, 2, 4 and 8 chunks, is one
+  cfg.scheme_choice = SchemeChoice::megatron;
+  cfg.overlap = cfg.invariant = cfg.backward = true;
+  const std::size_t automatic = run_plan(cfg).total();
+  for (int chunks : {1, 2, 4, 8}) {
+    cfg.overlap_chunks = chunks;
+    EXPECT_GE(automatic, run_plan(cfg).total()) << chunks << " chunks";
+  }
+}
