@@ -13,8 +13,8 @@ constexpr long kExactBytes = 8;   // an --invariant partial sum: a 64-bit intege
 constexpr long kRowMaxBytes = 4;  // a row's largest input, a float, for its grid
 
 // An invariant scheme's collectives: each sum over F leaves as 64-bit integers on a grid that
-// a MAX all-reduce of a float per row has made common (exact_sum.hpp). Forward, with chunks,
-// each chunk's grid covers the rows of the tiles it computed first.
+// a MAX all-reduce of a float per row has made common (exact_sum.hpp), once per pass, before
+// the chunks' sums leave.
 std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, Direction direction,
                                               int overlap_chunks) {
   const long H = cfg.hidden_size, tokens = cfg.tokens(), y = tokens * H;
@@ -27,17 +27,10 @@ std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, D
   const int chunks = plain == Scheme::megatron_overlap && direction == Direction::forward
                          ? std::max(1, overlap_chunks)
                          : 1;
-  const InvariantBlocking blocking = InvariantBlocking::of(cfg);
-  std::vector<CollectiveCall> calls;
-  long computed = 0;  // rows whose tiles are done
-  for (int c = 0; c < chunks; ++c) {
-    const Block chunk = block_of(tokens, chunks, c);
-    const long through = std::min(blocking.covered(chunk.end()), tokens);
-    if (through > computed)
-      calls.push_back({Collective::all_reduce, through - computed, 1, kRowMaxBytes});
-    computed = std::max(computed, through);
-    calls.push_back({Collective::all_reduce, chunk.count * H, 1, kExactBytes});
-  }
+  std::vector<CollectiveCall> calls = {{Collective::all_reduce, tokens, 1, kRowMaxBytes}};
+  for (int c = 0; c < chunks; ++c)
+    calls.push_back(
+        {Collective::all_reduce, block_of(tokens, chunks, c).count * H, 1, kExactBytes});
   return calls;
 }
 

@@ -23,9 +23,25 @@ const NamedValues<Fault> kFaults = {{"none", Fault::none},
                                     {"gate-up-split", Fault::gate_up_split},
                                     {"one-ulp", Fault::one_ulp}};
 
+const NamedValues<BlockKind> kBlocks = {
+    {"mlp", BlockKind::mlp}, {"attention", BlockKind::attention}, {"layer", BlockKind::layer}};
+
+const NamedValues<NormKind> kNorms = {{"rmsnorm", NormKind::rms}, {"layernorm", NormKind::layer}};
+
+template <typename E>
+const char* name_in(const NamedValues<E>& names, E value) {
+  for (const auto& [name, v] : names)
+    if (v == value) return name.c_str();
+  return "?";
+}
+
 }  // namespace
 
 const NamedValues<SchemeChoice>& scheme_choices() { return kSchemeChoices; }
+const NamedValues<BlockKind>& blocks() { return kBlocks; }
+const NamedValues<NormKind>& norms() { return kNorms; }
+const char* block_name(BlockKind block) { return name_in(kBlocks, block); }
+const char* norm_name(NormKind norm) { return name_in(kNorms, norm); }
 const NamedValues<Activation>& activations() { return kActivations; }
 const NamedValues<DType>& dtypes() { return kDTypes; }
 const NamedValues<Fault>& faults() { return kFaults; }
@@ -57,25 +73,13 @@ Scheme plain_of(Scheme scheme) {
   }
 }
 
-const char* activation_name(Activation activation) {
-  for (const auto& [name, value] : kActivations)
-    if (value == activation) return name.c_str();
-  return "?";
-}
+const char* activation_name(Activation activation) { return name_in(kActivations, activation); }
 
-const char* dtype_name(DType dtype) {
-  for (const auto& [name, value] : kDTypes)
-    if (value == dtype) return name.c_str();
-  return "?";
-}
+const char* dtype_name(DType dtype) { return name_in(kDTypes, dtype); }
 
 long dtype_bytes(DType dtype) { return dtype == DType::bf16 ? 2 : 4; }
 
-const char* fault_name(Fault fault) {
-  for (const auto& [name, value] : kFaults)
-    if (value == fault) return name.c_str();
-  return "?";
-}
+const char* fault_name(Fault fault) { return name_in(kFaults, fault); }
 
 long default_ffn_hidden_size(Activation activation, long hidden_size) {
   if (activation == Activation::gelu) return 4 * hidden_size;
@@ -89,11 +93,7 @@ long megatron_ffn_hidden_size(long hidden_size) {
   return 2 * (4 * hidden_size) / 3 / kMultipleOf * kMultipleOf;
 }
 
-const char* choice_name(SchemeChoice choice) {
-  for (const auto& [name, value] : kSchemeChoices)
-    if (value == choice) return name.c_str();
-  return "?";
-}
+const char* choice_name(SchemeChoice choice) { return name_in(kSchemeChoices, choice); }
 
 std::vector<Scheme> Config::schemes() const {
   auto chosen = [this](SchemeChoice c) {

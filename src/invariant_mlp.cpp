@@ -143,8 +143,9 @@ long InvariantMlp<T>::weight_bytes() const {
 }
 
 template <typename T>
-void InvariantMlp<T>::compute_tiles(const ConstRef<T>& x, Block rows) {
-  for_each_tile(rows, [&](Block tile) {  // column-parallel, then the activation: local
+void InvariantMlp<T>::first_layer(const ConstRef<T>& x) {
+  const Block all = {0, blocking_.padded_tokens};
+  for_each_tile(all, [&](Block tile) {  // column-parallel, then the activation: local
     for (FBlock* b = blocks_; b; b = b->next) {
       b->first.forward(x, tile);
       auto act = b->act.middleRows(tile.first, tile.count);
@@ -152,9 +153,15 @@ void InvariantMlp<T>::compute_tiles(const ConstRef<T>& x, Block rows) {
       if constexpr (!kIsFloat<T>) to_bf16(act, b->act_in.middleRows(tile.first, tile.count));
     }
   });
-  // The grid of these rows, from their largest activation anywhere in F: one MAX all-reduce.
-  row_maxima(rows, [](FBlock& b) -> const Tensor<float>& { return b.act; });
-  y_sum_.set_grid(rows, row_max_.data() + rows.first, w2_max_);
+  // Every row's grid, from its largest activation anywhere in F: one MAX all-reduce, before
+  // any partial sum leaves (a small collective queued behind a large one in flight would wait
+  // for it, over a slow link).
+  row_maxima(all, [](FBlock& b) -> const Tensor<float>& { return b.act; });
+  y_sum_.set_grid(all, row_max_.data(), w2_max_);
+}
+
+template <typename T>
+void InvariantMlp<T>::second_layer(Block rows) {
   for_each_tile(rows, [&](Block tile) {  // row-parallel: each block's partial sum, exactly added
     y_sum_.clear(tile);
     for (FBlock* b = blocks_; b; b = b->next) {
@@ -164,18 +171,19 @@ void InvariantMlp<T>::compute_tiles(const ConstRef<T>& x, Block rows) {
             [](float v) { return std::nextafter(v, std::numeric_limits<float>::infinity()); });
       y_sum_.add(tile_, tile.first);
     }
+    tp_.progress();  // whatever is in flight moves on
   });
 }
 
 template <typename T>
 ConstMatrixRef InvariantMlp<T>::forward(const ConstMatrixRef& x_here) {
   x_.emplace(x_entry_.enter(x_here));  // f: identity; f̄: all-gather; padded with zeros
-  const ConstRef<T>& x = *x_;
+  first_layer(*x_);
   long computed = 0;  // rows whose tiles are done
   for (int c = 0; c < chunks_; ++c) {
     const Block chunk = block_of(tokens_all_, chunks_, c);
     const long through = blocking_.covered(chunk.end());
-    if (through > computed) compute_tiles(x, {computed, through - computed});
+    if (through > computed) second_layer({computed, through - computed});
     computed = std::max(computed, through);
     if (chunks_ > 1) y_sum_.start_leaving(chunk);  // g of this chunk, while the next computes
   }

@@ -3,6 +3,7 @@
 // nothing of MPI or Eigen.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,6 +33,14 @@ bool is_invariant(Scheme scheme);
 Scheme plain_of(Scheme scheme);
 // What --scheme selects; megatron-sp comes with --sequence-parallel wherever megatron runs.
 enum class SchemeChoice { all, megatron, naive, serial };
+// What the program computes: the MLP block (the reference script's), the attention block (split
+// by heads), or a whole pre-norm transformer layer of both, h = x + Attention(Norm1(x)),
+// y = h + MLP(Norm2(h)).
+enum class BlockKind { mlp, attention, layer };
+
+// The layer's normalisation: RMSNorm (LLaMA's) or LayerNorm (GPT-2's).
+enum class NormKind { rms, layer };
+
 // The MLP's nonlinearity: the reference script's GeLU(X·W1)·W2, or LLaMA's gated
 // (SiLU(X·W1) ⊙ X·W3)·W2, whose gate W1 and up projection W3 are both [H, F].
 enum class Activation { gelu, swiglu };
@@ -59,6 +68,7 @@ long default_ffn_hidden_size(Activation activation, long hidden_size);
 long megatron_ffn_hidden_size(long hidden_size);
 
 struct Config {
+  BlockKind block = BlockKind::mlp;
   int tp_size = 4;       // ranks in one tensor-parallel group (T)
   int hidden_size = 64;  // H
   int batch_size = 4;    // b
@@ -74,7 +84,12 @@ struct Config {
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;
-  long ffn_hidden_size = 0;  // F; 0 for the activation's default
+  long ffn_hidden_size = 0;      // F; 0 for the activation's default
+  int num_heads = 0;             // N, attention's query heads; 0: H/64, at least 1
+  int num_kv_heads = 0;          // K, its key and value heads (K < N: grouped-query); 0: N
+  double rope_theta = 10000;     // the rotary embedding's base
+  std::optional<NormKind> norm;  // unset: RMSNorm with SwiGLU, LayerNorm with GeLU
+  std::string model;             // --model: a well-known model's shapes; empty: none
   DType dtype = DType::fp32;
   std::optional<DType> reduce_dtype;  // --reduce-dtype; unset: the --dtype, as in Megatron-LM
   Fault fault = Fault::none;
@@ -90,6 +105,12 @@ struct Config {
   // Projections of X that the activation takes: W1 for GeLU; W1 (gate) and W3 (up) for SwiGLU.
   int projections() const { return activation == Activation::swiglu ? 2 : 1; }
   DType reduction() const { return reduce_dtype.value_or(dtype); }
+  long heads() const { return num_heads > 0 ? num_heads : std::max(1, hidden_size / 64); }
+  long kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : heads(); }
+  long head_size() const { return hidden_size / heads(); }  // d
+  NormKind norm_kind() const {
+    return norm.value_or(activation == Activation::swiglu ? NormKind::rms : NormKind::layer);
+  }
   std::vector<Scheme> schemes() const;  // what the flags select, in report order
 };
 
@@ -98,6 +119,8 @@ const char* choice_name(SchemeChoice choice);        // as spelled on the comman
 const char* activation_name(Activation activation);  // "gelu", "swiglu"
 const char* fault_name(Fault fault);                 // "w2-over-t", ...
 const char* dtype_name(DType dtype);                 // "fp32", "bf16"
+const char* block_name(BlockKind block);             // "mlp", "attention", "layer"
+const char* norm_name(NormKind norm);                // "rmsnorm", "layernorm"
 long dtype_bytes(DType dtype);
 
 // Every value of a choice with the name the command line and the report use, in --help's order.
@@ -107,5 +130,7 @@ const NamedValues<SchemeChoice>& scheme_choices();
 const NamedValues<Activation>& activations();
 const NamedValues<DType>& dtypes();
 const NamedValues<Fault>& faults();
+const NamedValues<BlockKind>& blocks();
+const NamedValues<NormKind>& norms();
 
 }  // namespace tp_mlp

@@ -25,8 +25,8 @@ struct InvariantBlocking {
 
   // B from F alone: as wide as 1/8 of F (few blocks: every block's partial sum is rounded onto
   // the exact sum's grid, a pass over [tokens, H] each), a power of two from 8 to 512 (wider
-  // only lengthens the shards' imbalance at uneven T). R from the tokens alone: 64 rows, the
-  // fewest that keep a product near the FMA peak, or all of them if fewer.
+  // only lengthens the shards' imbalance at uneven T). R from the tokens alone: 256, 128 or 64
+  // rows, the most whose padding stays under 1/16 of the tokens, or all of them if fewer.
   static InvariantBlocking of(const Config& cfg);
 
   Block columns(long block, long ffn) const {  // global block `block`'s columns of F

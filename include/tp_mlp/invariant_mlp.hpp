@@ -51,7 +51,10 @@ class InvariantMlp final : public MlpScheme {
   // Each row's largest |value| over every block of `of`, into row_max_.
   template <typename Of>
   void row_maxima(Block rows, Of of);
-  void compute_tiles(const ConstRef<T>& x, Block rows);  // the forward, for whole tiles
+  // The forward: the first layer and the activation for every row, and their grid; then the
+  // second layer's partial sums for rows of whole tiles, exactly added.
+  void first_layer(const ConstRef<T>& x);
+  void second_layer(Block rows);
 
   const Scheme scheme_;
   TpComm& tp_;

@@ -19,12 +19,11 @@
 // them over the group.
 #pragma once
 
+#include "tp_mlp/config.hpp"
 #include "tp_mlp/matrix.hpp"
 #include "tp_mlp/workspace.hpp"
 
 namespace tp_mlp {
-
-enum class NormKind { rms, layer };
 
 class Norm {
  public:
