@@ -81,6 +81,7 @@ for line in open("/proc/cpuinfo"):
 flags = info.get("flags", "").split()
 isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
 isa += " + AVX512_BF16" if "avx512_bf16" in flags else ", no native bf16"
+isa += " + AMX" if "amx_bf16" in flags else ""
 json.dump({"cpu": info.get("model name", "?"), "cores": os.cpu_count(), "isa": isa,
            "recorded": time.strftime("%Y-%m-%d")}, open(sys.argv[1], "w"), indent=1)
 PY
@@ -149,13 +150,15 @@ def verdict(ok):
 # never the one summarizing them.
 first = load("large")
 m = first["machine"]
+bf16_machine = load("large_bf16")["machine"]  # the bf16 peak as the bf16 runs measured it
 recorded = load("machine") or {}
 cpu = recorded.get("cpu", "CPU not recorded")
 isa = recorded.get("isa", "native bf16" if m["native_bf16"] else "no native bf16")
 print(f"machine: {cpu}, {recorded.get('cores', m['cores_on_node'])} cores, {isa}; "
       f"GEMM: {first['config']['gemm_backend']}; "
       f"peaks per core: fp32 FMA {m['fma_peak_gflops_per_core']:.0f}, "
-      f"bf16 {m['bf16_peak_gflops_per_core']:.0f} GFLOP/s")
+      f"bf16 {bf16_machine['bf16_peak_gflops_per_core']:.0f} GFLOP/s"
+      f"{' (AMX tiles)' if bf16_machine.get('amx_bf16') else ''}")
 
 print("\n| run | ranks | pass | median ms | GFLOP/s/rank | % of peak | bound ms | time / bound | compute imbalance |")
 print("|---|---|---|---|---|---|---|---|---|")

@@ -80,6 +80,7 @@ int run(const World& world, int argc, char** argv) {
                       bf16_gemm_implementation(),
                       peaks.fp32,
                       peaks.bf16,
+                      cpu_has_amx_bf16(),
                       world.ranks_on_this_node(),
                       world.cores_on_this_node(),
                       world.oversubscribed()};

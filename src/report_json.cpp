@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/output.hpp"
 
 namespace tp_mlp {
@@ -68,6 +69,7 @@ json config_json(const Config& cfg, const RunPlan& plan, const Launch& launch) {
           {"bias", cfg.bias},
           {"sequence_parallel", cfg.sequence_parallel},
           {"overlap", cfg.overlap},
+          {"invariant", cfg.invariant},
           {"overlap_chunks", cfg.overlap ? plan.overlap_chunks : cfg.overlap_chunks},
           {"gemm_backend", launch.gemm_backend},
           {"activation", activation_name(cfg.activation)},
@@ -136,6 +138,7 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
   doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops},
                     {"bf16_peak_gflops_per_core", launch.bf16_peak_gflops},
                     {"native_bf16", launch.bf16_peak_gflops > 0},
+                    {"amx_bf16", launch.amx_bf16},
                     {"bf16_gemm", launch.bf16_gemm},
                     {"ranks_on_node", launch.ranks_on_node},
                     {"cores_on_node", launch.cores_on_node},
@@ -162,6 +165,13 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
                       {"forward_ms", summary_json(b.lead_forward)},
                       {"gflops", b.lead_gflops},
                       {"gflops_per_rank", b.lead_gflops_per_rank}};
+  if (cfg.invariant) {
+    const InvariantBlocking blocking = InvariantBlocking::of(cfg);
+    doc["invariant"] = {{"block_width", blocking.block_width},
+                        {"blocks", blocking.blocks},
+                        {"row_tile", blocking.row_tile},
+                        {"padded_tokens", blocking.padded_tokens}};
+  }
   if (b.overlap) {
     json candidates = json::array();
     for (int i = 0; i < b.overlap->candidates; ++i)

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "tp_mlp/invariant_blocking.hpp"
+
 namespace tp_mlp {
 namespace {
 
@@ -162,8 +164,8 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
   if (cfg.dtype == DType::bf16) std::printf("GEMM (bf16): %s\n", launch.bf16_gemm);
   std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
   if (launch.bf16_peak_gflops > 0)
-    std::printf("bf16 dot-product peak of one core: %.1f GFLOP/s (measured, AVX512_BF16)\n",
-                launch.bf16_peak_gflops);
+    std::printf("bf16 dot-product peak of one core: %.1f GFLOP/s (measured, %s)\n",
+                launch.bf16_peak_gflops, launch.amx_bf16 ? "AMX tiles" : "AVX512_BF16");
   else
     std::printf(
         "bf16: this CPU has no native bf16 arithmetic (no AVX512_BF16): bf16 products are\n"
@@ -193,9 +195,14 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
       for (const Verification& g : s.gradients) print_verification_row(s.scheme, g);
   }
   if (m.any_invariant) {
+    const InvariantBlocking blocking = InvariantBlocking::of(cfg);
     std::printf(
         "\n  Digests: a 64-bit fingerprint of each whole tensor's bits, the same at every\n"
-        "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards:\n");
+        "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards.\n"
+        "  The invariant schemes cut F into %ld blocks of %ld columns and the tokens into tiles\n"
+        "  of %ld rows (%ld tokens, padded to %ld):\n",
+        blocking.blocks, blocking.block_width, blocking.row_tile, cfg.tokens(),
+        blocking.padded_tokens);
     for (const SchemeChecks& s : m.schemes) {
       if (!is_invariant(s.scheme)) continue;
       for (const TensorDigest& d : s.digests)

@@ -10,6 +10,7 @@ struct Launch {
   const char* bf16_gemm = "";   // how a bf16 product runs here
   double peak_gflops = 0;       // one core's fp32 FMA peak, measured
   double bf16_peak_gflops = 0;  // its bf16 dot-product peak; 0 without native bf16
+  bool amx_bf16 = false;        // that peak is AMX's tiles', not the vector units'
   int ranks_on_node = 1;        // rank 0's node
   int cores_on_node = 1;        // the CPUs its ranks may run on
   bool oversubscribed = false;  // more ranks than cores on some node

@@ -13,8 +13,10 @@ double measure_fma_peak_gflops();
 
 // Whether the CPU (and its OS) has AVX512_BF16, found at run time: native bf16 dot products.
 bool cpu_has_native_bf16();
-// One core's bf16 dot-product peak (vdpbf16ps) in GFLOP/s, measured like the FMA peak; 0 on a
-// CPU without native bf16.
+// Whether the CPU has AMX's bf16 tiles and the OS lets this process use them (asked here).
+bool cpu_has_amx_bf16();
+// One core's bf16 dot-product peak in GFLOP/s, measured like the FMA peak: vdpbf16ps's, or the
+// AMX tiles' where they run (as oneDNN's bf16 GEMMs then do); 0 on a CPU without native bf16.
 double measure_bf16_peak_gflops();
 
 }  // namespace tp_mlp

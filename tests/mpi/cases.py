@@ -868,6 +868,11 @@ def invariant_digests(flags, tp_sizes=(1, 2, 3, 4), binary=None, mpiexec=None):
             expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
             with open(path) as f:
                 doc = json.load(f)
+        blocking, config = doc["invariant"], doc["config"]
+        expect(config["invariant"] and blocking["padded_tokens"] % blocking["row_tile"] == 0
+               and blocking["padded_tokens"] >= config["batch_size"] * config["seq_len"]
+               and blocking["blocks"] * blocking["block_width"] >= config["ffn_hidden_size"],
+               f"T={tp}: the blocking reported, and whole: {blocking}", result)
         for name, s in doc["schemes"].items():
             expect(s["verification"]["passed"] and s["digests_copies_match"],
                    f"T={tp} {name}: verified, and every copy alike", result)
