@@ -86,8 +86,7 @@ Comparison::Participant Comparison::build(Workspace& ws, Scheme scheme, int over
   TpComm* comm = placement.on_every_rank() ? &run_.tp : &group_of_one_;
   MlpScheme* mlp = nullptr;
   if (placement.computes_here())
-    mlp = &make_scheme(ws, scheme, run_.cfg, *comm,
-                       scheme == Scheme::megatron_overlap ? overlap_chunks : 1);
+    mlp = &make_scheme(ws, scheme, run_.cfg, *comm, chunked(scheme) ? overlap_chunks : 1);
   return {scheme, placement, comm, mlp};
 }
 

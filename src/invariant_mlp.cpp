@@ -170,8 +170,10 @@ void InvariantMlp<T>::second_layer(Block rows) {
         tile_ = tile_.unaryExpr(
             [](float v) { return std::nextafter(v, std::numeric_limits<float>::infinity()); });
       y_sum_.add(tile_, tile.first);
+      // Whatever is in flight moves on: after every block, not every tile, since a tile may
+      // be a whole chunk, and a collective moves only inside MPI calls.
+      tp_.progress();
     }
-    tp_.progress();  // whatever is in flight moves on
   });
 }
 

@@ -71,7 +71,18 @@ def report(ranks, tp, *flags, **kw):
         path = os.path.join(tmp, "report.json")
         result = run_ok(ranks, "--tp-size", str(tp), *flags, "--json", path, **kw)
         with open(path) as f:
-            return result, json.load(f)
+            doc = json.load(f)
+    counted_as_formulas(doc, result)
+    return result, doc
+
+
+def counted_as_formulas(doc, result):
+    """Whatever else a case checks: every pass of every scheme moved what its formula says."""
+    for name, scheme in doc.get("schemes", {}).items():
+        for direction in ["forward", "backward"]:
+            if isinstance(scheme.get(direction), dict) and "matches_formula" in scheme[direction]:
+                expect(scheme[direction]["matches_formula"] is True,
+                       f"{name} {direction}: counted {scheme[direction]} against its formula", result)
 
 
 def dig(doc, dotted):
@@ -868,6 +879,7 @@ def invariant_digests(flags, tp_sizes=(1, 2, 3, 4), binary=None, mpiexec=None):
             expect(result.returncode == 0, f"expected exit 0, got {result.returncode}", result)
             with open(path) as f:
                 doc = json.load(f)
+        counted_as_formulas(doc, result)
         blocking, config = doc["invariant"], doc["config"]
         expect(config["invariant"] and blocking["padded_tokens"] % blocking["row_tile"] == 0
                and blocking["padded_tokens"] >= config["batch_size"] * config["seq_len"]
