@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 namespace tp_mlp {
@@ -186,8 +187,12 @@ bool cpu_has_amx_bf16() {
   // Linux hands out the tiles' 8 KiB of state only to a process that asks for it.
   constexpr int kRequestPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
   constexpr int kTileData = 18;               // XFEATURE_XTILEDATA
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("amx-bf16") &&
+  // CPUID leaf 7 asked directly: older compilers' __builtin_cpu_supports knows no "amx-bf16".
+  constexpr unsigned kExtendedFeatures = 7;
+  constexpr unsigned kAmxBf16Bit = 1U << 22;  // EDX
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(kExtendedFeatures, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (edx & kAmxBf16Bit) != 0 &&
          syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
 }
 
