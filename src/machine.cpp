@@ -192,8 +192,7 @@ bool cpu_has_amx_bf16() {
   constexpr unsigned kAmxBf16Bit = 1U << 22;  // EDX
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_count(kExtendedFeatures, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
-  return (edx & kAmxBf16Bit) != 0 &&
-         syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+  return (edx & kAmxBf16Bit) != 0 && syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
 }
 
 double measure_bf16_peak_gflops() {
