@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdint>
@@ -46,6 +47,8 @@ void mpi_check(int status, const char* call, const char* file, int line) {
 constexpr const char* kRecursiveDoubling = "4";  // ompi_info --param coll libnbc --level 9
 
 MpiSession* session = nullptr;  // the one MpiSession, while it lives
+// Set once MPI_Finalize begins: MPI_Abort may then fail (MPICH: "Invalid communicator").
+std::atomic<bool> finalising{false};
 
 }  // namespace
 
@@ -69,6 +72,7 @@ MpiSession::~MpiSession() {
     // The finalisation waits for every rank: one that stopped after its last collective
     // would hold the others here forever.
     const Watchdog::Wait wait(*watchdog_, "the finalisation (MPI_Finalize)");
+    finalising = true;
     MPI_Finalize();
   }
   session = nullptr;
@@ -85,6 +89,9 @@ void end_job(int status, int rank, const std::string& message) {
   std::fprintf(stderr, "tp_mlp: rank %d: %s\n", rank, message.c_str());
   std::fflush(stderr);
   std::this_thread::sleep_for(kLetTheLauncherForward);
+  // Inside MPI_Finalize, this rank's own exit: both launchers end a job whose rank exits
+  // non-zero, and the communicator MPI_Abort needs may already be gone.
+  if (finalising) std::_Exit(status);
   MPI_Abort(MPI_COMM_WORLD, status);
   std::abort();  // MPI_Abort should not return; if it does, this rank must not go on
 }

@@ -42,7 +42,8 @@ class MpiSession {
 
 // Prints "tp_mlp: rank R: message" on stderr, gives the launcher a moment to forward it (MPICH's
 // launcher was seen to drop a message written just before the abort), then ends every rank of
-// the job with `status` (exit_codes.hpp) through MPI_Abort. The one way a rank ends the job.
+// the job with `status` (exit_codes.hpp) through MPI_Abort, or, once MPI_Finalize has begun,
+// by exiting with it (the launcher then ends the rest). The one way a rank ends the job.
 [[noreturn]] void end_job(int status, int rank, const std::string& message);
 
 // MPI counts are int: a count that does not fit is an error at the call, not a wrap-around.
