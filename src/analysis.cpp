@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/partition.hpp"
 
@@ -34,7 +35,38 @@ std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, D
   return calls;
 }
 
+// The attention block's collectives (parallel_attention.hpp): g forward; f backward, and the
+// replicated KV heads' gradients summed, when a head is replicated.
+std::vector<CollectiveCall> attention_formula(Scheme scheme, const Config& cfg,
+                                              Direction direction) {
+  if (scheme == Scheme::serial) return {};
+  std::vector<CollectiveCall> calls = {{Collective::all_reduce, cfg.tokens() * cfg.hidden_size}};
+  const long replicas = replica_grad_elements(cfg);
+  if (direction == Direction::backward && replicas > 0)
+    calls.push_back({Collective::all_reduce, replicas});
+  return calls;
+}
+
+// Multiply-adds, 2 FLOPs each, of a rank holding nq query and nkv KV heads: the fused QKV
+// projection, the causal products (QKᵀ and P·V over the s(s+1)/2 pairs a sequence's tokens see)
+// and Wo's rows forward; backward, each projection's two products (dX and dW), and attention's
+// five (QKᵀ again, dP, dQ, dK, dV).
+double attention_flops(const Config& cfg, long nq, long nkv, Direction direction) {
+  const double t = double(cfg.tokens()), H = cfg.hidden_size, d = double(cfg.head_size());
+  const double s = cfg.seq_len, pairs = double(cfg.batch_size) * s * (s + 1) / 2;
+  const double linear = t * H * d * double(nq + 2 * nkv) + t * double(nq) * d * H;
+  const double causal = pairs * d * double(nq);
+  if (direction == Direction::forward) return 2 * (linear + 2 * causal);
+  return 2 * (2 * linear + 5 * causal);
+}
+
 }  // namespace
+
+long replica_grad_elements(const Config& cfg) {
+  const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size);
+  const long R = long(sharding.replicated_heads().size());
+  return (long(cfg.hidden_size) + (cfg.bias ? 1 : 0)) * 2 * R * cfg.head_size();
+}
 
 const char* direction_name(Direction direction) {
   return direction == Direction::forward ? "forward" : "backward";
@@ -46,6 +78,7 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
+  if (cfg.block == BlockKind::attention) return attention_formula(scheme, cfg, direction);
   if (is_invariant(scheme))
     return invariant_formula(plain_of(scheme), cfg, direction, overlap_chunks);
   switch (scheme) {
@@ -77,6 +110,16 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
   // computes X·W_in (H x p·w) and act·W2 (w x H) forward, and twice that backward (dW2, dact,
   // dW_in, dX); the naive scheme's first GEMM is over its rows of H and every column of the
   // first layer instead.
+  if (cfg.block == BlockKind::attention) {  // the rank with the most work
+    const int ranks = scheme == Scheme::serial ? 1 : cfg.tp_size;
+    const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), ranks);
+    double most = 0;
+    for (int r = 0; r < ranks; ++r) {
+      const HeadShard h = sharding.of(r);
+      most = std::max(most, attention_flops(cfg, h.query.count, h.kv.count, direction));
+    }
+    return most;
+  }
   const double t = double(cfg.tokens()), H = cfg.hidden_size, p = cfg.projections();
   const double F = double(cfg.intermediate_size());
   const int ways = plain_of(scheme) == Scheme::serial ? 1 : cfg.tp_size;

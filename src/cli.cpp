@@ -2,6 +2,8 @@
 #include "tp_mlp/cli.hpp"
 
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -39,6 +41,16 @@ const char* kDescription =
     "           in flight while the next computes: what a network link costs, hidden\n"
     "  --backward adds dX, dW1, dW2 (one more all-reduce); --bias adds b1 and b2.\n"
     "  --dtype bf16: bf16 weights and GEMM inputs, fp32 accumulation, against the bf16 peak.\n"
+    "\n"
+    "  --block attention: causal self-attention split by heads instead, as Megatron-LM does:\n"
+    "  Q = X.Wq [H, N.d], K, V = X.Wk, X.Wv [H, K.d], RoPE on Q and K, softmax(QK^T/sqrt(d)).V\n"
+    "  per sequence, Y = O.Wo [N.d, H]. Each rank owns a contiguous block of the N query heads\n"
+    "  (counts differ by at most one; a rank may own none) and computes its heads' Q, K, V\n"
+    "  columns (column-parallel) and its rows of Wo (row-parallel): 1 all-reduce forward, as\n"
+    "  the MLP's. With K < N (grouped-query attention) query head q uses KV head floor(q.K/N):\n"
+    "  a KV head needed by several ranks (K < T, or its query heads straddling two ranks) is\n"
+    "  replicated on each, and backward its Wk, Wv gradients are summed over the group (one\n"
+    "  more all-reduce, of the replicated heads' columns only).\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
@@ -81,6 +93,20 @@ void add_whole_number(CLI::App& app, const std::string& flags, Integer& value,
       ->check(whole_number);
 }
 
+// A real number > 0 in plain decimal notation (digits, a point, an exponent): no hexadecimal
+// floats, infinities or NaNs, which strtod would also read.
+const CLI::Validator positive_real(
+    [](std::string& text) -> std::string {
+      const bool plain =
+          !text.empty() && text.find_first_not_of("0123456789.eE+-") == std::string::npos;
+      char* end = nullptr;
+      const double value = plain ? std::strtod(text.c_str(), &end) : 0.0;
+      if (!plain || end != text.c_str() + text.size() || !std::isfinite(value) || value <= 0)
+        return "must be a real number > 0, not '" + text + "'";
+      return "";
+    },
+    "");
+
 }  // namespace
 
 ParsedArgs parse_args(int argc, const char* const* argv) {
@@ -103,6 +129,26 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   add_whole_number(app, "--timeout", cfg.timeout, 1, kMaxTimeout,
                    "Seconds a rank may wait in one MPI call before the job is ended with a "
                    "message naming the call (a rank that stopped responding)");
+  std::string block = block_name(cfg.block);
+  app.add_option("--block", block,
+                 "mlp: the MLP block (the script's); attention: causal self-attention split by "
+                 "heads; layer: a whole pre-norm transformer layer, not built yet (default mlp)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(blocks()).description(""));
+  add_whole_number(app, "--num-heads", cfg.num_heads, 1, kMaxDimension,
+                   "Attention's query heads N (--block attention), each of d = H/N features: N "
+                   "must divide H and d be even (RoPE turns pairs of features); N need not divide "
+                   "by T. Default: H/64, at least 1");
+  add_whole_number(app, "--num-kv-heads", cfg.num_kv_heads, 1, kMaxDimension,
+                   "Key/value heads K (--block attention), dividing N: K < N is grouped-query "
+                   "attention, query head q using KV head floor(q x K / N); a KV head that several "
+                   "ranks need is replicated on each, its gradients summed over them. Default: N");
+  double rope_theta = cfg.rope_base();
+  app.add_option("--rope-theta", rope_theta,
+                 "RoPE's base theta (--block attention): pair i of a head turns by "
+                 "position x theta^(-2i/d); LLaMA 1-2 use 10000, Llama 3 500000 (default 10000)")
+      ->type_name("REAL > 0")
+      ->check(positive_real);
   std::string activation = activation_name(cfg.activation);
   app.add_option("--activation", activation,
                  "gelu: GeLU(X.W1).W2, the script's; swiglu: (SiLU(X.W1) * X.W3).W2, LLaMA's "
@@ -137,7 +183,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
          "missing-partial-sum, duplicate-shard, bias-on-every-rank (--bias), w2-over-t (the "
          "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
          "one-ulp (--invariant), which passes verification but changes megatron-inv's "
-         "digests")
+         "digests; with --block attention: kv-grad-not-summed (--backward, a replicated KV "
+         "head), wrong-kv-head (K >= 2), each exiting 4")
       ->type_name("NAME")
       ->check(CLI::IsMember(faults()).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.
@@ -188,6 +235,9 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       if (name == scheme_choice) cfg.scheme_choice = value;
     for (const auto& [name, value] : activations())
       if (name == activation) cfg.activation = value;
+    for (const auto& [name, value] : blocks())
+      if (name == block) cfg.block = value;
+    if (app.count("--rope-theta") > 0) cfg.rope_theta = rope_theta;
     for (const auto& [name, value] : faults())
       if (name == fault) cfg.fault = value;
     for (const auto& [name, value] : dtypes()) {

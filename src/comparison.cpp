@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "tp_mlp/analysis.hpp"
+#include "tp_mlp/attention_verify.hpp"
 #include "tp_mlp/digest.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
@@ -74,6 +75,13 @@ TensorDigest digest_of(const char* tensor, std::uint64_t mine, const World& worl
   return d;
 }
 
+// The reference of the run's block: the MLP's, split over the ranks by tokens; attention's,
+// whole on every rank (a sequence's tokens see each other).
+BlockReference& make_reference(Workspace& ws, const Run& run) {
+  if (run.cfg.block == BlockKind::attention) return ws.make<AttentionReference>(ws, run.cfg);
+  return ws.make<Reference>(ws, run.cfg, reference_rows_here(run));
+}
+
 bool selected(const Config& cfg, Scheme scheme) {
   const std::vector<Scheme> schemes = cfg.schemes();
   return std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
@@ -104,7 +112,7 @@ Comparison::Comparison(Workspace& ws, const Run& run)
           run.cfg.hidden_size)),
       saved_dx_(ws.matrix<float>(saved_y_.rows() > 0 ? dy_.rows() : 0, run.cfg.hidden_size)),
       replay_(ws.make<CollectiveReplay>(ws, every_call(run.cfg), run.tp.size())),
-      reference_(ws.make<Reference>(ws, run.cfg, reference_rows_here(run))) {
+      reference_(make_reference(ws, run)) {
   const Config& cfg = run.cfg;
   if (!cfg.tensors_dir.empty()) save_buffers_ = &ws.make<SaveBuffers>(ws, cfg, run.world.is_root());
   if (!ws.planning()) {
@@ -192,7 +200,7 @@ void Comparison::verify_and_count() {
     if (here) shard = p.mlp->gradients();
     r.gradients = reference_.verify_gradients(p.scheme, dx, held, shard, x_, dy_, run_.world);
     r.digests.push_back(output_digest("dX", p, dx, held));
-    add_gradient_digests(r, p, shard);
+    if (cfg.block == BlockKind::mlp) add_gradient_digests(r, p, shard);
   }
 }
 

@@ -21,7 +21,9 @@ const NamedValues<Fault> kFaults = {{"none", Fault::none},
                                     {"bias-on-every-rank", Fault::bias_on_every_rank},
                                     {"w2-over-t", Fault::w2_over_t},
                                     {"gate-up-split", Fault::gate_up_split},
-                                    {"one-ulp", Fault::one_ulp}};
+                                    {"one-ulp", Fault::one_ulp},
+                                    {"kv-grad-not-summed", Fault::kv_grad_not_summed},
+                                    {"wrong-kv-head", Fault::wrong_kv_head}};
 
 const NamedValues<BlockKind> kBlocks = {
     {"mlp", BlockKind::mlp}, {"attention", BlockKind::attention}, {"layer", BlockKind::layer}};
@@ -81,6 +83,10 @@ long dtype_bytes(DType dtype) { return dtype == DType::bf16 ? 2 : 4; }
 
 const char* fault_name(Fault fault) { return name_in(kFaults, fault); }
 
+bool is_attention_fault(Fault fault) {
+  return fault == Fault::kv_grad_not_summed || fault == Fault::wrong_kv_head;
+}
+
 long default_ffn_hidden_size(Activation activation, long hidden_size) {
   if (activation == Activation::gelu) return 4 * hidden_size;
   constexpr long kMultipleOf = 256;  // LLaMA's multiple_of
@@ -107,7 +113,8 @@ std::vector<Scheme> Config::schemes() const {
   if (megatron && invariant) schemes.push_back(Scheme::megatron_inv);
   if (megatron && invariant && sequence_parallel) schemes.push_back(Scheme::megatron_sp_inv);
   if (megatron && invariant && overlap) schemes.push_back(Scheme::megatron_overlap_inv);
-  if (chosen(SchemeChoice::naive)) schemes.push_back(Scheme::naive);
+  // The attention block has no naive split (validate.cpp refuses --scheme naive with it).
+  if (chosen(SchemeChoice::naive) && block == BlockKind::mlp) schemes.push_back(Scheme::naive);
   if (serial) schemes.push_back(Scheme::serial);
   if (serial && invariant) schemes.push_back(Scheme::serial_inv);
   return schemes;

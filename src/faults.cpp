@@ -17,7 +17,9 @@ void plant(Fault fault, const Parameters& p, const Config& cfg, const TpComm& tp
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
   switch (fault) {
     case Fault::none:
-    case Fault::one_ulp: return;  // not a parameter's: see plant_fault
+    case Fault::one_ulp:  // not a parameter's: see plant_fault
+    case Fault::kv_grad_not_summed:
+    case Fault::wrong_kv_head: return;  // the attention block's: see plant_fault
     case Fault::missing_partial_sum:
       if (last) p.w_out->setZero();
       return;
@@ -50,6 +52,10 @@ void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& t
   if (fault == Fault::none) return;
   if (fault == Fault::one_ulp) {
     mlp.plant_one_ulp();
+    return;
+  }
+  if (is_attention_fault(fault)) {
+    mlp.plant_head_fault(fault);
     return;
   }
   if (cfg.dtype == DType::bf16)

@@ -18,7 +18,15 @@ enum Stream : std::uint64_t {
   kB2 = 5,
   kGradOutput = 6,
   kW3 = 7,
-  kB3 = 8
+  kB3 = 8,
+  kWq = 9,
+  kWk = 10,
+  kWv = 11,
+  kWo = 12,
+  kBq = 13,
+  kBk = 14,
+  kBv = 15,
+  kBo = 16
 };
 
 std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
@@ -79,6 +87,30 @@ MasterTensor master_b3(const Config& cfg) {
 MasterTensor master_b2(const Config& cfg) {
   return in_dtype(linear_bias(kB2, cfg.intermediate_size(), cfg.hidden_size), cfg);
 }
+MasterTensor master_wq(const Config& cfg) {
+  return in_dtype(xavier(kWq, cfg.hidden_size, cfg.heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_wk(const Config& cfg) {
+  return in_dtype(xavier(kWk, cfg.hidden_size, cfg.kv_heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_wv(const Config& cfg) {
+  return in_dtype(xavier(kWv, cfg.hidden_size, cfg.kv_heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_wo(const Config& cfg) {
+  return in_dtype(xavier(kWo, cfg.heads() * cfg.head_size(), cfg.hidden_size), cfg);
+}
+MasterTensor master_bq(const Config& cfg) {
+  return in_dtype(linear_bias(kBq, cfg.hidden_size, cfg.heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_bk(const Config& cfg) {
+  return in_dtype(linear_bias(kBk, cfg.hidden_size, cfg.kv_heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_bv(const Config& cfg) {
+  return in_dtype(linear_bias(kBv, cfg.hidden_size, cfg.kv_heads() * cfg.head_size()), cfg);
+}
+MasterTensor master_bo(const Config& cfg) {
+  return in_dtype(linear_bias(kBo, cfg.heads() * cfg.head_size(), cfg.hidden_size), cfg);
+}
 MasterTensor master_input(const Config& cfg) {
   return in_dtype(standard_normal(kInput, cfg.tokens(), cfg.hidden_size), cfg);
 }
@@ -123,6 +155,19 @@ void fill_side_by_side(Ref& out, const Config& cfg, LayerPart part, Block rows, 
                cfg.seed, rows.first, cols.first);
 }
 
+template <typename Ref>
+void fill_heads_side_by_side(Ref& out, const Config& cfg, LayerPart part, Block rows,
+                             Block query_heads, Block kv_heads) {
+  const long d = cfg.head_size(), q = query_heads.count * d, kv = kv_heads.count * d;
+  const bool weight = part == LayerPart::weight;
+  fill_block(out.leftCols(q), weight ? master_wq(cfg) : master_bq(cfg), cfg.seed, rows.first,
+             query_heads.first * d);
+  fill_block(out.middleCols(q, kv), weight ? master_wk(cfg) : master_bk(cfg), cfg.seed, rows.first,
+             kv_heads.first * d);
+  fill_block(out.middleCols(q + kv, kv), weight ? master_wv(cfg) : master_bv(cfg), cfg.seed,
+             rows.first, kv_heads.first * d);
+}
+
 }  // namespace
 
 void fill_block(MatrixRef out, const MasterTensor& t, std::uint64_t seed, long row0, long col0) {
@@ -160,6 +205,16 @@ void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block r
 
 void fill_first_layer(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block cols) {
   fill_side_by_side(out, cfg, part, rows, cols);
+}
+
+void fill_qkv(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads) {
+  fill_heads_side_by_side(out, cfg, part, rows, query_heads, kv_heads);
+}
+
+void fill_qkv(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads) {
+  fill_heads_side_by_side(out, cfg, part, rows, query_heads, kv_heads);
 }
 
 }  // namespace tp_mlp

@@ -65,6 +65,19 @@ ParamRow param_row(long hidden_size, long ffn_hidden_size, int projections, int 
   return {hidden_size, ffn_hidden_size, tp_size, p, p.total * bytes, p.per_rank * bytes};
 }
 
+// The attention block's weights: Wq [H, N·d], Wk and Wv [H, K·d], Wo [N·d, H]; per rank, the
+// rank with the most: its query heads' columns and rows, and the KV heads it holds.
+ParamRow attention_param_row(const Config& cfg) {
+  const double H = cfg.hidden_size, d = double(cfg.head_size());
+  const AttentionHeads heads = attention_heads(cfg);
+  double most = 0;
+  for (const HeadShard& h : heads.ranks)
+    most = std::max(most, H * d * double(2 * h.query.count + 2 * h.kv.count));
+  const ParamFormula p = {H * d * double(2 * heads.query_heads + 2 * heads.kv_heads), most};
+  const double bytes = double(dtype_bytes(cfg.dtype));
+  return {cfg.hidden_size, 0, cfg.tp_size, p, p.total * bytes, p.per_rank * bytes};
+}
+
 Shares shares_of(const Config& cfg) {
   const std::vector<Scheme> schemes = cfg.schemes();
   const auto runs = [&](Scheme s) {
@@ -74,6 +87,7 @@ Shares shares_of(const Config& cfg) {
   s.ffn_columns = share_of(cfg.intermediate_size(), cfg.tp_size);
   if (runs(Scheme::naive)) s.hidden_rows = share_of(cfg.hidden_size, cfg.tp_size);
   if (runs(Scheme::megatron_sp)) s.tokens = share_of(cfg.tokens(), cfg.tp_size);
+  if (cfg.block == BlockKind::attention) s.query_heads = share_of(cfg.heads(), cfg.tp_size);
   return s;
 }
 
@@ -93,7 +107,20 @@ std::vector<long> Share::per_rank() const {
 
 bool Shares::uneven() const {
   return !ffn_columns.even() || (hidden_rows && !hidden_rows->even()) ||
-         (tokens && !tokens->even());
+         (tokens && !tokens->even()) || (query_heads && !query_heads->even());
+}
+
+AttentionHeads attention_heads(const Config& cfg) {
+  const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size);
+  AttentionHeads a{cfg.heads(),
+                   cfg.kv_heads(),
+                   cfg.head_size(),
+                   cfg.rope_base(),
+                   {},
+                   sharding.replicated_heads(),
+                   sharding.kv_heads_held()};
+  for (int r = 0; r < cfg.tp_size; ++r) a.ranks.push_back(sharding.of(r));
+  return a;
 }
 
 VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results) {
@@ -144,6 +171,18 @@ CommunicationMetrics communication_metrics(const Config& cfg,
                                                megatron->forward.counted.ring_bytes_per_rank(T),
                                                sp->boundary_bytes, megatron->boundary_bytes};
   for (const SchemeResult& r : results) m.any_invariant = m.any_invariant || is_invariant(r.scheme);
+  if (cfg.block == BlockKind::attention && megatron) {
+    AttentionTraffic a;
+    a.y_bytes = cfg.tokens() * cfg.hidden_size * long(sizeof(float));
+    a.replica_bytes = replica_grad_elements(cfg) * long(sizeof(float));
+    a.forward = megatron->forward.counted;
+    a.backward = megatron->backward.counted;
+    a.has_backward = megatron->has_backward;
+    a.matches_formula =
+        a.forward.same_traffic(tally(megatron->forward.formula)) &&
+        (!megatron->has_backward || a.backward.same_traffic(tally(megatron->backward.formula)));
+    m.attention = a;
+  }
   return m;
 }
 
@@ -213,6 +252,10 @@ ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult
   m.dtype = cfg.dtype;
   m.run = param_row(cfg.hidden_size, cfg.intermediate_size(), cfg.projections(), cfg.tp_size,
                     cfg.dtype);
+  if (cfg.block == BlockKind::attention) {
+    m.run = attention_param_row(cfg);
+    m.attention = attention_heads(cfg);
+  }
   m.example = param_row(kExampleHidden, default_ffn_hidden_size(cfg.activation, kExampleHidden),
                         cfg.projections(), kExampleTp, cfg.dtype);
   m.llama_ffn_hidden_size = default_ffn_hidden_size(Activation::swiglu, cfg.hidden_size);

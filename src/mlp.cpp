@@ -5,6 +5,7 @@
 
 #include "tp_mlp/invariant_mlp.hpp"
 #include "tp_mlp/naive_mlp.hpp"
+#include "tp_mlp/parallel_attention.hpp"
 #include "tp_mlp/parallel_mlp.hpp"
 
 namespace tp_mlp {
@@ -15,6 +16,10 @@ ConstMatrixRef MlpScheme::backward(const ConstMatrixRef&) {
 
 void MlpScheme::plant_one_ulp() {
   throw std::logic_error("only an invariant scheme sums partial sums it can be planted in");
+}
+
+void MlpScheme::plant_head_fault(Fault) {
+  throw std::logic_error("only an attention scheme has heads to plant a fault in");
 }
 
 namespace {
@@ -31,6 +36,7 @@ MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm&
 
 MlpScheme& make_scheme(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                        int overlap_chunks) {
+  if (cfg.block == BlockKind::attention) return ws.make<ParallelAttention>(ws, scheme, cfg, tp);
   if (cfg.dtype == DType::bf16) return make_of_type<bfloat16>(ws, scheme, cfg, tp, overlap_chunks);
   return make_of_type<float>(ws, scheme, cfg, tp, overlap_chunks);
 }

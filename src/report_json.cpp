@@ -77,7 +77,35 @@ json config_json(const Config& cfg, const RunPlan& plan, const Launch& launch) {
           {"plant_fault", fault_name(cfg.fault)},
           {"dtype", dtype_name(cfg.dtype)},
           {"reduce_dtype", dtype_name(cfg.reduction())},
-          {"timeout", cfg.timeout}};
+          {"timeout", cfg.timeout},
+          {"block", block_name(cfg.block)}};
+}
+
+// --block attention: the heads, who holds which, and its collectives against the formulas.
+json attention_json(const AttentionHeads& a, const std::optional<AttentionTraffic>& traffic) {
+  json ranks = json::array();
+  for (std::size_t r = 0; r < a.ranks.size(); ++r)
+    ranks.push_back(
+        {{"rank", r},
+         {"query_heads", {{"first", a.ranks[r].query.first}, {"count", a.ranks[r].query.count}}},
+         {"kv_heads", {{"first", a.ranks[r].kv.first}, {"count", a.ranks[r].kv.count}}}});
+  json j = {{"num_heads", a.query_heads},
+            {"num_kv_heads", a.kv_heads},
+            {"head_size", a.head_size},
+            {"rope_theta", a.rope_theta},
+            {"ranks", ranks},
+            {"replicated_kv_heads", a.replicated},
+            {"kv_heads_held", a.kv_heads_held}};
+  if (!traffic) return j;
+  j["communication"] = {{"forward_allreduce_bytes_formula", traffic->y_bytes},
+                        {"backward_dx_allreduce_bytes_formula", traffic->y_bytes},
+                        {"replica_grad_allreduce_bytes_formula", traffic->replica_bytes},
+                        {"forward_counted_calls", traffic->forward.calls()},
+                        {"forward_counted_bytes", traffic->forward.bytes()},
+                        {"backward_counted_calls", traffic->backward.calls()},
+                        {"backward_counted_bytes", traffic->backward.bytes()},
+                        {"matches_formula", traffic->matches_formula}};
+  return j;
 }
 
 // schemes.<name>: its verification, traffic and speed.
@@ -201,6 +229,8 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
   doc["shards"]["ffn_columns"] = share_json(s.shares.ffn_columns);
   if (s.shares.hidden_rows) doc["shards"]["naive_hidden_rows"] = share_json(*s.shares.hidden_rows);
   if (s.shares.tokens) doc["shards"]["sequence_parallel_tokens"] = share_json(*s.shares.tokens);
+  if (s.shares.query_heads) doc["shards"]["query_heads"] = share_json(*s.shares.query_heads);
+  if (s.attention) doc["attention"] = attention_json(*s.attention, c.attention);
 
   add_schemes(doc["schemes"], m);
   // Shortcuts kept from the first schema: megatron's backward, and megatron-sp whole.

@@ -128,11 +128,75 @@ void print_overlap(const BenchmarkMetrics& m) {
       "   max(c, f), or one after the other: c + floor)\n");
 }
 
+std::string range_text(Block b) {  // "3", "2-4"
+  if (b.count == 1) return std::to_string(b.first);
+  return std::to_string(b.first) + "-" + std::to_string(b.end() - 1);
+}
+
+// The heads: how many, and which each rank of a group holds.
+void print_attention_heads(const AttentionHeads& a) {
+  std::printf("Heads: N = %ld query, K = %ld key/value", a.query_heads, a.kv_heads);
+  if (a.kv_heads < a.query_heads)
+    std::printf(" (grouped-query: %ld query heads per KV head)", a.query_heads / a.kv_heads);
+  std::printf(", d = %ld; RoPE theta %g\n", a.head_size, a.rope_theta);
+  for (std::size_t r = 0; r < a.ranks.size(); ++r) {
+    const HeadShard& h = a.ranks[r];
+    if (h.query.count == 0) {
+      std::printf("  rank %zu: no head (N < T): zeros into every collective\n", r);
+      continue;
+    }
+    std::printf("  rank %zu: query head%s %s, KV head%s %s\n", r, h.query.count == 1 ? "" : "s",
+                range_text(h.query).c_str(), h.kv.count == 1 ? "" : "s", range_text(h.kv).c_str());
+  }
+  if (a.replicated.empty()) {
+    std::printf("  no KV head is replicated: each is held by one rank\n");
+    return;
+  }
+  std::printf("  replicated KV heads (held by several ranks, their Wk, Wv gradients summed):");
+  for (const long kv : a.replicated) {
+    int first = -1, last = -1;
+    for (std::size_t r = 0; r < a.ranks.size(); ++r) {
+      const Block held = a.ranks[r].kv;
+      if (kv < held.first || kv >= held.end()) continue;
+      if (first < 0) first = int(r);
+      last = int(r);
+    }
+    std::printf(" %ld (ranks %d-%d)", kv, first, last);
+  }
+  std::printf("\n");
+}
+
+// The attention block's collectives against their formulas, as counted in one pass.
+void print_attention_traffic(const AttentionTraffic& a) {
+  std::printf(
+      "\nThe attention block (megatron), formulas against what one pass counted:\n"
+      "  forward   Y's all-reduce, tokens x H x 4 B:                     %s\n",
+      bytes_text(double(a.y_bytes)).c_str());
+  std::printf("            counted: %s, %s\n", collectives_text(a.forward).c_str(),
+              bytes_text(double(a.forward.bytes())).c_str());
+  if (a.has_backward) {
+    std::printf("  backward  dX's all-reduce, tokens x H x 4 B:                    %s\n",
+                bytes_text(double(a.y_bytes)).c_str());
+    if (a.replica_bytes > 0)
+      std::printf(
+          "            replicated KV heads' dWk, dWv (and dbk, dbv), summed over the group,\n"
+          "            zeros from the ranks without the head: (H + bias) x 2 x R x d x 4 B: %s\n",
+          bytes_text(double(a.replica_bytes)).c_str());
+    else
+      std::printf("            no KV head replicated: no gradient to sum\n");
+    std::printf("            counted: %s, %s\n", collectives_text(a.backward).c_str(),
+                bytes_text(double(a.backward.bytes())).c_str());
+  }
+  std::printf("  = formula: %s\n", a.matches_formula ? "yes" : "NO");
+}
+
 }  // namespace
 
 void TextReport::banner(const Config& cfg, const Launch& launch) const {
   if (!prints_) return;
-  const std::string title = "TENSOR-PARALLEL MLP BLOCK";
+  const bool attention = cfg.block == BlockKind::attention;
+  const std::string title =
+      attention ? "TENSOR-PARALLEL ATTENTION BLOCK" : "TENSOR-PARALLEL MLP BLOCK";
   const int inner = kRule - 2, left = (inner - int(title.size())) / 2;
   std::string bar;
   for (int i = 0; i < inner; ++i) bar += "═";
@@ -141,16 +205,27 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
   std::printf("\nTP degree: %d (%d MPI rank%s: %d group%s of %d)\n", cfg.tp_size, launch.world_size,
               launch.world_size == 1 ? "" : "s", launch.tp_groups, launch.tp_groups == 1 ? "" : "s",
               cfg.tp_size);
-  std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size,
-              cfg.intermediate_size());
-  std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+  if (attention) {
+    std::printf("Hidden size: %d\n", cfg.hidden_size);
+    std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+    const char* b = cfg.bias ? " + b" : "";
+    std::printf(
+        "Model: Y = O.Wo%s, O = causal softmax(RoPE(Q).RoPE(K)^T / sqrt(d)).V per sequence and\n"
+        "  head, Q = X.Wq%s, K = X.Wk%s, V = X.Wv%s%s\n",
+        cfg.bias ? " + bo" : "", b, b, b, cfg.backward ? ", forward and backward" : ", forward");
+    print_attention_heads(attention_heads(cfg));
+  } else {
+    std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size,
+                cfg.intermediate_size());
+    std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+  }
   const char* b1 = cfg.bias ? " + b1" : "";
   const char* b2 = cfg.bias ? " + b2" : "";
   const char* passes = cfg.backward ? ", forward and backward" : ", forward";
-  if (cfg.activation == Activation::swiglu)
+  if (!attention && cfg.activation == Activation::swiglu)
     std::printf("Model: Y = (SiLU(X.W1%s) * (X.W3%s)).W2%s%s\n", b1, cfg.bias ? " + b3" : "", b2,
                 passes);
-  else
+  else if (!attention)
     std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", b1, b2, passes);
   if (cfg.fault != Fault::none)
     std::printf("Planted fault: %s, in megatron: its verification must fail\n",
@@ -177,15 +252,31 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
   if (!prints_) return;
   const Verification& lead = m.schemes.front().output;
   section("CORRECTNESS VERIFICATION");
-  std::printf("\nReference: the same model unsharded, in float64, split over ranks by tokens\n");
-  std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
-              shape_text(cfg).c_str());
-  std::printf(
-      "Bound: each element may differ from the reference by at most what float rounding can do\n"
-      "to it: gamma_n x sum|terms| for a sum of n terms (n up to %ld for Y), u = 2^-24, carried\n"
-      "through the activation with its slope and its own float error. An element passes within\n"
-      "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
-      lead.accumulated_terms);
+  if (cfg.block == BlockKind::attention) {
+    std::printf("\nReference: the same block unsharded, in float64, whole on every rank\n");
+    std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
+                shape_text(cfg).c_str());
+    std::printf(
+        "Bound: each element's float error carried through every step: gamma_n x sum|terms|\n"
+        "for a sum of n terms (n up to %ld for Y), u = 2^-24; RoPE's rotation; the scores;\n"
+        "the softmax (probabilities within e^(2 Delta) of the exact ones when every score of\n"
+        "the row is within Delta) and its backward; the T partial sums. First order in the\n"
+        "errors, so doubled; and never more than 2^-10 of its tensor's max|reference|, about\n"
+        "1000x float's measured error, where the worst case compounds past that\n"
+        "(attention_verify.hpp). An element passes within its own bound (diff/bound <= 1);\n"
+        "tolerance is the loosest bound / max|reference| (9.77e-04 where the cap decides).\n\n",
+        lead.accumulated_terms);
+  } else {
+    std::printf("\nReference: the same model unsharded, in float64, split over ranks by tokens\n");
+    std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
+                shape_text(cfg).c_str());
+    std::printf(
+        "Bound: each element may differ from the reference by at most what float rounding can do\n"
+        "to it: gamma_n x sum|terms| for a sum of n terms (n up to %ld for Y), u = 2^-24, carried\n"
+        "through the activation with its slope and its own float error. An element passes within\n"
+        "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
+        lead.accumulated_terms);
+  }
   std::printf("  %-20s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
               "max rel diff", "tolerance", "diff/bound", "correct");
   for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
@@ -267,9 +358,15 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
     std::printf(
         "\nThe *-inv schemes add their partial sums exactly, as 64-bit integers: twice fp32's\n"
         "bytes, and a float per token (a MAX all-reduce) to agree on each row's grid first.\n");
-  std::printf(
-      "\nThe price of tensor parallelism is this communication; serial needs none,\n"
-      "but holds all 8H^2 weights on one rank.\n");
+  if (m.attention) print_attention_traffic(*m.attention);
+  if (cfg.block == BlockKind::attention)
+    std::printf(
+        "\nThe price of tensor parallelism is this communication; serial needs none,\n"
+        "but holds all of Wq, Wk, Wv and Wo on one rank.\n");
+  else
+    std::printf(
+        "\nThe price of tensor parallelism is this communication; serial needs none,\n"
+        "but holds all 8H^2 weights on one rank.\n");
   std::fflush(stdout);
 }
 
@@ -333,7 +430,8 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
                   s.train.percent_of_peak);
     }
   }
-  std::printf("\nTP MLP forward pass (%s, median): %.3f ms\n", scheme_name(m.lead),
+  std::printf("\nTP %s forward pass (%s, median): %.3f ms\n",
+              cfg.block == BlockKind::attention ? "attention" : "MLP", scheme_name(m.lead),
               m.lead_forward.median);
   std::printf("Output shape: %s\n", shape_text(cfg).c_str());
   std::fflush(stdout);
@@ -343,7 +441,23 @@ void TextReport::scaling(const ScalingMetrics& m) const {
   if (!prints_) return;
   section("SCALING ANALYSIS");
   std::printf("\nMemory scaling with Tensor Parallelism (%s):\n\n", dtype_name(m.dtype));
-  if (m.activation == Activation::swiglu) {
+  if (m.attention) {
+    std::printf(
+        "For attention with hidden_size H, N query heads and K key/value heads of d = H/N:\n"
+        "  Non-parallel: Wq H x Nd + Wk, Wv H x Kd + Wo Nd x H = 2H(N + K)d parameters\n"
+        "  With TP degree T: each rank its query heads' Wq columns and Wo rows, and the Wk, Wv\n"
+        "  columns of the KV heads they use: %ld KV heads held in all for K = %ld (the\n"
+        "  replicas cost 2Hd each)\n",
+        m.attention->kv_heads_held, m.attention->kv_heads);
+    std::printf("\nThis run: H=%ld, N=%ld, K=%ld, T=%d\n", m.run.hidden_size,
+                m.attention->query_heads, m.attention->kv_heads, m.run.tp_size);
+    std::printf("  Non-parallel: %s parameters (%s)\n", grouped(long(m.run.params.total)).c_str(),
+                bytes_text(m.run.bytes_total).c_str());
+    std::printf("  With %d-way TP: %s parameters on the rank with the most (%s)\n", m.run.tp_size,
+                grouped(long(m.run.params.per_rank)).c_str(),
+                bytes_text(m.run.bytes_per_rank).c_str());
+    print_share("N", "query heads", *m.shares.query_heads, "Wq's columns and Wo's rows");
+  } else if (m.activation == Activation::swiglu) {
     std::printf(
         "For a gated MLP (SwiGLU) with hidden_size H and FFN width F:\n"
         "  Non-parallel: W1 (gate) H x F + W3 (up) H x F + W2 F x H = 3HF parameters\n"
@@ -365,8 +479,10 @@ void TextReport::scaling(const ScalingMetrics& m) const {
         "  With TP degree T: 2HF/T parameters per rank (the widest: 2H x ceil(F/T))\n",
         m.run.ffn_hidden_size);
   }
-  print_params("This run", m.run);
-  print_share("F", "columns", m.shares.ffn_columns, "W1's columns and W2's rows");
+  if (!m.attention) {
+    print_params("This run", m.run);
+    print_share("F", "columns", m.shares.ffn_columns, "W1's columns and W2's rows");
+  }
   if (m.shares.hidden_rows)
     print_share("H", "rows", *m.shares.hidden_rows, "the naive scheme's rows of W1");
   if (m.shares.tokens) print_share("tokens", "tokens", *m.shares.tokens, "megatron-sp's X and Y");
@@ -375,7 +491,7 @@ void TextReport::scaling(const ScalingMetrics& m) const {
     std::printf("  %-20s %16s %26s\n", scheme_name(s.scheme),
                 bytes_text(double(s.weight_bytes)).c_str(), bytes_text(s.boundary_bytes).c_str());
   std::printf("  (as allocated; serial's on rank 0 only)\n");
-  print_params("Example", m.example);
+  if (!m.attention) print_params("Example", m.example);
   std::printf(
       "\nRank 0's resident memory: peak %s = baseline %s (MPI, libraries)\n"
       "  + %s, against an estimate of %s for its tensors (%.2fx)\n",

@@ -5,17 +5,24 @@
 #include <climits>
 #include <sstream>
 
+#include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/invariant_blocking.hpp"
 
 namespace tp_mlp {
 namespace {
 
+bool runs_megatron(const Config& cfg) {
+  const std::vector<Scheme> schemes = cfg.schemes();
+  return std::find(schemes.begin(), schemes.end(), Scheme::megatron) != schemes.end();
+}
+
 // Empty when --plant-fault can be planted in this configuration.
 std::string fault_problem(const Config& cfg) {
-  const std::vector<Scheme> schemes = cfg.schemes();
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
-  if (std::find(schemes.begin(), schemes.end(), Scheme::megatron) == schemes.end())
+  if (!runs_megatron(cfg))
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
+  if (is_attention_fault(cfg.fault))
+    return flag + " is a mistake of the attention block's: add --block attention";
   if (cfg.fault == Fault::one_ulp)
     return cfg.invariant ? ""
                          : flag + " is planted in megatron-inv's partial sums: add --invariant";
@@ -31,6 +38,89 @@ std::string fault_problem(const Config& cfg) {
   return "";
 }
 
+// The first attention flag given to another block, or null.
+const char* attention_flag(const Config& cfg) {
+  if (cfg.num_heads > 0) return "--num-heads";
+  if (cfg.num_kv_heads > 0) return "--num-kv-heads";
+  if (cfg.rope_theta) return "--rope-theta";
+  return nullptr;
+}
+
+// Empty when --plant-fault can be planted in the attention block of this configuration.
+std::string attention_fault_problem(const Config& cfg) {
+  const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
+  if (cfg.fault == Fault::none) return "";
+  if (!is_attention_fault(cfg.fault))
+    return flag +
+           " is a mistake of the MLP block's: with --block attention plant kv-grad-not-summed or "
+           "wrong-kv-head";
+  if (!runs_megatron(cfg))
+    return flag + " is planted in the megatron scheme: use --scheme megatron or all";
+  if (cfg.fault == Fault::wrong_kv_head && cfg.kv_heads() < 2)
+    return flag +
+           " needs --num-kv-heads 2 or more: with one KV head, every query head is paired with it";
+  if (cfg.fault == Fault::kv_grad_not_summed && !cfg.backward)
+    return flag + " needs --backward: the replicas' gradients are summed in the backward pass";
+  if (cfg.fault == Fault::kv_grad_not_summed &&
+      HeadSharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size).replicated_heads().empty()) {
+    std::ostringstream why;
+    why << flag << " needs a KV head held by several ranks, and " << cfg.heads()
+        << " query heads with " << cfg.kv_heads() << " KV heads over --tp-size " << cfg.tp_size
+        << " put each KV head's query heads on one rank: fewer KV heads than ranks would "
+           "replicate them (--num-kv-heads 1, say)";
+    return why.str();
+  }
+  return "";
+}
+
+// The attention block's own rules: the essential divisibility, and what it does not run yet.
+std::string attention_problem(const Config& cfg) {
+  const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads();
+  const std::string heads_flag =
+      "--num-heads " + std::to_string(N) + (cfg.num_heads > 0 ? "" : " (the default, H/64)");
+  std::ostringstream why;
+  if (cfg.block == BlockKind::layer) {
+    why << "--block layer (a whole pre-norm transformer layer) is not built yet: --block mlp and "
+           "--block attention are";
+  } else if (H % N != 0) {
+    why << heads_flag << " must divide --hidden-size " << H
+        << ": each head takes d = H/N of its features";
+  } else if ((H / N) % 2 != 0) {
+    why << "--hidden-size " << H << " / " << heads_flag << " = " << H / N
+        << " features per head, which must be even: RoPE turns them in pairs";
+  } else if (N % K != 0) {
+    why << "--num-kv-heads " << K << " must divide " << heads_flag
+        << ": each KV head serves N/K query heads";
+  } else if (cfg.scheme_choice == SchemeChoice::naive) {
+    why << "--block attention has no naive scheme: use --scheme megatron, serial or all";
+  } else if (cfg.dtype == DType::bf16) {
+    why << "--dtype bf16 is not built for --block attention yet: its attention runs in fp32";
+  } else if (cfg.reduction() == DType::bf16) {
+    why << "--reduce-dtype bf16 is not built for --block attention yet: its partial sums are "
+           "reduced in fp32";
+  } else if (cfg.invariant) {
+    why << "--invariant is not built for --block attention yet";
+  } else if (cfg.overlap || cfg.overlap_chunks > 0) {
+    why << "--overlap is not built for --block attention yet: it hides the MLP's all-reduces";
+  } else if (cfg.sequence_parallel) {
+    why << "--sequence-parallel is not built for --block attention yet";
+  } else if (!cfg.tensors_dir.empty()) {
+    why << "--save-tensors is not built for --block attention yet";
+  } else if (!attention_fault_problem(cfg).empty()) {
+    why << attention_fault_problem(cfg);
+  } else {
+    // The largest collectives: Y (and dX) [tokens, H], and the replicated KV heads' gradients.
+    const long R = long(HeadSharding(N, K, cfg.tp_size).replicated_heads().size());
+    const long largest = std::max(cfg.tokens() * H, (H + 1) * 2 * R * (H / N));
+    if (largest > INT_MAX)
+      why << "the attention block's largest collective would hold " << largest
+          << " elements (Y [--batch-size x --seq-len, --hidden-size], or the replicated KV "
+             "heads' gradients), more than MPI can send in one call ("
+          << INT_MAX << ")";
+  }
+  return why.str();
+}
+
 }  // namespace
 
 std::string validate(const Config& cfg, int world) {
@@ -41,12 +131,17 @@ std::string validate(const Config& cfg, int world) {
   // Shards may differ by one column or token (partition.hpp); what is refused is a rank that
   // would hold nothing, and groups of unequal size.
   std::ostringstream why;
+  const bool mlp = cfg.block == BlockKind::mlp;
   if (T > world) {
     why << "--tp-size " << T << " needs at least " << T << " MPI ranks, but this job has " << world
         << ": launch it as mpirun -np " << T << " ./tp_mlp --tp-size " << T;
   } else if (world % T != 0) {
     why << "--tp-size " << T << " must divide the number of MPI ranks (" << world
         << "): launch a multiple of " << T << " ranks, or pick a --tp-size that divides " << world;
+  } else if (!mlp) {
+    why << attention_problem(cfg);
+  } else if (attention_flag(cfg)) {
+    why << attention_flag(cfg) << " shapes the attention block: add --block attention";
   } else if (F < T) {
     why << "--tp-size " << T << " is more than the FFN width F = " << F
         << ", which W1's columns and W2's rows are split along: a rank would hold no columns";

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tp_mlp/agreement.hpp"
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/invariant_blocking.hpp"
@@ -55,41 +56,6 @@ void summand_bound(const ConstMatrixDRef& terms, const ConstMatrixDRef& error, l
 // A value within `error` of `exact`, rounded to a GEMM input with unit roundoff `input`.
 void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error) {
   error = (1 + input) * error + input * exact.cwiseAbs();
-}
-
-// How one tensor on one rank compares with the reference, element by element.
-struct Agreement {
-  double diff = 0, scale = 0, bound = 0, worst = 0;
-  // `row_extra` [rows]: what each row's bound adds (an invariant scheme's exact sum's grid).
-  template <typename Got>
-  void add(const Got& got, const ConstMatrixDRef& ref, const ConstMatrixDRef& ref_bound,
-           const double* row_extra = nullptr) {
-    for (long r = 0; r < ref.rows(); ++r)
-      for (long c = 0; c < ref.cols(); ++c) {
-        const double error = std::abs(double(got(r, c)) - ref(r, c));
-        const double b = ref_bound(r, c) + (row_extra ? row_extra[r] : 0.0);
-        if (!std::isfinite(error)) worst = std::numeric_limits<double>::infinity();
-        diff = std::max(diff, error);
-        scale = std::max(scale, std::abs(ref(r, c)));
-        bound = std::max(bound, b);
-        // An element whose bound is 0 must be exact: 0/0 passes, anything else fails.
-        worst = std::max(worst, error == 0 ? 0.0 : error / b);
-      }
-  }
-};
-
-Verification conclude(const std::string& tensor, const Agreement& local, long terms,
-                      const World& world) {
-  Verification v;
-  v.tensor = tensor;
-  v.max_abs_diff = world.max(local.diff);
-  const double scale = world.max(local.scale);
-  v.max_rel_diff = v.max_abs_diff / scale;
-  v.tolerance = world.max(local.bound) / scale;
-  v.max_diff_over_bound = world.max(local.worst);
-  v.accumulated_terms = terms;
-  v.passed = v.max_diff_over_bound <= 1;  // false for NaN too
-  return v;
 }
 
 }  // namespace

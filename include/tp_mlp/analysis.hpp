@@ -14,9 +14,15 @@ enum class Direction { forward, backward };
 const char* direction_name(Direction direction);  // "forward", "backward"
 
 // The collectives one pass of a scheme needs at TP degree T, in order (megatron-overlap's
-// forward: one per token chunk).
+// forward: one per token chunk; the attention block's backward: dX's, then the replicated KV
+// heads' gradients').
 std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direction direction,
                                          int overlap_chunks = 1);
+
+// The attention block's replicated KV heads' gradients, summed backward in one all-reduce
+// (parallel_attention.hpp): (H + 1 with --bias)·2·R·d elements for R replicated heads at
+// --tp-size T; 0 when no head is replicated.
+long replica_grad_elements(const Config& cfg);
 
 // Each rank's floating-point operations in one pass (2 per multiply-add of the GEMMs).
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction);

@@ -67,6 +67,10 @@ class ColumnParallelLinear {
                         const ConstMatrixRef& d_out);
   const Tensor<float>& weight_grad() const { return weight_grad_; }
   const Tensor<float>& bias_grad() const { return bias_grad_; }
+  // To change in place: gradients of columns other ranks hold too are summed with theirs
+  // (attention's replicated KV heads).
+  Tensor<float>& weight_grad() { return weight_grad_; }
+  Tensor<float>& bias_grad() { return bias_grad_; }
 
  private:
   TpComm& tp_;

@@ -74,7 +74,7 @@ class Comparison {
   Tensor<float> saved_y_, saved_dx_;     // [tokens, H], the first scheme's, on world rank 0 to save
   CollectiveReplay& replay_;             // the floors' buffers
   SaveBuffers* save_buffers_ = nullptr;  // with --save-tensors
-  Reference& reference_;
+  BlockReference& reference_;            // the MLP's, or the attention block's
   std::vector<Participant> participants_;
   std::size_t saved_ = 0;  // the participant --save-tensors writes
   std::vector<SchemeResult> results_;

@@ -57,8 +57,13 @@ enum class Fault {
   bias_on_every_rank,
   w2_over_t,
   gate_up_split,
-  one_ulp  // --invariant: one element of one block's partial sum off by one ulp
+  one_ulp,  // --invariant: one element of one block's partial sum off by one ulp
+  // The attention block's (--block attention):
+  kv_grad_not_summed,  // a replicated KV head's weight gradients left as each rank's part
+  wrong_kv_head        // a rank's query heads paired with the KV head after theirs
 };
+// Whether `fault` is a mistake of the attention block's (else of the MLP block's, or none).
+bool is_attention_fault(Fault fault);
 
 // The FFN width F by default: 4H for GeLU; for SwiGLU, LLaMA's rule, 2/3·4H rounded up to a
 // multiple of 256 (H 4096 -> 11008), which keeps the parameters near GeLU's 8H².
@@ -84,12 +89,12 @@ struct Config {
   bool backward = false;           // also the backward pass (megatron, megatron-sp, serial)
   bool bias = false;               // the linears have biases b1 (b3) [F] and b2 [H]
   Activation activation = Activation::gelu;
-  long ffn_hidden_size = 0;      // F; 0 for the activation's default
-  int num_heads = 0;             // N, attention's query heads; 0: H/64, at least 1
-  int num_kv_heads = 0;          // K, its key and value heads (K < N: grouped-query); 0: N
-  double rope_theta = 10000;     // the rotary embedding's base
-  std::optional<NormKind> norm;  // unset: RMSNorm with SwiGLU, LayerNorm with GeLU
-  std::string model;             // --model: a well-known model's shapes; empty: none
+  long ffn_hidden_size = 0;          // F; 0 for the activation's default
+  int num_heads = 0;                 // N, attention's query heads; 0: H/64, at least 1
+  int num_kv_heads = 0;              // K, its key and value heads (K < N: grouped-query); 0: N
+  std::optional<double> rope_theta;  // the rotary embedding's base; unset: 10000 (LLaMA's)
+  std::optional<NormKind> norm;      // unset: RMSNorm with SwiGLU, LayerNorm with GeLU
+  std::string model;                 // --model: a well-known model's shapes; empty: none
   DType dtype = DType::fp32;
   std::optional<DType> reduce_dtype;  // --reduce-dtype; unset: the --dtype, as in Megatron-LM
   Fault fault = Fault::none;
@@ -108,6 +113,7 @@ struct Config {
   long heads() const { return num_heads > 0 ? num_heads : std::max(1, hidden_size / 64); }
   long kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : heads(); }
   long head_size() const { return hidden_size / heads(); }  // d
+  double rope_base() const { return rope_theta.value_or(10000); }
   NormKind norm_kind() const {
     return norm.value_or(activation == Activation::swiglu ? NormKind::rms : NormKind::layer);
   }

@@ -7,6 +7,9 @@
 //   w2-over-t            the reference script's W2 / T "to correct for the scaling"
 //   gate-up-split        SwiGLU's [W1 | W3] split by columns as one matrix: one rank gets the
 //                        gate, another the up projection
+// with --block attention (parallel_attention.hpp):
+//   kv-grad-not-summed   a replicated KV head's Wk, Wv gradients left as each rank's part
+//   wrong-kv-head        each rank's KV head slots loaded with the next KV head's columns
 // and one that verification must NOT catch, planted in megatron-inv (--invariant):
 //   one-ulp              the first F block's partial sums of Y's first rows, each one ulp
 //                        larger (one alone may vanish in Y's own rounding): within every

@@ -30,12 +30,21 @@ struct MasterTensor {
   bool bf16 = false;  // values rounded to bf16, as a --dtype bf16 model holds them
 };
 
-MasterTensor master_w1(const Config& cfg);           // [H, F], xavier-uniform (SwiGLU's gate)
-MasterTensor master_w3(const Config& cfg);           // [H, F], xavier-uniform (SwiGLU's up)
-MasterTensor master_w2(const Config& cfg);           // [F, H], xavier-uniform
-MasterTensor master_b1(const Config& cfg);           // [1, F], like torch.nn.Linear's bias
-MasterTensor master_b3(const Config& cfg);           // [1, F]
-MasterTensor master_b2(const Config& cfg);           // [1, H]
+MasterTensor master_w1(const Config& cfg);  // [H, F], xavier-uniform (SwiGLU's gate)
+MasterTensor master_w3(const Config& cfg);  // [H, F], xavier-uniform (SwiGLU's up)
+MasterTensor master_w2(const Config& cfg);  // [F, H], xavier-uniform
+MasterTensor master_b1(const Config& cfg);  // [1, F], like torch.nn.Linear's bias
+MasterTensor master_b3(const Config& cfg);  // [1, F]
+MasterTensor master_b2(const Config& cfg);  // [1, H]
+// The attention block's (--block attention): N query heads and K KV heads of d features.
+MasterTensor master_wq(const Config& cfg);           // [H, N·d], xavier-uniform
+MasterTensor master_wk(const Config& cfg);           // [H, K·d], xavier-uniform
+MasterTensor master_wv(const Config& cfg);           // [H, K·d], xavier-uniform
+MasterTensor master_wo(const Config& cfg);           // [N·d, H], xavier-uniform
+MasterTensor master_bq(const Config& cfg);           // [1, N·d], like torch.nn.Linear's bias
+MasterTensor master_bk(const Config& cfg);           // [1, K·d]
+MasterTensor master_bv(const Config& cfg);           // [1, K·d]
+MasterTensor master_bo(const Config& cfg);           // [1, H]
 MasterTensor master_input(const Config& cfg);        // [tokens, H], N(0, 1)
 MasterTensor master_grad_output(const Config& cfg);  // dY [tokens, H], N(0, 1)
 
@@ -60,5 +69,13 @@ MasterTensor master_first_layer(const Config& cfg, LayerPart part, int projectio
 void fill_first_layer(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
 void fill_first_layer(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
 void fill_first_layer(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block cols);
+
+// out [rows, (nq + 2·nkv)·d] = the query heads' columns of Wq, then the KV heads' of Wk and
+// of Wv, side by side (or of bq, bk, bv with one row): one rank's fused QKV projection, as
+// Megatron-LM fuses it, for its heads.
+void fill_qkv(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads);
+void fill_qkv(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads);
 
 }  // namespace tp_mlp

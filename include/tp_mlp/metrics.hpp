@@ -9,6 +9,7 @@
 #include "tp_mlp/analysis.hpp"
 #include "tp_mlp/collective.hpp"
 #include "tp_mlp/config.hpp"
+#include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/launch.hpp"
 #include "tp_mlp/memory.hpp"
 #include "tp_mlp/run_plan.hpp"
@@ -34,7 +35,29 @@ struct VerificationMetrics {
 };
 VerificationMetrics verification_metrics(const std::vector<SchemeResult>& results);
 
+// ---- The attention block's heads (--block attention): who holds which, for every section.
+struct AttentionHeads {
+  long query_heads = 0;  // N
+  long kv_heads = 0;     // K
+  long head_size = 0;    // d = H/N
+  double rope_theta = 0;
+  std::vector<HeadShard> ranks;  // each rank's of a TP group, in rank order
+  std::vector<long> replicated;  // the KV heads held by several ranks
+  long kv_heads_held = 0;        // every rank's KV heads, counted once per rank
+};
+AttentionHeads attention_heads(const Config& cfg);
+
 // ---- 2. COMMUNICATION ANALYSIS
+// The attention block's collectives, one pass of megatron each: the formulas (bytes of the
+// whole tensors) against what the communication layer counted.
+struct AttentionTraffic {
+  long y_bytes = 0;        // Y's all-reduce forward, and dX's backward: tokens·H·4
+  long replica_bytes = 0;  // the replicated KV heads' gradients: (H + bias)·2·R·d·4; 0: none
+  CommStats forward, backward;  // counted
+  bool has_backward = false;
+  bool matches_formula = false;
+};
+
 struct PassTraffic {
   Scheme scheme = Scheme::megatron;
   Direction direction = Direction::forward;
@@ -61,7 +84,8 @@ struct CommunicationMetrics {
     double sp_boundary = 0, megatron_boundary = 0;
   };
   std::optional<SequenceParallel> sequence_parallel;
-  bool any_invariant = false;  // *-inv schemes ran: their integers are explained
+  bool any_invariant = false;                 // *-inv schemes ran: their integers are explained
+  std::optional<AttentionTraffic> attention;  // --block attention, megatron ran
 };
 CommunicationMetrics communication_metrics(const Config& cfg,
                                            const std::vector<SchemeResult>& results);
@@ -149,6 +173,7 @@ struct Shares {
   Share ffn_columns;                 // F, the first layer's columns and W2's rows
   std::optional<Share> hidden_rows;  // H, when the naive scheme runs
   std::optional<Share> tokens;       // the tokens, under sequence parallelism
+  std::optional<Share> query_heads;  // N, the attention block's query heads
   bool uneven() const;
 };
 struct ScalingMetrics {
@@ -162,8 +187,9 @@ struct ScalingMetrics {
   long lead_weight_bytes = 0;
   std::vector<SchemeMemory> schemes;
   MemoryUse memory;
-  double rss_growth = 0;         // rank 0's peak above its baseline
-  double rss_over_estimate = 0;  // that growth / the estimate
+  std::optional<AttentionHeads> attention;  // --block attention: run's params are its weights'
+  double rss_growth = 0;                    // rank 0's peak above its baseline
+  double rss_over_estimate = 0;             // that growth / the estimate
 };
 ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult>& results,
                                const MemoryUse& memory);

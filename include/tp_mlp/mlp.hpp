@@ -85,11 +85,16 @@ class MlpScheme {
   // From now on, the first F block's partial sums of Y's first rows one ulp larger (an
   // invariant scheme; faults.hpp).
   virtual void plant_one_ulp();
+  // An attention scheme's mistake of head sharding (faults.hpp): its KV heads' gradients not
+  // summed over the ranks holding them, or its query heads paired with the wrong KV head.
+  virtual void plant_head_fault(Fault fault);
   virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2
 };
 
 // Builds `scheme` in `ws` for this rank's place in `tp`, which it keeps for its collectives (the
 // serial scheme is given a group of one); megatron-overlap's forward runs in `overlap_chunks`.
+// With --block attention, the attention block's scheme (parallel_attention.hpp): the interface
+// is a block's, whichever block it is.
 MlpScheme& make_scheme(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                        int overlap_chunks = 1);
 

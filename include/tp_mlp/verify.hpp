@@ -22,26 +22,39 @@
 
 namespace tp_mlp {
 
-class Reference {
+// What a block's reference answers: the MLP's (below), the attention block's
+// (attention_verify.hpp).
+class BlockReference {
+ public:
+  virtual ~BlockReference() = default;
+  // The reference Y (and dX) with their bounds, from x and dy [tokens, H] (dy empty without
+  // --backward). In a real workspace only.
+  virtual void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) = 0;
+  // `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is
+  // global: every rank must call it. An invariant scheme's bound includes its exact sum's grid.
+  virtual Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
+                                     const World& world) const = 0;
+  // dX on the reference's rows, and the weights' gradients (and the biases' with --bias) on
+  // each rank's shard (a rank that holds none, as when world rank 0 alone computes the serial
+  // baseline, passes none).
+  virtual std::vector<Verification> verify_gradients(
+      Scheme scheme, const ConstMatrixRef& dx, Block held, const std::optional<Gradients>& shard,
+      const ConstMatrixRef& x, const ConstMatrixRef& dy, const World& world) = 0;
+};
+
+class Reference final : public BlockReference {
  public:
   // For the token rows `rows`: Y and, with --backward, dX and the weight gradients of any shard.
   Reference(Workspace& ws, const Config& cfg, Block rows);
-  // The reference Y (and dX) with their bounds, from x and dy [tokens, H] (dy empty without
-  // --backward). In a real workspace only.
-  void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy);
+  void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) override;
   Block rows() const { return rows_; }
-
-  // `scheme`'s Y, held for the token rows `held`, on the reference's rows; the verdict is
-  // global: every rank must call it. An invariant scheme's bound includes its exact sum's grid.
   Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
-                             const World& world) const;
-  // dX on the reference's rows, and the first layer's and W2's gradients (and the biases' with
-  // --bias) on each rank's shard (a rank that holds none, as when world rank 0 alone computes
-  // the serial baseline, passes none).
+                             const World& world) const override;
+  // The first layer's and W2's gradients on the shard.
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                              const std::optional<Gradients>& shard,
                                              const ConstMatrixRef& x, const ConstMatrixRef& dy,
-                                             const World& world);
+                                             const World& world) override;
 
  private:
   struct Weights;  // a block of the master weights, with their magnitudes

@@ -676,7 +676,7 @@ def case_runs_without_mpiexec():
 
 # One launch per way the program refuses a command line before running (main.cpp's run()):
 # (flags, text its one message must contain), at 2 ranks. Every bad command line of the corpus
-# (53 of them: each flag's bad values, repeated and unknown flags, flags that need another, bad
+# (86 of them: each flag's bad values, repeated and unknown flags, flags that need another, bad
 # paths) is checked in-process, message by message, by tests/unit/test_config.cpp
 # (Config.TheBadInputCorpusIsRefusedNamingTheFlag); a new refusal belongs there, and here only
 # if it is refused in a new way.
@@ -799,6 +799,97 @@ def case_planted_faults_fail_verification():
         print(f"{fault}: caught, exit {result.returncode}")
     result = run_ok(2, "--tp-size", "2", "--hidden-size", "64", "--plant-fault", "none", *QUICK)
     expect("Correct: True" in result.stdout, "no fault, no failure", result)
+
+
+# --block attention: query heads dealt out in contiguous blocks differing by at most one, KV head
+# q*K//N for query head q; worked out here independently of head_sharding.cpp.
+def head_blocks(heads, kv_heads, ranks):
+    """Each rank's (query first, count, kv first, count), and the KV heads several ranks hold."""
+    shards, holders = [], {}
+    for r in range(ranks):
+        count = heads // ranks + (1 if r < heads % ranks else 0)
+        first = r * (heads // ranks) + min(r, heads % ranks)
+        kvs = sorted({q * kv_heads // heads for q in range(first, first + count)})
+        shards.append((first, count, kvs[0] if kvs else 0, len(kvs)))
+        for kv in kvs:
+            holders.setdefault(kv, []).append(r)
+    return shards, sorted(kv for kv, held in holders.items() if len(held) > 1)
+
+
+def check_attention(ranks, heads, kv_heads, *flags, hidden=128):
+    """One verified run of the attention block: every tensor within its bound, the heads where
+    they belong, and the collectives counted equal to the formulas."""
+    backward, bias = "--backward" in flags, "--bias" in flags
+    batch, seq = 2, 16
+    result, doc = report(ranks, ranks, "--block", "attention", "--hidden-size", str(hidden),
+                         "--num-heads", str(heads), "--num-kv-heads", str(kv_heads),
+                         "-b", str(batch), "-s", str(seq), *flags, *QUICK)
+    what = f"T={ranks} N={heads} K={kv_heads} {' '.join(flags)}"
+    expect("Correct: True" in result.stdout and dig(doc, "verification.passed") is True,
+           f"{what}: verified", result)
+    gradients = dig(doc, "schemes.megatron.backward.verification") if backward else {}
+    expected = {"dX", "dWq", "dWk", "dWv", "dWo"} | ({"dbq", "dbk", "dbv", "dbo"} if bias else set())
+    expect(set(gradients) == (expected if backward else set()), f"{what}: gradients {sorted(gradients)}")
+    expect(all(g["passed"] for g in gradients.values()), f"{what}: every gradient passes")
+    shards, replicated = head_blocks(heads, kv_heads, ranks)
+    a = dig(doc, "attention")
+    got = [(r["query_heads"]["first"], r["query_heads"]["count"], r["kv_heads"]["first"],
+            r["kv_heads"]["count"]) for r in a["ranks"]]
+    expect(got == shards, f"{what}: heads {got}, expected {shards}")
+    expect(a["replicated_kv_heads"] == replicated, f"{what}: replicated {a['replicated_kv_heads']}, expected {replicated}")
+    d = hidden // heads
+    y_bytes = batch * seq * hidden * 4
+    replica_bytes = (hidden + (1 if bias else 0)) * 2 * len(replicated) * d * 4
+    c = a["communication"]
+    # Y's all-reduce forward, dX's backward (a group of one counts its own), and the replicas'.
+    expect(c["forward_counted_calls"] == 1 and c["forward_counted_bytes"] == y_bytes,
+           f"{what}: forward counted {c}, expected 1 call, {y_bytes} bytes")
+    if backward:
+        calls = 1 + (1 if replicated else 0)
+        nbytes = y_bytes + replica_bytes
+        expect(c["backward_counted_calls"] == calls and c["backward_counted_bytes"] == nbytes,
+               f"{what}: backward counted {c}, expected {calls} calls, {nbytes} bytes")
+    expect(c["replica_grad_allreduce_bytes_formula"] == replica_bytes, f"{what}: replica formula {c}")
+    expect(c["matches_formula"] is True, f"{what}: counted = formula")
+    print(f"{what}: verified; replicated KV heads {replicated}; counted {c}")
+
+
+def case_attention_1_and_2_ranks():
+    check_attention(1, 4, 2, "--backward", "--bias")
+    check_attention(2, 4, 4, "--backward")           # multi-head, 2 heads each
+    check_attention(2, 2, 1, "--backward", "--bias")  # K < T: KV head 0 on both ranks
+    check_attention(2, 6, 3, "--backward", hidden=96)  # GQA, a group straddling the ranks
+    check_attention(2, 1, 1)                         # N < T: rank 1 holds no head
+
+
+def case_attention_3_ranks():
+    check_attention(3, 4, 2, "--backward", "--bias")  # 2, 1, 1 heads; KV head 1 on ranks 1-2
+    check_attention(3, 6, 6, "--backward", hidden=96)  # divisible, no replica
+
+
+def case_attention_4_ranks():
+    check_attention(4, 8, 1, "--backward", "--bias")  # K = 1: one KV head on every rank
+    check_attention(4, 8, 2, "--backward")            # K = 2 < T: each KV head on two ranks
+    check_attention(4, 6, 3, "--backward", "--bias", hidden=96)  # K between: 2, 2, 1, 1 heads
+    check_attention(4, 2, 2, "--backward")            # N < T: ranks 2 and 3 hold none
+
+
+def case_attention_faults_fail_verification():
+    """Both head-sharding mistakes, planted, fail verification with exit 4, in the tensor they
+    spoil: a replicated KV head's unsummed gradients in dWk and dWv, a wrong KV head in Y."""
+    base = ["--tp-size", "2", "--block", "attention", "-b", "2", *QUICK]
+    small = ["--hidden-size", "64", "-s", "8"]
+    for fault, flags, tensor in [("kv-grad-not-summed", [*small, "--num-heads", "2", "--num-kv-heads", "1", "--backward"], "dWk"),
+                                 ("wrong-kv-head", [*small, "--num-heads", "4", "--num-kv-heads", "2"], "Y"),
+                                 # where the worst-case bound alone exceeds max|Y|: the cap decides
+                                 ("wrong-kv-head", ["--hidden-size", "1024", "-s", "64", "--num-heads", "8",
+                                                    "--num-kv-heads", "2"], "Y")]:
+        result = launch(2, *base, *flags, "--plant-fault", fault)
+        expect(result.returncode == EXIT_VERIFICATION_FAILED,
+               f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
+        caught = re.search(rf"^  megatron +{tensor} .*False$", result.stdout, re.MULTILINE)
+        expect("Correct: False" in result.stdout and caught, f"{fault} caught in megatron's {tensor}", result)
+        print(f"{fault}: caught in {tensor}, exit {result.returncode}")
 
 
 def case_stopped_rank_times_out():

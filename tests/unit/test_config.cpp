@@ -193,7 +193,7 @@ TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
   // At T = 1, W2/T is W2 and b2 added on every rank is added once: verification would pass
   // although --help promises exit 4. Every fault is about shards, so each needs T >= 2.
   for (const auto& [name, fault] : faults()) {
-    if (fault == Fault::none || fault == Fault::one_ulp) continue;
+    if (fault == Fault::none || fault == Fault::one_ulp || is_attention_fault(fault)) continue;
     const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias", "--activation",
                                            "swiglu"};
     std::vector<const char*> one = {"-t", "1"}, two = {"-t", "2"};
@@ -304,7 +304,7 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "2", "--plant-fault", "typo"},
        "--plant-fault: typo not in "
        "{none,missing-partial-sum,duplicate-shard,bias-on-every-rank,w2-over-t,gate-up-split,one-"
-       "ulp}"},
+       "ulp,kv-grad-not-summed,wrong-kv-head}"},
       {{"--tp-size", "2", "--plant-fault", "gate-up-split"},
        "--plant-fault gate-up-split needs --activation swiglu"},
       {{"--tp-size", "2", "--plant-fault", "bias-on-every-rank"},
@@ -333,6 +333,81 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made", "--json",
         "/tmp/tp_mlp_never_made/y.npy"},
        "--json /tmp/tp_mlp_never_made/y.npy is y.npy of --save-tensors /tmp/tp_mlp_never_made"},
+      // The attention block: its flags, the divisibility it needs, what it does not run yet.
+      {{"--tp-size", "2", "--block", "transformer"},
+       "--block: transformer not in {mlp,attention,layer}"},
+      {{"--tp-size", "2", "--block", "layer"},
+       "--block layer (a whole pre-norm transformer layer) is not built yet"},
+      {{"--tp-size", "2", "--block", "attention", "--block", "mlp"}, "--block"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "0"},
+       "--num-heads: must be a whole number in 1..1048576, not '0'"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "04"},
+       "--num-heads: must be a whole number in 1..1048576, not '04'"},
+      {{"--tp-size", "2", "--block", "attention", "--num-kv-heads", "-1"},
+       "--num-kv-heads: must be a whole number in 1..1048576, not '-1'"},
+      {{"--tp-size", "2", "--block", "attention", "--rope-theta", "0"},
+       "--rope-theta: must be a real number > 0, not '0'"},
+      {{"--tp-size", "2", "--block", "attention", "--rope-theta", "-10000"},
+       "--rope-theta: must be a real number > 0, not '-10000'"},
+      {{"--tp-size", "2", "--block", "attention", "--rope-theta", "inf"},
+       "--rope-theta: must be a real number > 0, not 'inf'"},
+      {{"--tp-size", "2", "--block", "attention", "--rope-theta", "0x1p4"},
+       "--rope-theta: must be a real number > 0, not '0x1p4'"},
+      {{"--tp-size", "2", "--block", "attention", "--rope-theta", "1e999"},
+       "--rope-theta: must be a real number > 0, not '1e999'"},
+      {{"--tp-size", "2", "--num-heads", "4"},
+       "--num-heads shapes the attention block: add --block attention"},
+      {{"--tp-size", "2", "--num-kv-heads", "1"},
+       "--num-kv-heads shapes the attention block: add --block attention"},
+      {{"--tp-size", "2", "--rope-theta", "500000"},
+       "--rope-theta shapes the attention block: add --block attention"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "3"},
+       "--num-heads 3 must divide --hidden-size 64: each head takes d = H/N of its features"},
+      {{"--tp-size", "2", "--block", "attention", "--hidden-size", "200"},
+       "--num-heads 3 (the default, H/64) must divide --hidden-size 200"},
+      {{"--tp-size", "2", "--block", "attention", "--hidden-size", "48", "--num-heads", "16"},
+       "--hidden-size 48 / --num-heads 16 = 3 features per head, which must be even: RoPE turns "
+       "them in pairs"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "4", "--num-kv-heads", "3"},
+       "--num-kv-heads 3 must divide --num-heads 4: each KV head serves N/K query heads"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "4", "--num-kv-heads", "8"},
+       "--num-kv-heads 8 must divide --num-heads 4"},
+      {{"--tp-size", "2", "--block", "attention", "--scheme", "naive"},
+       "--block attention has no naive scheme: use --scheme megatron, serial or all"},
+      {{"--tp-size", "2", "--block", "attention", "--dtype", "bf16"},
+       "--dtype bf16 is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--reduce-dtype", "bf16"},
+       "--reduce-dtype bf16 is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--invariant"},
+       "--invariant is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--overlap"},
+       "--overlap is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--sequence-parallel"},
+       "--sequence-parallel is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--save-tensors", "/tmp/tp_mlp_never_made"},
+       "--save-tensors is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--plant-fault", "w2-over-t"},
+       "--plant-fault w2-over-t is a mistake of the MLP block's: with --block attention plant "
+       "kv-grad-not-summed or wrong-kv-head"},
+      {{"--tp-size", "2", "--plant-fault", "kv-grad-not-summed", "--backward"},
+       "--plant-fault kv-grad-not-summed is a mistake of the attention block's: add --block "
+       "attention"},
+      {{"--tp-size", "2", "--block", "attention", "--plant-fault", "wrong-kv-head", "--scheme",
+        "serial"},
+       "--plant-fault wrong-kv-head is planted in the megatron scheme"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "4", "--num-kv-heads", "1",
+        "--plant-fault", "wrong-kv-head"},
+       "--plant-fault wrong-kv-head needs --num-kv-heads 2 or more"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "4", "--num-kv-heads", "1",
+        "--plant-fault", "kv-grad-not-summed"},
+       "--plant-fault kv-grad-not-summed needs --backward"},
+      {{"--tp-size", "2", "--block", "attention", "--num-heads", "4", "--backward", "--plant-fault",
+        "kv-grad-not-summed"},
+       "--plant-fault kv-grad-not-summed needs a KV head held by several ranks, and 4 query heads "
+       "with 4 KV heads over --tp-size 2 put each KV head's query heads on one rank"},
+      {{"--tp-size", "2", "--block", "attention", "--batch-size", "1048576", "--seq-len",
+        "1048576"},
+       "the attention block's largest collective would hold"},
       // Found before the run, not when the report is written after it and the tensors.
       {{"--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made/run", "--json",
         "/tmp/tp_mlp_never_made"},
@@ -353,4 +428,39 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
   }
   // The check can fail: a command line that runs is answered with nothing.
   EXPECT_EQ(answer({"--tp-size", "2"}, kRanks).text, "");
+}
+
+TEST(Config, AttentionFlagsSetTheHeads) {
+  const ParsedArgs parsed = parse({"-t", "2", "-H", "96", "--block", "attention", "--num-heads",
+                                   "3", "--num-kv-heads", "1", "--rope-theta", "5e5"});
+  ASSERT_TRUE(parsed.config) << parsed.text;
+  const Config& cfg = *parsed.config;
+  EXPECT_EQ(cfg.block, BlockKind::attention);
+  EXPECT_EQ(cfg.heads(), 3);
+  EXPECT_EQ(cfg.kv_heads(), 1);
+  EXPECT_EQ(cfg.head_size(), 32);
+  EXPECT_EQ(cfg.rope_base(), 500000.0);
+  EXPECT_EQ(validate(cfg, 2), "");
+  // Defaults: H/64 query heads, as many KV heads, LLaMA's base; no naive scheme.
+  const ParsedArgs plain = parse({"-t", "2", "-H", "256", "--block", "attention"});
+  ASSERT_TRUE(plain.config) << plain.text;
+  EXPECT_EQ(plain.config->heads(), 4);
+  EXPECT_EQ(plain.config->kv_heads(), 4);
+  EXPECT_EQ(plain.config->rope_base(), 10000.0);
+  EXPECT_EQ(plain.config->schemes(), (std::vector<Scheme>{Scheme::megatron, Scheme::serial}));
+  EXPECT_EQ(validate(*plain.config, 2), "");
+}
+
+TEST(Config, AttentionNeedsNeitherNDivisibleByTNorAHeadPerRank) {
+  // Uneven heads (3 over 2 ranks), fewer KV heads than ranks, and fewer heads than ranks.
+  EXPECT_EQ(check({"-t", "2", "--block", "attention", "-H", "96", "--num-heads", "3"}, 2), "");
+  EXPECT_EQ(check({"-t", "4", "--block", "attention", "-H", "64", "--num-heads", "8",
+                   "--num-kv-heads", "1", "--backward", "--plant-fault", "kv-grad-not-summed"},
+                  4),
+            "");
+  EXPECT_EQ(check({"-t", "4", "--block", "attention", "-H", "64", "--num-heads", "2"}, 4), "");
+  EXPECT_EQ(check({"-t", "1", "--block", "attention", "-H", "64", "--num-heads", "4",
+                   "--num-kv-heads", "2", "--plant-fault", "wrong-kv-head"},
+                  1),
+            "");
 }

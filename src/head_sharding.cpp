@@ -1,0 +1,57 @@
+// head_sharding: query heads in contiguous blocks, and the KV heads they need (see
+// head_sharding.hpp).
+#include "tp_mlp/head_sharding.hpp"
+
+#include <algorithm>
+
+namespace tp_mlp {
+
+HeadLayout HeadShard::layout(long head_dim, long query_heads, long kv_heads) const {
+  HeadLayout heads{head_dim, kv.count, {}};
+  heads.kv_of.reserve(std::size_t(query.count));
+  for (long q = query.first; q < query.end(); ++q)
+    heads.kv_of.push_back(int(q * kv_heads / query_heads - kv.first));
+  return heads;
+}
+
+HeadSharding::HeadSharding(long query_heads, long kv_heads, int ranks)
+    : query_heads_(query_heads), kv_heads_(kv_heads), ranks_(ranks) {
+  for (long kv = 0; kv < kv_heads; ++kv)
+    if (replicated(kv)) replicated_.push_back(kv);
+}
+
+Block HeadSharding::group(long kv) const {
+  const long per_group = query_heads_ / kv_heads_;  // K divides N (validate.cpp)
+  return {kv * per_group, per_group};
+}
+
+HeadShard HeadSharding::of(int rank) const {
+  const Block query = block_of(query_heads_, ranks_, rank);
+  if (query.count == 0) return {query, {0, 0}};
+  const long first = kv_of(query.first), last = kv_of(query.end() - 1);
+  return {query, {first, last - first + 1}};
+}
+
+Block HeadSharding::holders(long kv) const {
+  int first = -1, last = -1;
+  for (int r = 0; r < ranks_; ++r) {
+    const Block held = of(r).kv;
+    if (kv < held.first || kv >= held.end()) continue;
+    if (first < 0) first = r;
+    last = r;
+  }
+  return {first, first < 0 ? 0 : last - first + 1};
+}
+
+long HeadSharding::replica_slot(long kv) const {
+  const auto at = std::find(replicated_.begin(), replicated_.end(), kv);
+  return at == replicated_.end() ? -1 : long(at - replicated_.begin());
+}
+
+long HeadSharding::kv_heads_held() const {
+  long held = 0;
+  for (int r = 0; r < ranks_; ++r) held += of(r).kv.count;
+  return held;
+}
+
+}  // namespace tp_mlp
