@@ -10,8 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../unit/attention_model.hpp"
 #include "../unit/one_rank_model.hpp"
-#include "tp_mlp/attention_verify.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
@@ -147,55 +147,11 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
   EXPECT_EQ(runs, 2 * 4 * 2 * kSeeds);
 }
 
-// The attention block at 2 ranks, for a shape: its scheme, its reference, its inputs.
-struct TwoRankAttention {
-  Config cfg;
-  World world;
-  TpComm tp;
-  MlpScheme* scheme = nullptr;
-  AttentionReference* reference = nullptr;
-  std::unique_ptr<Workspace> ws;
-  Matrix x, dy;  // [tokens, H]
-
-  TwoRankAttention(int heads, int kv_heads, int head_size, std::uint64_t seed)
-      : cfg(options(heads, kv_heads, head_size, seed)),
-        tp(world, kRanks),
-        x(cfg.tokens(), cfg.hidden_size),
-        dy(cfg.tokens(), cfg.hidden_size) {
-    ws = build_planned([&](Workspace& w) {
-      scheme = &make_scheme(w, Scheme::megatron, cfg, tp);
-      reference = &w.make<AttentionReference>(w, cfg);
-    });
-    fill_block(x, master_input(cfg), seed, 0, 0);
-    fill_block(dy, master_grad_output(cfg), seed, 0, 0);
-    reference->compute(x, dy);
-  }
-
-  // Y, then dX and every gradient.
-  std::vector<Verification> verify() const {
-    std::vector<Verification> checks = {reference->verify_output(
-        Scheme::megatron, scheme->forward(x), scheme->tokens_here(), world)};
-    const ConstMatrixRef dx = scheme->backward(dy);
-    for (const Verification& g : reference->verify_gradients(
-             Scheme::megatron, dx, scheme->tokens_here(), scheme->gradients(), x, dy, world))
-      checks.push_back(g);
-    return checks;
-  }
-
-  static Config options(int heads, int kv_heads, int head_size, std::uint64_t seed) {
-    Config c;
-    c.block = BlockKind::attention;
-    c.tp_size = kRanks;
-    c.num_heads = heads;
-    c.num_kv_heads = kv_heads;
-    c.hidden_size = heads * head_size;
-    c.batch_size = 2;
-    c.seq_len = 5;
-    c.backward = c.bias = true;
-    c.seed = seed;
-    return c;
-  }
-};
+// The attention block at 2 ranks.
+AttentionModel two_ranks(int heads, int kv_heads, int head_size, std::uint64_t seed) {
+  constexpr int kSeqLen = 5;
+  return {Scheme::megatron, attention_config(kRanks, heads, kv_heads, head_size, kSeqLen, seed)};
+}
 
 // Tiny heads, where the softmax is least smoothed and cancellation worst: multi-head; one KV
 // head replicated on both ranks; 3 heads uneven over 2 ranks; one head, so that rank 1 holds
@@ -208,7 +164,7 @@ TEST(AttentionVerification, NeverCriesWolfOverManySeeds) {
   int runs = 0;
   for (const Shape shape : {Shape{2, 2, 2}, Shape{2, 1, 2}, Shape{3, 3, 2}, Shape{1, 1, 4}})
     for (std::uint64_t seed = 0; seed < kSeeds; ++seed) {
-      TwoRankAttention m(shape.heads, shape.kv_heads, shape.head_size, seed);
+      const AttentionModel m = two_ranks(shape.heads, shape.kv_heads, shape.head_size, seed);
       for (const Verification& v : m.verify())
         EXPECT_TRUE(v.passed) << "N=" << shape.heads << " K=" << shape.kv_heads
                               << " d=" << shape.head_size << " seed " << seed << ": " << v.tensor
@@ -226,13 +182,13 @@ TEST(AttentionVerification, EveryHeadShardingMistakeIsCaught) {
       if (v.tensor == tensor) return v.max_diff_over_bound;
     return 0.0;
   };
-  TwoRankAttention unsummed(2, 1, 8, 0);  // KV head 0 on both ranks
+  const AttentionModel unsummed = two_ranks(2, 1, 8, 0);  // KV head 0 on both ranks
   plant_fault(Fault::kv_grad_not_summed, *unsummed.scheme, unsummed.cfg, unsummed.tp);
   const std::vector<Verification> a = unsummed.verify();
   EXPECT_LE(worst(a, "Y"), 1);  // forward is right: only the gradients are wrong
   EXPECT_GT(worst(a, "dWk"), kCaughtBy);
   EXPECT_GT(worst(a, "dWv"), kCaughtBy);
-  TwoRankAttention wrong(4, 2, 8, 0);
+  const AttentionModel wrong = two_ranks(4, 2, 8, 0);
   plant_fault(Fault::wrong_kv_head, *wrong.scheme, wrong.cfg, wrong.tp);
   EXPECT_GT(worst(wrong.verify(), "Y"), kCaughtBy);
 }

@@ -1,0 +1,69 @@
+// The attention block's scheme and its float64 reference, built as the program builds them
+// (planned, then made in one allocation), with their inputs: what the tests that verify the
+// attention block at a group of one and at two ranks start from.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "one_rank_model.hpp"
+#include "tp_mlp/attention_verify.hpp"
+
+namespace tp_mlp {
+
+// A tiny attention block with every option on: N heads of d features, K KV heads.
+inline Config attention_config(int tp_size, int heads, int kv_heads, int head_size, int seq_len,
+                               std::uint64_t seed) {
+  Config c;
+  c.block = BlockKind::attention;
+  c.tp_size = tp_size;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.hidden_size = heads * head_size;
+  c.batch_size = 2;
+  c.seq_len = seq_len;
+  c.backward = c.bias = true;
+  c.seed = seed;
+  return c;
+}
+
+struct AttentionModel {
+  Config cfg;
+  World world;
+  TpComm tp;
+  MlpScheme* scheme = nullptr;
+  AttentionReference* reference = nullptr;
+  std::unique_ptr<Workspace> ws;
+  Matrix x, dy;  // [tokens, H]
+
+  // The serial baseline gets a group of one, as in the program; megatron cfg.tp_size ranks.
+  AttentionModel(Scheme s, Config config)
+      : cfg(std::move(config)),
+        tp(s == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, cfg.tp_size)),
+        x(cfg.tokens(), cfg.hidden_size),
+        dy(cfg.tokens(), cfg.hidden_size) {
+    ws = build_planned([&](Workspace& w) {
+      scheme = &make_scheme(w, s, cfg, tp);
+      reference = &w.make<AttentionReference>(w, cfg);
+    });
+    fill_block(x, master_input(cfg), cfg.seed, 0, 0);
+    fill_block(dy, master_grad_output(cfg), cfg.seed, 0, 0);
+    reference->compute(x, dy);
+  }
+
+  // Y, then dX and every gradient.
+  std::vector<Verification> verify() const {
+    const Scheme s = scheme->scheme();
+    std::vector<Verification> checks = {
+        reference->verify_output(s, scheme->forward(x), scheme->tokens_here(), world)};
+    const ConstMatrixRef dx = scheme->backward(dy);
+    for (const Verification& g : reference->verify_gradients(s, dx, scheme->tokens_here(),
+                                                             scheme->gradients(), x, dy, world))
+      checks.push_back(g);
+    return checks;
+  }
+};
+
+}  // namespace tp_mlp
