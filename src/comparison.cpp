@@ -82,11 +82,6 @@ BlockReference& make_reference(Workspace& ws, const Run& run) {
   return ws.make<Reference>(ws, run.cfg, reference_rows_here(run));
 }
 
-bool selected(const Config& cfg, Scheme scheme) {
-  const std::vector<Scheme> schemes = cfg.schemes();
-  return std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
-}
-
 }  // namespace
 
 Comparison::Participant Comparison::build(Workspace& ws, Scheme scheme, int overlap_chunks) {
@@ -104,7 +99,7 @@ Comparison::Comparison(Workspace& ws, const Run& run)
       sp_tokens_(block_of(run.cfg.tokens(), run.tp.size(), run.tp.rank())),
       x_(ws.matrix<float>(run.cfg.tokens(), run.cfg.hidden_size)),
       dy_(ws.matrix<float>(run.cfg.backward ? run.cfg.tokens() : 0, run.cfg.hidden_size)),
-      received_y_(ws.matrix<float>(selected(run.cfg, Scheme::serial) ? run.cfg.tokens() : 0,
+      received_y_(ws.matrix<float>(run.cfg.runs(Scheme::serial) ? run.cfg.tokens() : 0,
                                    run.cfg.hidden_size)),
       received_dx_(ws.matrix<float>(received_y_.rows() > 0 ? dy_.rows() : 0, run.cfg.hidden_size)),
       saved_y_(ws.matrix<float>(

@@ -1,6 +1,8 @@
 // config: what a run is, named: the values of each choice, and what follows from the flags.
 #include "tp_mlp/config.hpp"
 
+#include <algorithm>
+
 namespace tp_mlp {
 namespace {
 
@@ -100,6 +102,11 @@ long megatron_ffn_hidden_size(long hidden_size) {
 }
 
 const char* choice_name(SchemeChoice choice) { return name_in(kSchemeChoices, choice); }
+
+bool Config::runs(Scheme scheme) const {
+  const std::vector<Scheme> selected = schemes();
+  return std::find(selected.begin(), selected.end(), scheme) != selected.end();
+}
 
 std::vector<Scheme> Config::schemes() const {
   auto chosen = [this](SchemeChoice c) {

@@ -79,14 +79,10 @@ ParamRow attention_param_row(const Config& cfg) {
 }
 
 Shares shares_of(const Config& cfg) {
-  const std::vector<Scheme> schemes = cfg.schemes();
-  const auto runs = [&](Scheme s) {
-    return std::find(schemes.begin(), schemes.end(), s) != schemes.end();
-  };
   Shares s;
   s.ffn_columns = share_of(cfg.intermediate_size(), cfg.tp_size);
-  if (runs(Scheme::naive)) s.hidden_rows = share_of(cfg.hidden_size, cfg.tp_size);
-  if (runs(Scheme::megatron_sp)) s.tokens = share_of(cfg.tokens(), cfg.tp_size);
+  if (cfg.runs(Scheme::naive)) s.hidden_rows = share_of(cfg.hidden_size, cfg.tp_size);
+  if (cfg.runs(Scheme::megatron_sp)) s.tokens = share_of(cfg.tokens(), cfg.tp_size);
   if (cfg.block == BlockKind::attention) s.query_heads = share_of(cfg.heads(), cfg.tp_size);
   return s;
 }
@@ -173,14 +169,14 @@ CommunicationMetrics communication_metrics(const Config& cfg,
   for (const SchemeResult& r : results) m.any_invariant = m.any_invariant || is_invariant(r.scheme);
   if (cfg.block == BlockKind::attention && megatron) {
     AttentionTraffic a;
-    a.y_bytes = cfg.tokens() * cfg.hidden_size * long(sizeof(float));
+    const PassTraffic forward = traffic(*megatron, Direction::forward, T);
+    const PassTraffic backward = traffic(*megatron, Direction::backward, T);
+    a.y_bytes = forward.formula.bytes();  // Y's one all-reduce (dX's backward is its twin)
     a.replica_bytes = replica_grad_elements(cfg) * long(sizeof(float));
-    a.forward = megatron->forward.counted;
-    a.backward = megatron->backward.counted;
+    a.forward = forward.counted;
+    a.backward = backward.counted;
     a.has_backward = megatron->has_backward;
-    a.matches_formula =
-        a.forward.same_traffic(tally(megatron->forward.formula)) &&
-        (!megatron->has_backward || a.backward.same_traffic(tally(megatron->backward.formula)));
+    a.matches_formula = forward.matches_formula && (!a.has_backward || backward.matches_formula);
     m.attention = a;
   }
   return m;

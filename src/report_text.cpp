@@ -252,10 +252,12 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
   if (!prints_) return;
   const Verification& lead = m.schemes.front().output;
   section("CORRECTNESS VERIFICATION");
-  if (cfg.block == BlockKind::attention) {
-    std::printf("\nReference: the same block unsharded, in float64, whole on every rank\n");
-    std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
-                shape_text(cfg).c_str());
+  const bool attention = cfg.block == BlockKind::attention;
+  std::printf("\nReference: the same %s unsharded, in float64, %s\n", attention ? "block" : "model",
+              attention ? "whole on every rank" : "split over ranks by tokens");
+  std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
+              shape_text(cfg).c_str());
+  if (attention) {
     std::printf(
         "Bound: each element's float error carried through every step: gamma_n x sum|terms|\n"
         "for a sum of n terms (n up to %ld for Y), u = 2^-24; RoPE's rotation; the scores;\n"
@@ -267,9 +269,6 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
         "tolerance is the loosest bound / max|reference| (9.77e-04 where the cap decides).\n\n",
         lead.accumulated_terms);
   } else {
-    std::printf("\nReference: the same model unsharded, in float64, split over ranks by tokens\n");
-    std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
-                shape_text(cfg).c_str());
     std::printf(
         "Bound: each element may differ from the reference by at most what float rounding can do\n"
         "to it: gamma_n x sum|terms| for a sum of n terms (n up to %ld for Y), u = 2^-24, carried\n"

@@ -11,15 +11,10 @@
 namespace tp_mlp {
 namespace {
 
-bool runs_megatron(const Config& cfg) {
-  const std::vector<Scheme> schemes = cfg.schemes();
-  return std::find(schemes.begin(), schemes.end(), Scheme::megatron) != schemes.end();
-}
-
 // Empty when --plant-fault can be planted in this configuration.
 std::string fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
-  if (!runs_megatron(cfg))
+  if (!cfg.runs(Scheme::megatron))
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
   if (is_attention_fault(cfg.fault))
     return flag + " is a mistake of the attention block's: add --block attention";
@@ -54,7 +49,7 @@ std::string attention_fault_problem(const Config& cfg) {
     return flag +
            " is a mistake of the MLP block's: with --block attention plant kv-grad-not-summed or "
            "wrong-kv-head";
-  if (!runs_megatron(cfg))
+  if (!cfg.runs(Scheme::megatron))
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
   if (cfg.fault == Fault::wrong_kv_head && cfg.kv_heads() < 2)
     return flag +
@@ -106,8 +101,8 @@ std::string attention_problem(const Config& cfg) {
     why << "--sequence-parallel is not built for --block attention yet";
   } else if (!cfg.tensors_dir.empty()) {
     why << "--save-tensors is not built for --block attention yet";
-  } else if (!attention_fault_problem(cfg).empty()) {
-    why << attention_fault_problem(cfg);
+  } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {
+    why << fault;
   } else {
     // The largest collectives: Y (and dX) [tokens, H], and the replicated KV heads' gradients.
     const long R = long(HeadSharding(N, K, cfg.tp_size).replicated_heads().size());
@@ -125,8 +120,6 @@ std::string attention_problem(const Config& cfg) {
 
 std::string validate(const Config& cfg, int world) {
   const int T = cfg.tp_size;
-  const std::vector<Scheme> schemes = cfg.schemes();
-  const bool runs_naive = std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
   const long F = cfg.intermediate_size(), widest = cfg.tokens() * cfg.projections() * F;
   // Shards may differ by one column or token (partition.hpp); what is refused is a rank that
   // would hold nothing, and groups of unequal size.
@@ -145,7 +138,7 @@ std::string validate(const Config& cfg, int world) {
   } else if (F < T) {
     why << "--tp-size " << T << " is more than the FFN width F = " << F
         << ", which W1's columns and W2's rows are split along: a rank would hold no columns";
-  } else if (cfg.hidden_size < T && runs_naive) {
+  } else if (cfg.hidden_size < T && cfg.runs(Scheme::naive)) {
     why << "the naive scheme splits --hidden-size " << cfg.hidden_size << " over --tp-size " << T
         << " ranks: a rank would hold no rows of W1"
         << (cfg.scheme_choice == SchemeChoice::all

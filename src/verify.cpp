@@ -29,11 +29,6 @@ double bf16_reduction(const Config& cfg) {
   return steps / (1 - steps);
 }
 
-bool runs_naive(const Config& cfg) {
-  const std::vector<Scheme> schemes = cfg.schemes();
-  return std::find(schemes.begin(), schemes.end(), Scheme::naive) != schemes.end();
-}
-
 // The reference walks F in blocks half a shard wide.
 long block_width(const Config& cfg) {
   return std::max(1L, (block_of(cfg.intermediate_size(), cfg.tp_size, 0).count + 1) / 2);
@@ -77,7 +72,7 @@ Reference::Reference(Workspace& ws, const Config& cfg, Block rows)
       output_(input_),
       reduce_(bf16_reduction(cfg)),
       underflow_factor_(cfg.dtype == DType::bf16 ? 2 : 1),
-      naive_bf16_pre_(reduce_ > 0 && runs_naive(cfg)),
+      naive_bf16_pre_(reduce_ > 0 && cfg.runs(Scheme::naive)),
       H_(cfg.hidden_size),
       pw_(cfg.projections() * block_width_),
       n_(rows.count),

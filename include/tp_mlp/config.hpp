@@ -118,6 +118,7 @@ struct Config {
     return norm.value_or(activation == Activation::swiglu ? NormKind::rms : NormKind::layer);
   }
   std::vector<Scheme> schemes() const;  // what the flags select, in report order
+  bool runs(Scheme scheme) const;       // whether schemes() holds it
 };
 
 const char* scheme_name(Scheme scheme);
