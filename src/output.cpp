@@ -158,13 +158,22 @@ std::string directory_problem(const std::string& directory, const char* what) {
   std::string why = attribute_problem(directory);
   if (why.empty() && access(directory.c_str(), W_OK | X_OK) != 0) why = reason(errno);
   // Permission bits do not tell everything (root passes access() on /proc, where nothing can be
-  // created): make a uniquely named, empty directory, exclusively, and remove it at once.
+  // created): create something there. An unnamed file (O_TMPFILE) leaves nothing behind
+  // whatever stops the process; where the file system has none, a uniquely named, empty
+  // directory, removed at once (a SIGKILL between the two would leave it).
   if (why.empty()) {
-    std::string probe = join(directory, ".tp_mlp-probe.XXXXXX");
-    if (mkdtemp(probe.data()) == nullptr)
+    const int probe_fd = open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (probe_fd >= 0) {
+      close(probe_fd);
+    } else if (errno != EOPNOTSUPP && errno != EISDIR) {
       why = reason(errno);
-    else
-      rmdir(probe.c_str());
+    } else {
+      std::string probe = join(directory, ".tp_mlp-probe.XXXXXX");
+      if (mkdtemp(probe.data()) == nullptr)
+        why = reason(errno);
+      else
+        rmdir(probe.c_str());
+    }
   }
   return why.empty() ? ""
                      : std::string("cannot create ") + what + " in " + directory + " (" + why + ")";
