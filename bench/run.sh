@@ -39,6 +39,7 @@ large="--hidden-size 1024 --batch-size 8 --seq-len 128"
 script="--hidden-size 256 --batch-size 4 --seq-len 16"
 # Llama 3 8B's hidden size and attention heads, one sequence of 256 tokens (issue 20's target).
 llama3_8b="--hidden-size 4096 --batch-size 1 --seq-len 256"
+llama3_8b_model="--model llama3-8b --batch-size 1 --seq-len 256"
 # name | ranks | flags (after --tp-size RANKS)
 configs=(
   "large|2|$large --iterations 100 --scheme megatron --overlap"
@@ -58,6 +59,9 @@ configs=(
   "large_backward_bf16|2|$large --iterations 50 --scheme megatron --dtype bf16 --backward"
   "attention_llama3_8b|2|$llama3_8b --iterations 20 --scheme megatron --backward --block attention --num-heads 32 --num-kv-heads 8 --rope-theta 500000"
   "mlp_llama3_8b|2|$llama3_8b --iterations 20 --scheme megatron --backward"
+  # The whole layer at Llama 3 8B's shapes (--model), and its MLP block alone at the same.
+  "layer_llama3_8b|2|$llama3_8b_model --iterations 20 --scheme megatron --backward --block layer"
+  "mlp_llama3_8b_swiglu|2|$llama3_8b_model --iterations 20 --scheme megatron --backward"
 )
 if $summarize_only; then
   # Runs already made, all of them: a mistyped or empty directory gets one line, not a traceback.
@@ -167,7 +171,8 @@ print(f"machine: {cpu}, {recorded.get('cores', m['cores_on_node'])} cores, {isa}
 print("\n| run | ranks | pass | median ms | GFLOP/s/rank | % of peak | bound ms | time / bound | compute imbalance |")
 print("|---|---|---|---|---|---|---|---|---|")
 names = ["large", "script", "large_backward", "large_swiglu", "uneven_t2", "uneven_t4",
-         "large_bf16", "large_backward_bf16", "mlp_llama3_8b", "attention_llama3_8b"]
+         "large_bf16", "large_backward_bf16", "mlp_llama3_8b", "attention_llama3_8b",
+         "mlp_llama3_8b_swiglu", "layer_llama3_8b"]
 for name in names:
     d = load(name)
     c, s = d["config"], d["schemes"]["megatron"]
@@ -264,6 +269,18 @@ target(f"{label}: forward >= 70% of the FMA peak", f"{attention['percent_of_peak
 train = 100 * attention["backward"]["gflops_per_rank"] / peak(load("attention_llama3_8b"))
 target(f"{label}: forward + backward >= 65% of the FMA peak", f"{train:.1f}%", train >= 65)
 counted = attention["forward"]["matches_formula"] and attention["backward"]["matches_formula"]
+target(f"{label}: communication = formula", "yes" if counted else "no", counted)
+
+# The whole layer (--block layer) against its MLP block alone, at Llama 3 8B's shapes.
+layer, mlp = mg("layer_llama3_8b"), mg("mlp_llama3_8b_swiglu")
+label = "layer, --model llama3-8b, 256 tokens, T=2"
+ratio = layer["gflops_per_rank"] / mlp["gflops_per_rank"]
+target(f"{label}: GFLOP/s per rank >= 0.90 x the MLP block's", f"{ratio:.2f}x", ratio >= 0.90)
+target(f"{label}: forward >= 70% of the FMA peak", f"{layer['percent_of_peak']:.1f}%",
+       layer["percent_of_peak"] >= 70)
+train = 100 * layer["backward"]["gflops_per_rank"] / peak(load("layer_llama3_8b"))
+target(f"{label}: forward + backward >= 65% of the FMA peak", f"{train:.1f}%", train >= 65)
+counted = layer["forward"]["matches_formula"] and layer["backward"]["matches_formula"]
 target(f"{label}: communication = formula", "yes" if counted else "no", counted)
 
 link = {g: load(f"link_{g}") for g in ["none", "25", "10", "1"]}

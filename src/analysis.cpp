@@ -35,18 +35,6 @@ std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, D
   return calls;
 }
 
-// The attention block's collectives (parallel_attention.hpp): g forward; f backward, and the
-// replicated KV heads' gradients summed, when a head is replicated.
-std::vector<CollectiveCall> attention_formula(Scheme scheme, const Config& cfg,
-                                              Direction direction) {
-  if (scheme == Scheme::serial) return {};
-  std::vector<CollectiveCall> calls = {{Collective::all_reduce, cfg.tokens() * cfg.hidden_size}};
-  const long replicas = replica_grad_elements(cfg);
-  if (direction == Direction::backward && replicas > 0)
-    calls.push_back({Collective::all_reduce, replicas});
-  return calls;
-}
-
 // Multiply-adds, 2 FLOPs each, of a rank holding nq query and nkv KV heads: the fused QKV
 // projection, the causal products (QKᵀ and P·V over the s(s+1)/2 pairs a sequence's tokens see)
 // and Wo's rows forward; backward, each projection's two products (dX and dW), and attention's
@@ -58,6 +46,28 @@ double attention_flops(const Config& cfg, long nq, long nkv, Direction direction
   const double causal = pairs * d * double(nq);
   if (direction == Direction::forward) return 2 * (linear + 2 * causal);
   return 2 * (2 * linear + 5 * causal);
+}
+
+// Of a rank holding w columns of F: X·W_in (H x p·w) and act·W2 (w x H) forward, twice that
+// backward (dW2, dact, dW_in, dX).
+double mlp_flops(const Config& cfg, long w, Direction direction) {
+  const double per_pass = direction == Direction::forward ? 1 : 2;
+  return 2 * per_pass * double(cfg.tokens()) * cfg.hidden_size * double(w) *
+         double(cfg.projections() + 1);
+}
+
+// The block's collectives of one all-reduce of [tokens, H] each way, for the attention block
+// (its replicated KV heads' gradients backward) and the layer (both blocks').
+std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
+                                               Direction direction) {
+  if (scheme == Scheme::serial) return {};
+  const CollectiveCall y = {Collective::all_reduce, cfg.tokens() * cfg.hidden_size};
+  std::vector<CollectiveCall> calls = {y};                // attention's g forward, its f backward
+  if (cfg.block == BlockKind::layer) calls.push_back(y);  // the MLP's
+  const long replicas = replica_grad_elements(cfg);
+  if (direction == Direction::backward && replicas > 0)
+    calls.push_back({Collective::all_reduce, replicas});
+  return calls;
 }
 
 }  // namespace
@@ -78,7 +88,7 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
-  if (cfg.block == BlockKind::attention) return attention_formula(scheme, cfg, direction);
+  if (cfg.block != BlockKind::mlp) return head_split_formula(scheme, cfg, direction);
   if (is_invariant(scheme))
     return invariant_formula(plain_of(scheme), cfg, direction, overlap_chunks);
   switch (scheme) {
@@ -106,17 +116,18 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
 
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
   // Multiply-adds of the widest rank's GEMMs, 2 FLOPs each, over the model's tokens (an
-  // invariant scheme's padding rows are waste, not work). A column-split rank of width w
-  // computes X·W_in (H x p·w) and act·W2 (w x H) forward, and twice that backward (dW2, dact,
-  // dW_in, dX); the naive scheme's first GEMM is over its rows of H and every column of the
-  // first layer instead.
-  if (cfg.block == BlockKind::attention) {  // the rank with the most work
+  // invariant scheme's padding rows are waste, not work): mlp_flops of its width; the naive
+  // scheme's first GEMM is over its rows of H and every column of the first layer instead.
+  if (cfg.block != BlockKind::mlp) {  // the rank with the most work (the norms' is not counted)
     const int ranks = scheme == Scheme::serial ? 1 : cfg.tp_size;
     const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), ranks);
+    const bool layer = cfg.block == BlockKind::layer;
     double most = 0;
     for (int r = 0; r < ranks; ++r) {
       const HeadShard h = sharding.of(r);
-      most = std::max(most, attention_flops(cfg, h.query.count, h.kv.count, direction));
+      const long columns = block_of(cfg.intermediate_size(), ranks, r).count;
+      most = std::max(most, attention_flops(cfg, h.query.count, h.kv.count, direction) +
+                                (layer ? mlp_flops(cfg, columns, direction) : 0));
     }
     return most;
   }
@@ -124,12 +135,11 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
   const double F = double(cfg.intermediate_size());
   const int ways = plain_of(scheme) == Scheme::serial ? 1 : cfg.tp_size;
   const double w = double(widest_shard(scheme, cfg, ways));
-  const double per_pass = direction == Direction::forward ? 1 : 2;
   if (scheme == Scheme::naive) {
     const double h = double(block_of(cfg.hidden_size, ways, 0).count);
     return 2 * t * (h * p * F + w * H);
   }
-  return 2 * per_pass * t * H * w * (p + 1);
+  return mlp_flops(cfg, long(w), direction);
 }
 
 long widest_shard(Scheme scheme, const Config& cfg, int ways) {
@@ -146,6 +156,27 @@ ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projectio
   const double widest = double(block_of(ffn_hidden_size, tp_size, 0).count);
   return {matrices * double(hidden_size) * double(ffn_hidden_size),
           matrices * double(hidden_size) * widest};
+}
+
+LayerScale layer_scale(const Config& cfg, int tp_size) {
+  const double H = cfg.hidden_size, d = double(cfg.head_size()), t = double(cfg.tokens());
+  const double norms = H * (cfg.norm_kind() == NormKind::layer ? 4 : 2);
+  const double p = cfg.projections();
+  const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), tp_size);
+  LayerScale s;
+  s.tp_size = tp_size;
+  s.kv_heads_held = sharding.kv_heads_held();
+  s.replica_params = double(s.kv_heads_held - cfg.kv_heads()) * 2 * H * d;
+  for (int r = 0; r < tp_size; ++r) {
+    const HeadShard h = sharding.of(r);
+    const double nq = double(h.query.count) * d, nkv = double(h.kv.count) * d;
+    const double w = double(block_of(cfg.intermediate_size(), tp_size, r).count);
+    s.params_per_rank =
+        std::max(s.params_per_rank, H * (2 * nq + 2 * nkv) + (p + 1) * H * w + norms);
+    s.activations_per_rank =
+        std::max(s.activations_per_rank, t * (5 * H + 2 * nq + 2 * nkv + (p + 1) * w));
+  }
+  return s;
 }
 
 double boundary_activation_bytes(Scheme scheme, const Config& cfg) {

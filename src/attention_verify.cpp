@@ -310,27 +310,30 @@ Verification AttentionReference::verify_output(Scheme, const ConstMatrixRef& y, 
   return conclude("Y", a, H_ + d_ + s_ + N_ * d_, world);  // QKV, QKᵀ, P·V, ·Wo
 }
 
-std::vector<Verification> AttentionReference::verify_gradients(
-    Scheme, const ConstMatrixRef& dx, Block, const std::optional<Gradients>& shard,
-    const ConstMatrixRef&, const ConstMatrixRef&, const World& world) {
+std::vector<Verification> AttentionReference::verify_gradients(Scheme, const ConstMatrixRef& dx,
+                                                               Block, MlpScheme* computed,
+                                                               const ConstMatrixRef&,
+                                                               const ConstMatrixRef&,
+                                                               const World& world) {
   Agreement a_dx, a_w[3], a_wo, a_b[3], a_bo;
   a_dx.add(dx, dx_, dx_bound_);
+  std::optional<Gradients> shard;
+  if (computed) shard = computed->gradients();
   if (shard && shard->columns.count > 0) {
-    const Block query = shard->columns;
-    const long first_kv = query.first * K_ / N_, last_kv = (query.end() - 1) * K_ / N_;
-    const long nq = query.count * d_, nkv = (last_kv - first_kv + 1) * d_;
-    // Where each projection's columns are: on the shard, and in the master [Wq | Wk | Wv].
-    const long here[3] = {0, nq, nq + nkv}, widths[3] = {nq, nkv, nkv};
-    const long master[3] = {query.first * d_, (N_ + first_kv) * d_, (N_ + K_ + first_kv) * d_};
+    const FusedColumns at = fused_qkv_columns(shard->columns, N_, K_, d_);
     for (int j = 0; j < 3; ++j) {
-      a_w[j].add(shard->w_in->middleCols(here[j], widths[j]), dw_.middleCols(master[j], widths[j]),
-                 dw_bound_.middleCols(master[j], widths[j]));
+      const Block here = at.here[j], master = at.master[j];
+      a_w[j].add(shard->w_in->middleCols(here.first, here.count),
+                 dw_.middleCols(master.first, master.count),
+                 dw_bound_.middleCols(master.first, master.count));
       if (shard->b_in)
-        a_b[j].add(shard->b_in->middleCols(here[j], widths[j]),
-                   db_.middleCols(master[j], widths[j]),
-                   db_bound_.middleCols(master[j], widths[j]));
+        a_b[j].add(shard->b_in->middleCols(here.first, here.count),
+                   db_.middleCols(master.first, master.count),
+                   db_bound_.middleCols(master.first, master.count));
     }
-    a_wo.add(*shard->w_out, dwo_.middleRows(master[0], nq), dwo_bound_.middleRows(master[0], nq));
+    const Block rows = at.master[0];
+    a_wo.add(*shard->w_out, dwo_.middleRows(rows.first, rows.count),
+             dwo_bound_.middleRows(rows.first, rows.count));
   }
   if (shard && shard->b_out) a_bo.add(*shard->b_out, dbo_, dbo_bound_);
   // The longest paths: dO (H), dP or dS (d, s), dQ/dK/dV (s·N/K), RoPE, then dX's or the

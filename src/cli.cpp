@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tp_mlp/collective.hpp"
+#include "tp_mlp/models.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -51,6 +52,11 @@ const char* kDescription =
     "  a KV head needed by several ranks (K < T, or its query heads straddling two ranks) is\n"
     "  replicated on each, and backward its Wk, Wv gradients are summed over the group (one\n"
     "  more all-reduce, of the replicated heads' columns only).\n"
+    "\n"
+    "  --block layer: a whole pre-norm transformer layer of both blocks, as LLaMA and GPT-2\n"
+    "  stack them: h = X + Attention(Norm1(X)), Y = h + MLP(Norm2(h)). Each block enters and\n"
+    "  leaves the tensor-parallel region on its own: 2 all-reduces forward, 2 backward (+ the\n"
+    "  KV replicas'); the norms and residuals run on every rank, whole.\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
@@ -107,6 +113,20 @@ const CLI::Validator positive_real(
     },
     "");
 
+// What a --model preset sets, where the command line left it unset: of the chosen block's
+// shapes only (the MLP block has no heads, only the layer has norms).
+void apply_preset(const ModelPreset& m, const CLI::App& app, Config& cfg) {
+  auto unset = [&](const char* flag) { return app.count(flag) == 0; };
+  const bool heads = cfg.block != BlockKind::mlp, norms = cfg.block == BlockKind::layer;
+  if (unset("--hidden-size")) cfg.hidden_size = m.hidden_size;
+  if (unset("--ffn-hidden-size")) cfg.ffn_hidden_size = m.ffn_hidden_size;
+  if (unset("--activation")) cfg.activation = m.activation;
+  if (heads && unset("--num-heads")) cfg.num_heads = m.num_heads;
+  if (heads && unset("--num-kv-heads")) cfg.num_kv_heads = m.num_kv_heads;
+  if (heads && unset("--rope-theta")) cfg.rope_theta = m.rope_theta;
+  if (norms && unset("--norm")) cfg.norm = m.norm;
+}
+
 }  // namespace
 
 ParsedArgs parse_args(int argc, const char* const* argv) {
@@ -132,23 +152,46 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   std::string block = block_name(cfg.block);
   app.add_option("--block", block,
                  "mlp: the MLP block (the script's); attention: causal self-attention split by "
-                 "heads; layer: a whole pre-norm transformer layer, not built yet (default mlp)")
+                 "heads; layer: a pre-norm transformer layer of both, with norms and residuals "
+                 "(default mlp)")
       ->type_name("NAME")
       ->check(CLI::IsMember(blocks()).description(""));
-  add_whole_number(app, "--num-heads", cfg.num_heads, 1, kMaxDimension,
-                   "Attention's query heads N (--block attention), each of d = H/N features: N "
-                   "must divide H and d be even (RoPE turns pairs of features); N need not divide "
-                   "by T. Default: H/64, at least 1");
-  add_whole_number(app, "--num-kv-heads", cfg.num_kv_heads, 1, kMaxDimension,
-                   "Key/value heads K (--block attention), dividing N: K < N is grouped-query "
-                   "attention, query head q using KV head floor(q x K / N); a KV head that several "
-                   "ranks need is replicated on each, its gradients summed over them. Default: N");
+  add_whole_number(
+      app, "--num-heads", cfg.num_heads, 1, kMaxDimension,
+      "Attention's query heads N (--block attention or layer), each of d = H/N features: N "
+      "must divide H and d be even (RoPE turns pairs of features); N need not divide "
+      "by T. Default: H/64, at least 1");
+  add_whole_number(
+      app, "--num-kv-heads", cfg.num_kv_heads, 1, kMaxDimension,
+      "Key/value heads K (--block attention or layer), dividing N: K < N is grouped-query "
+      "attention, query head q using KV head floor(q x K / N); a KV head that several "
+      "ranks need is replicated on each, its gradients summed over them. Default: N");
   double rope_theta = cfg.rope_base();
   app.add_option("--rope-theta", rope_theta,
-                 "RoPE's base theta (--block attention): pair i of a head turns by "
+                 "RoPE's base theta (--block attention or layer): pair i of a head turns by "
                  "position x theta^(-2i/d); LLaMA 1-2 use 10000, Llama 3 500000 (default 10000)")
       ->type_name("REAL > 0")
       ->check(positive_real);
+  std::vector<std::string> model_names;
+  std::string model_list;
+  for (const ModelPreset& m : model_presets()) {
+    model_names.push_back(m.name);
+    model_list += (model_list.empty() ? "" : ", ") + m.name;
+  }
+  app.add_option("--model", cfg.model,
+                 "A well-known model's shapes: H, F, N, K, the activation, the norm and RoPE's "
+                 "theta from its published configuration (" +
+                     model_list +
+                     "), as a start: an explicit flag overrides its value. With --block layer, "
+                     "the whole layer; with --block mlp or attention, that block of it")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(model_names).description(""));
+  std::string norm;
+  app.add_option("--norm", norm,
+                 "The layer's normalisations (--block layer), eps 1e-5: rmsnorm (LLaMA's) or "
+                 "layernorm (GPT-2's). Default: rmsnorm with swiglu, layernorm with gelu")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(norms()).description(""));
   std::string activation = activation_name(cfg.activation);
   app.add_option("--activation", activation,
                  "gelu: GeLU(X.W1).W2, the script's; swiglu: (SiLU(X.W1) * X.W3).W2, LLaMA's "
@@ -184,7 +227,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
          "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
          "one-ulp (--invariant), which passes verification but changes megatron-inv's "
          "digests; with --block attention: kv-grad-not-summed (--backward, a replicated KV "
-         "head), wrong-kv-head (K >= 2), each exiting 4")
+         "head), wrong-kv-head (K >= 2), each exiting 4; --block layer takes both kinds, the "
+         "MLP's planted in its MLP")
       ->type_name("NAME")
       ->check(CLI::IsMember(faults()).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.
@@ -238,6 +282,9 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
     for (const auto& [name, value] : blocks())
       if (name == block) cfg.block = value;
     if (app.count("--rope-theta") > 0) cfg.rope_theta = rope_theta;
+    for (const auto& [name, value] : norms())
+      if (name == norm) cfg.norm = value;
+    if (const ModelPreset* m = find_model(cfg.model)) apply_preset(*m, app, cfg);
     for (const auto& [name, value] : faults())
       if (name == fault) cfg.fault = value;
     for (const auto& [name, value] : dtypes()) {

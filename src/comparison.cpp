@@ -9,6 +9,7 @@
 #include "tp_mlp/digest.hpp"
 #include "tp_mlp/faults.hpp"
 #include "tp_mlp/init.hpp"
+#include "tp_mlp/layer_verify.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -75,10 +76,11 @@ TensorDigest digest_of(const char* tensor, std::uint64_t mine, const World& worl
   return d;
 }
 
-// The reference of the run's block: the MLP's, split over the ranks by tokens; attention's,
-// whole on every rank (a sequence's tokens see each other).
+// The reference of the run's block: the MLP's, split over the ranks by tokens; attention's and
+// the layer's, whole on every rank (a sequence's tokens see each other).
 BlockReference& make_reference(Workspace& ws, const Run& run) {
   if (run.cfg.block == BlockKind::attention) return ws.make<AttentionReference>(ws, run.cfg);
+  if (run.cfg.block == BlockKind::layer) return ws.make<LayerReference>(ws, run.cfg);
   return ws.make<Reference>(ws, run.cfg, reference_rows_here(run));
 }
 
@@ -193,7 +195,7 @@ void Comparison::verify_and_count() {
     if (saved) saved_dx_ = dx;
     std::optional<Gradients> shard;
     if (here) shard = p.mlp->gradients();
-    r.gradients = reference_.verify_gradients(p.scheme, dx, held, shard, x_, dy_, run_.world);
+    r.gradients = reference_.verify_gradients(p.scheme, dx, held, p.mlp, x_, dy_, run_.world);
     r.digests.push_back(output_digest("dX", p, dx, held));
     if (cfg.block == BlockKind::mlp) add_gradient_digests(r, p, shard);
   }

@@ -14,6 +14,15 @@ HeadLayout HeadShard::layout(long head_dim, long query_heads, long kv_heads) con
   return heads;
 }
 
+FusedColumns fused_qkv_columns(Block query, long query_heads, long kv_heads, long head_dim) {
+  if (query.count == 0) return {};
+  const long N = query_heads, K = kv_heads, d = head_dim;
+  const long first_kv = query.first * K / N, last_kv = (query.end() - 1) * K / N;
+  const long nq = query.count * d, nkv = (last_kv - first_kv + 1) * d;
+  return {{{0, nq}, {nq, nkv}, {nq + nkv, nkv}},
+          {{query.first * d, nq}, {(N + first_kv) * d, nkv}, {(N + K + first_kv) * d, nkv}}};
+}
+
 HeadSharding::HeadSharding(long query_heads, long kv_heads, int ranks)
     : query_heads_(query_heads), kv_heads_(kv_heads), ranks_(ranks) {
   for (long kv = 0; kv < kv_heads; ++kv)

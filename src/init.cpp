@@ -26,8 +26,18 @@ enum Stream : std::uint64_t {
   kBq = 13,
   kBk = 14,
   kBv = 15,
-  kBo = 16
+  kBo = 16,
+  kNorm1Weight = 17,
+  kNorm1Bias = 18,
+  kNorm2Weight = 19,
+  kNorm2Bias = 20
 };
+
+// A norm's parameter: U(centre - 1/2, centre + 1/2), one row of H.
+constexpr double kNormSpread = 0.5;
+MasterTensor norm_parameter(std::uint64_t stream, long hidden_size, double centre) {
+  return {stream, MasterTensor::Distribution::uniform, 1, hidden_size, kNormSpread, centre};
+}
 
 std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -111,6 +121,12 @@ MasterTensor master_bv(const Config& cfg) {
 MasterTensor master_bo(const Config& cfg) {
   return in_dtype(linear_bias(kBo, cfg.heads() * cfg.head_size(), cfg.hidden_size), cfg);
 }
+MasterTensor master_norm_weight(const Config& cfg, int norm) {
+  return in_dtype(norm_parameter(norm == 1 ? kNorm1Weight : kNorm2Weight, cfg.hidden_size, 1), cfg);
+}
+MasterTensor master_norm_bias(const Config& cfg, int norm) {
+  return in_dtype(norm_parameter(norm == 1 ? kNorm1Bias : kNorm2Bias, cfg.hidden_size, 0), cfg);
+}
 MasterTensor master_input(const Config& cfg) {
   return in_dtype(standard_normal(kInput, cfg.tokens(), cfg.hidden_size), cfg);
 }
@@ -124,7 +140,7 @@ float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col
   switch (t.distribution) {
     case MasterTensor::Distribution::uniform: {
       double u = unit_open_closed(random_bits(seed, t.stream, index));
-      value = float(t.bound * (2.0 * u - 1.0));
+      value = float(t.centre + t.bound * (2.0 * u - 1.0));
       break;
     }
     case MasterTensor::Distribution::standard_normal: {

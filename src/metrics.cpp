@@ -10,6 +10,7 @@ namespace {
 
 constexpr long kExampleHidden = 4096;  // the script's example: H = 4096, T = 8
 constexpr int kExampleTp = 8;
+constexpr int kLayerScales[] = {1, 2, 4, 8};  // the TP sizes a layer's memory is shown at
 
 const SchemeResult* find(const std::vector<SchemeResult>& results, Scheme scheme) {
   for (const auto& r : results)
@@ -83,7 +84,7 @@ Shares shares_of(const Config& cfg) {
   s.ffn_columns = share_of(cfg.intermediate_size(), cfg.tp_size);
   if (cfg.runs(Scheme::naive)) s.hidden_rows = share_of(cfg.hidden_size, cfg.tp_size);
   if (cfg.runs(Scheme::megatron_sp)) s.tokens = share_of(cfg.tokens(), cfg.tp_size);
-  if (cfg.block == BlockKind::attention) s.query_heads = share_of(cfg.heads(), cfg.tp_size);
+  if (cfg.block != BlockKind::mlp) s.query_heads = share_of(cfg.heads(), cfg.tp_size);
   return s;
 }
 
@@ -167,8 +168,9 @@ CommunicationMetrics communication_metrics(const Config& cfg,
                                                megatron->forward.counted.ring_bytes_per_rank(T),
                                                sp->boundary_bytes, megatron->boundary_bytes};
   for (const SchemeResult& r : results) m.any_invariant = m.any_invariant || is_invariant(r.scheme);
-  if (cfg.block == BlockKind::attention && megatron) {
+  if (cfg.block != BlockKind::mlp && megatron) {
     AttentionTraffic a;
+    a.layer = cfg.block == BlockKind::layer;
     const PassTraffic forward = traffic(*megatron, Direction::forward, T);
     const PassTraffic backward = traffic(*megatron, Direction::backward, T);
     a.y_bytes = forward.formula.bytes();  // Y's one all-reduce (dX's backward is its twin)
@@ -248,9 +250,21 @@ ScalingMetrics scaling_metrics(const Config& cfg, const std::vector<SchemeResult
   m.dtype = cfg.dtype;
   m.run = param_row(cfg.hidden_size, cfg.intermediate_size(), cfg.projections(), cfg.tp_size,
                     cfg.dtype);
-  if (cfg.block == BlockKind::attention) {
+  if (cfg.block != BlockKind::mlp) {
     m.run = attention_param_row(cfg);
     m.attention = attention_heads(cfg);
+  }
+  if (cfg.block == BlockKind::layer) {
+    for (const int tp_size : kLayerScales) m.layer.push_back(layer_scale(cfg, tp_size));
+    // The run's row, the layer's: both blocks' weights and the norms.
+    const LayerScale whole = layer_scale(cfg, 1), here = layer_scale(cfg, cfg.tp_size);
+    const double bytes = double(dtype_bytes(cfg.dtype));
+    m.run = {cfg.hidden_size,
+             cfg.intermediate_size(),
+             cfg.tp_size,
+             {whole.params_per_rank, here.params_per_rank},
+             whole.params_per_rank * bytes,
+             here.params_per_rank * bytes};
   }
   m.example = param_row(kExampleHidden, default_ffn_hidden_size(cfg.activation, kExampleHidden),
                         cfg.projections(), kExampleTp, cfg.dtype);

@@ -6,12 +6,17 @@
 #include "tp_mlp/invariant_mlp.hpp"
 #include "tp_mlp/naive_mlp.hpp"
 #include "tp_mlp/parallel_attention.hpp"
+#include "tp_mlp/parallel_layer.hpp"
 #include "tp_mlp/parallel_mlp.hpp"
 
 namespace tp_mlp {
 
 ConstMatrixRef MlpScheme::backward(const ConstMatrixRef&) {
   throw std::logic_error("this scheme has no backward pass");
+}
+
+LayerGradients MlpScheme::layer_gradients() {
+  throw std::logic_error("only a layer has a layer's gradients");
 }
 
 void MlpScheme::plant_one_ulp() {
@@ -37,6 +42,7 @@ MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm&
 MlpScheme& make_scheme(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                        int overlap_chunks) {
   if (cfg.block == BlockKind::attention) return ws.make<ParallelAttention>(ws, scheme, cfg, tp);
+  if (cfg.block == BlockKind::layer) return ws.make<ParallelLayer>(ws, scheme, cfg, tp);
   if (cfg.dtype == DType::bf16) return make_of_type<bfloat16>(ws, scheme, cfg, tp, overlap_chunks);
   return make_of_type<float>(ws, scheme, cfg, tp, overlap_chunks);
 }

@@ -78,7 +78,12 @@ json config_json(const Config& cfg, const RunPlan& plan, const Launch& launch) {
           {"dtype", dtype_name(cfg.dtype)},
           {"reduce_dtype", dtype_name(cfg.reduction())},
           {"timeout", cfg.timeout},
-          {"block", block_name(cfg.block)}};
+          {"block", block_name(cfg.block)},
+          {"model", cfg.model},
+          {"num_heads", cfg.heads()},
+          {"num_kv_heads", cfg.kv_heads()},
+          {"rope_theta", cfg.rope_base()},
+          {"norm", norm_name(cfg.norm_kind())}};
 }
 
 // --block attention: the heads, who holds which, and its collectives against the formulas.
@@ -97,7 +102,8 @@ json attention_json(const AttentionHeads& a, const std::optional<AttentionTraffi
             {"replicated_kv_heads", a.replicated},
             {"kv_heads_held", a.kv_heads_held}};
   if (!traffic) return j;
-  j["communication"] = {{"forward_allreduce_bytes_formula", traffic->y_bytes},
+  j["communication"] = {{"y_allreduces_per_pass", traffic->layer ? 2 : 1},
+                        {"forward_allreduce_bytes_formula", traffic->y_bytes},
                         {"backward_dx_allreduce_bytes_formula", traffic->y_bytes},
                         {"replica_grad_allreduce_bytes_formula", traffic->replica_bytes},
                         {"forward_counted_calls", traffic->forward.calls()},
@@ -231,6 +237,14 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
   if (s.shares.tokens) doc["shards"]["sequence_parallel_tokens"] = share_json(*s.shares.tokens);
   if (s.shares.query_heads) doc["shards"]["query_heads"] = share_json(*s.shares.query_heads);
   if (s.attention) doc["attention"] = attention_json(*s.attention, c.attention);
+  for (const LayerScale& l : s.layer)
+    doc["layer_scaling"].push_back(
+        {{"tp_size", l.tp_size},
+         {"params_per_rank", l.params_per_rank},
+         {"weight_bytes_per_rank", l.params_per_rank * double(dtype_bytes(s.dtype))},
+         {"kv_heads_held", l.kv_heads_held},
+         {"replica_params", l.replica_params},
+         {"activation_bytes_per_rank", l.activations_per_rank * double(dtype_bytes(s.dtype))}});
 
   add_schemes(doc["schemes"], m);
   // Shortcuts kept from the first schema: megatron's backward, and megatron-sp whole.

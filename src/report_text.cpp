@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tp_mlp/invariant_blocking.hpp"
+#include "tp_mlp/models.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -58,7 +59,7 @@ std::string collectives_text(const CommStats& s) {
 }
 
 void print_verification_row(Scheme scheme, const Verification& v) {
-  std::printf("  %-20s %-5s %13.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
+  std::printf("  %-20s %-8s %10.2e %13.2e %11.2e %11.2e  %s\n", scheme_name(scheme),
               v.tensor.c_str(), v.max_abs_diff, v.max_rel_diff, v.tolerance, v.max_diff_over_bound,
               yes_no(v.passed));
 }
@@ -87,6 +88,40 @@ void print_params(const char* title, const ParamRow& p) {
               bytes_text(p.bytes_total).c_str());
   std::printf("  With %d-way TP: %s parameters (%s per rank)\n", p.tp_size,
               grouped(long(p.params.per_rank)).c_str(), bytes_text(p.bytes_per_rank).c_str());
+}
+
+// The layer's memory at T = 1, 2, 4, 8 for the run's shapes, and the run's own row.
+void print_layer_scaling(const ScalingMetrics& m) {
+  const AttentionHeads& a = *m.attention;
+  std::printf(
+      "For a pre-norm layer with hidden_size H, N query heads and K key/value heads of\n"
+      "d = H/N, and FFN width F:\n"
+      "  Non-parallel: attention 2H(N + K)d + the MLP %sHF + the norms' 2H (4H with\n"
+      "  LayerNorm's biases) parameters\n"
+      "  With TP degree T: each rank its query heads' Wq columns and Wo rows, the Wk, Wv\n"
+      "  columns of the KV heads they use (a KV head that several ranks use is held by each:\n"
+      "  2Hd more per replica), its columns of F, and the norms whole\n",
+      m.activation == Activation::swiglu ? "3" : "2");
+  std::printf(
+      "\nThis run's shapes: H=%ld, N=%ld, K=%ld, F=%ld, at T = 1, 2, 4, 8 (the rank with the "
+      "most):\n\n",
+      m.run.hidden_size, a.query_heads, a.kv_heads, m.run.ffn_hidden_size);
+  const double bytes = double(dtype_bytes(m.dtype));
+  std::printf("  %3s %16s %12s %15s %14s %20s\n", "T", "params/rank", "weights", "KV heads held",
+              "replicas add", "activations/rank");
+  for (const LayerScale& s : m.layer)
+    std::printf("  %3d %16s %12s %15ld %14s %20s\n", s.tp_size,
+                grouped(long(s.params_per_rank)).c_str(),
+                bytes_text(s.params_per_rank * bytes).c_str(), s.kv_heads_held,
+                bytes_text(s.replica_params * bytes).c_str(),
+                bytes_text(s.activations_per_rank * bytes).c_str());
+  std::printf(
+      "  (activations: what a forward keeps for the backward: X, Norm1(X), h, Norm2(h), Y\n"
+      "   whole on every rank; its heads' Q, K, V, O; its columns' pre-activations and\n"
+      "   activation. The replicated [tokens, H] tensors are why sequence parallelism exists.)\n");
+  print_params("This run", m.run);
+  print_share("N", "query heads", *m.shares.query_heads, "Wq's columns and Wo's rows");
+  print_share("F", "columns", m.shares.ffn_columns, "W1's columns and W2's rows");
 }
 
 // What megatron-overlap hid of megatron's communication, beside the two bounds.
@@ -166,17 +201,28 @@ void print_attention_heads(const AttentionHeads& a) {
   std::printf("\n");
 }
 
-// The attention block's collectives against their formulas, as counted in one pass.
+// The attention block's (the layer's) collectives against their formulas, as counted in one pass.
 void print_attention_traffic(const AttentionTraffic& a) {
-  std::printf(
-      "\nThe attention block (megatron), formulas against what one pass counted:\n"
-      "  forward   Y's all-reduce, tokens x H x 4 B:                     %s\n",
-      bytes_text(double(a.y_bytes)).c_str());
+  if (a.layer)
+    std::printf(
+        "\nThe layer (megatron), formulas against what one pass counted:\n"
+        "  forward   attention's and the MLP's all-reduces of Y, 2 x tokens x H x 4 B: %s\n",
+        bytes_text(double(a.y_bytes)).c_str());
+  else
+    std::printf(
+        "\nThe attention block (megatron), formulas against what one pass counted:\n"
+        "  forward   Y's all-reduce, tokens x H x 4 B:                     %s\n",
+        bytes_text(double(a.y_bytes)).c_str());
   std::printf("            counted: %s, %s\n", collectives_text(a.forward).c_str(),
               bytes_text(double(a.forward.bytes())).c_str());
   if (a.has_backward) {
-    std::printf("  backward  dX's all-reduce, tokens x H x 4 B:                    %s\n",
-                bytes_text(double(a.y_bytes)).c_str());
+    if (a.layer)
+      std::printf(
+          "  backward  the MLP's and attention's all-reduces of dX, 2 x tokens x H x 4 B: %s\n",
+          bytes_text(double(a.y_bytes)).c_str());
+    else
+      std::printf("  backward  dX's all-reduce, tokens x H x 4 B:                    %s\n",
+                  bytes_text(double(a.y_bytes)).c_str());
     if (a.replica_bytes > 0)
       std::printf(
           "            replicated KV heads' dWk, dWv (and dbk, dbv), summed over the group,\n"
@@ -194,9 +240,10 @@ void print_attention_traffic(const AttentionTraffic& a) {
 
 void TextReport::banner(const Config& cfg, const Launch& launch) const {
   if (!prints_) return;
-  const bool attention = cfg.block == BlockKind::attention;
-  const std::string title =
-      attention ? "TENSOR-PARALLEL ATTENTION BLOCK" : "TENSOR-PARALLEL MLP BLOCK";
+  const bool attention = cfg.block == BlockKind::attention, layer = cfg.block == BlockKind::layer;
+  const std::string title = layer       ? "TENSOR-PARALLEL TRANSFORMER LAYER"
+                            : attention ? "TENSOR-PARALLEL ATTENTION BLOCK"
+                                        : "TENSOR-PARALLEL MLP BLOCK";
   const int inner = kRule - 2, left = (inner - int(title.size())) / 2;
   std::string bar;
   for (int i = 0; i < inner; ++i) bar += "═";
@@ -205,28 +252,38 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
   std::printf("\nTP degree: %d (%d MPI rank%s: %d group%s of %d)\n", cfg.tp_size, launch.world_size,
               launch.world_size == 1 ? "" : "s", launch.tp_groups, launch.tp_groups == 1 ? "" : "s",
               cfg.tp_size);
-  if (attention) {
-    std::printf("Hidden size: %d\n", cfg.hidden_size);
-    std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
-    const char* b = cfg.bias ? " + b" : "";
+  if (const ModelPreset* preset = find_model(cfg.model))
+    std::printf("Shapes of: %s (%s; flags given override it)\n", preset->name.c_str(),
+                preset->configuration);
+  std::printf("Hidden size: %d\n", cfg.hidden_size);
+  if (!attention) std::printf("Intermediate size: %ld\n", cfg.intermediate_size());
+  std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+  const char* passes = cfg.backward ? ", forward and backward" : ", forward";
+  if (layer) {
+    const bool centred = cfg.norm_kind() == NormKind::layer;
+    std::printf("Model: Y = h + MLP(Norm2(h)), h = X + Attention(Norm1(X))%s\n", passes);
+    std::printf("  Norm1, Norm2: %s (eps 1e-5) with a weight%s, on every rank, whole\n",
+                centred ? "LayerNorm" : "RMSNorm", centred ? " and a bias" : "");
+  }
+  // Each block's formula: the model's, or the layer's part.
+  const char* attention_is = layer ? "  Attention(X) = " : "Model: Y = ";
+  const char* mlp_is = layer ? "  MLP(X) = " : "Model: Y = ";
+  const char* block_passes = layer ? "" : passes;
+  const char* b = cfg.bias ? " + b" : "";
+  if (attention || layer) {
     std::printf(
-        "Model: Y = O.Wo%s, O = causal softmax(RoPE(Q).RoPE(K)^T / sqrt(d)).V per sequence and\n"
-        "  head, Q = X.Wq%s, K = X.Wk%s, V = X.Wv%s%s\n",
-        cfg.bias ? " + bo" : "", b, b, b, cfg.backward ? ", forward and backward" : ", forward");
-    print_attention_heads(attention_heads(cfg));
-  } else {
-    std::printf("Hidden size: %d\nIntermediate size: %ld\n", cfg.hidden_size,
-                cfg.intermediate_size());
-    std::printf("Tokens: batch %d x seq %d = %ld\n", cfg.batch_size, cfg.seq_len, cfg.tokens());
+        "%sO.Wo%s, O = causal softmax(RoPE(Q).RoPE(K)^T / sqrt(d)).V per sequence\n"
+        "  and head, Q = X.Wq%s, K = X.Wk%s, V = X.Wv%s%s\n",
+        attention_is, cfg.bias ? " + bo" : "", b, b, b, block_passes);
   }
   const char* b1 = cfg.bias ? " + b1" : "";
   const char* b2 = cfg.bias ? " + b2" : "";
-  const char* passes = cfg.backward ? ", forward and backward" : ", forward";
   if (!attention && cfg.activation == Activation::swiglu)
-    std::printf("Model: Y = (SiLU(X.W1%s) * (X.W3%s)).W2%s%s\n", b1, cfg.bias ? " + b3" : "", b2,
-                passes);
+    std::printf("%s(SiLU(X.W1%s) * (X.W3%s)).W2%s%s\n", mlp_is, b1, cfg.bias ? " + b3" : "", b2,
+                block_passes);
   else if (!attention)
-    std::printf("Model: Y = GeLU(X.W1%s).W2%s%s\n", b1, b2, passes);
+    std::printf("%sGeLU(X.W1%s).W2%s%s\n", mlp_is, b1, b2, block_passes);
+  if (attention || layer) print_attention_heads(attention_heads(cfg));
   if (cfg.fault != Fault::none)
     std::printf("Planted fault: %s, in megatron: its verification must fail\n",
                 fault_name(cfg.fault));
@@ -253,11 +310,21 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
   const Verification& lead = m.schemes.front().output;
   section("CORRECTNESS VERIFICATION");
   const bool attention = cfg.block == BlockKind::attention;
-  std::printf("\nReference: the same %s unsharded, in float64, %s\n", attention ? "block" : "model",
-              attention ? "whole on every rank" : "split over ranks by tokens");
+  const bool mlp = cfg.block == BlockKind::mlp;
+  std::printf("\nReference: the same %s unsharded, in float64, %s\n",
+              mlp ? "model" : block_name(cfg.block),
+              mlp ? "split over ranks by tokens" : "whole on every rank");
   std::printf("Input shape: %s\nOutput shape: %s\n", shape_text(cfg).c_str(),
               shape_text(cfg).c_str());
-  if (attention) {
+  if (cfg.block == BlockKind::layer) {
+    std::printf(
+        "Bound: every element within 2^-10 of its tensor's max|reference| (tolerance\n"
+        "9.77e-04): the cap attention's rigorous bound ends at, taken for the whole layer,\n"
+        "where no worst case is derived (the norms divide by each row's spread). Measured,\n"
+        "not proved: ~1000x float's error at every size run, ~1000x below every planted\n"
+        "sharding mistake's (layer_verify.hpp). An element passes within it (diff/bound <= "
+        "1).\n\n");
+  } else if (attention) {
     std::printf(
         "Bound: each element's float error carried through every step: gamma_n x sum|terms|\n"
         "for a sum of n terms (n up to %ld for Y), u = 2^-24; RoPE's rotation; the scores;\n"
@@ -276,7 +343,7 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
         "its own bound (diff/bound <= 1); tolerance is the loosest bound / max|reference|.\n\n",
         lead.accumulated_terms);
   }
-  std::printf("  %-20s %-5s %13s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
+  std::printf("  %-20s %-8s %10s %13s %11s %11s  %s\n", "scheme", "", "max abs diff",
               "max rel diff", "tolerance", "diff/bound", "correct");
   for (const SchemeChecks& s : m.schemes) print_verification_row(s.scheme, s.output);
   if (m.any_gradients) {
@@ -362,6 +429,10 @@ void TextReport::communication(const Config& cfg, const CommunicationMetrics& m)
     std::printf(
         "\nThe price of tensor parallelism is this communication; serial needs none,\n"
         "but holds all of Wq, Wk, Wv and Wo on one rank.\n");
+  else if (cfg.block == BlockKind::layer)
+    std::printf(
+        "\nThe price of tensor parallelism is this communication; serial needs none,\n"
+        "but holds all of the layer's weights on one rank.\n");
   else
     std::printf(
         "\nThe price of tensor parallelism is this communication; serial needs none,\n"
@@ -430,7 +501,7 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
     }
   }
   std::printf("\nTP %s forward pass (%s, median): %.3f ms\n",
-              cfg.block == BlockKind::attention ? "attention" : "MLP", scheme_name(m.lead),
+              cfg.block == BlockKind::mlp ? "MLP" : block_name(cfg.block), scheme_name(m.lead),
               m.lead_forward.median);
   std::printf("Output shape: %s\n", shape_text(cfg).c_str());
   std::fflush(stdout);
@@ -440,7 +511,9 @@ void TextReport::scaling(const ScalingMetrics& m) const {
   if (!prints_) return;
   section("SCALING ANALYSIS");
   std::printf("\nMemory scaling with Tensor Parallelism (%s):\n\n", dtype_name(m.dtype));
-  if (m.attention) {
+  if (!m.layer.empty()) {
+    print_layer_scaling(m);
+  } else if (m.attention) {
     std::printf(
         "For attention with hidden_size H, N query heads and K key/value heads of d = H/N:\n"
         "  Non-parallel: Wq H x Nd + Wk, Wv H x Kd + Wo Nd x H = 2H(N + K)d parameters\n"
@@ -478,7 +551,7 @@ void TextReport::scaling(const ScalingMetrics& m) const {
         "  With TP degree T: 2HF/T parameters per rank (the widest: 2H x ceil(F/T))\n",
         m.run.ffn_hidden_size);
   }
-  if (!m.attention) {
+  if (!m.attention && m.layer.empty()) {
     print_params("This run", m.run);
     print_share("F", "columns", m.shares.ffn_columns, "W1's columns and W2's rows");
   }

@@ -41,10 +41,16 @@ const char* attention_flag(const Config& cfg) {
   return nullptr;
 }
 
-// Empty when --plant-fault can be planted in the attention block of this configuration.
+// Empty when --plant-fault can be planted in the attention block, or the layer, of this
+// configuration: the layer takes the MLP block's faults in its MLP too.
 std::string attention_fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
   if (cfg.fault == Fault::none) return "";
+  if (cfg.block == BlockKind::layer && cfg.fault == Fault::one_ulp)
+    return flag +
+           " is planted in an invariant scheme, and --invariant is not built for --block "
+           "layer yet";
+  if (cfg.block == BlockKind::layer && !is_attention_fault(cfg.fault)) return fault_problem(cfg);
   if (!is_attention_fault(cfg.fault))
     return flag +
            " is a mistake of the MLP block's: with --block attention plant kv-grad-not-summed or "
@@ -68,16 +74,16 @@ std::string attention_fault_problem(const Config& cfg) {
   return "";
 }
 
-// The attention block's own rules: the essential divisibility, and what it does not run yet.
+// The attention block's and the layer's own rules: the essential divisibility, and what they do
+// not run yet.
 std::string attention_problem(const Config& cfg) {
-  const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads();
+  const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads(), F = cfg.intermediate_size();
+  const bool layer = cfg.block == BlockKind::layer;
   const std::string heads_flag =
       "--num-heads " + std::to_string(N) + (cfg.num_heads > 0 ? "" : " (the default, H/64)");
+  const std::string block = std::string("--block ") + block_name(cfg.block);
   std::ostringstream why;
-  if (cfg.block == BlockKind::layer) {
-    why << "--block layer (a whole pre-norm transformer layer) is not built yet: --block mlp and "
-           "--block attention are";
-  } else if (H % N != 0) {
+  if (H % N != 0) {
     why << heads_flag << " must divide --hidden-size " << H
         << ": each head takes d = H/N of its features";
   } else if ((H / N) % 2 != 0) {
@@ -86,21 +92,26 @@ std::string attention_problem(const Config& cfg) {
   } else if (N % K != 0) {
     why << "--num-kv-heads " << K << " must divide " << heads_flag
         << ": each KV head serves N/K query heads";
+  } else if (layer && F < cfg.tp_size) {
+    why << "--tp-size " << cfg.tp_size << " is more than the FFN width F = " << F
+        << ", which the layer's MLP is split along: a rank would hold no columns";
+  } else if (!layer && cfg.norm) {
+    why << "--norm chooses the layer's normalisation: add --block layer";
   } else if (cfg.scheme_choice == SchemeChoice::naive) {
-    why << "--block attention has no naive scheme: use --scheme megatron, serial or all";
+    why << block << " has no naive scheme: use --scheme megatron, serial or all";
   } else if (cfg.dtype == DType::bf16) {
-    why << "--dtype bf16 is not built for --block attention yet: its attention runs in fp32";
+    why << "--dtype bf16 is not built for " << block << " yet: its attention runs in fp32";
   } else if (cfg.reduction() == DType::bf16) {
-    why << "--reduce-dtype bf16 is not built for --block attention yet: its partial sums are "
-           "reduced in fp32";
+    why << "--reduce-dtype bf16 is not built for " << block
+        << " yet: its partial sums are reduced in fp32";
   } else if (cfg.invariant) {
-    why << "--invariant is not built for --block attention yet";
+    why << "--invariant is not built for " << block << " yet";
   } else if (cfg.overlap || cfg.overlap_chunks > 0) {
-    why << "--overlap is not built for --block attention yet: it hides the MLP's all-reduces";
+    why << "--overlap is not built for " << block << " yet: it hides the MLP block's all-reduces";
   } else if (cfg.sequence_parallel) {
-    why << "--sequence-parallel is not built for --block attention yet";
+    why << "--sequence-parallel is not built for " << block << " yet";
   } else if (!cfg.tensors_dir.empty()) {
-    why << "--save-tensors is not built for --block attention yet";
+    why << "--save-tensors is not built for " << block << " yet";
   } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {
     why << fault;
   } else {
@@ -134,7 +145,9 @@ std::string validate(const Config& cfg, int world) {
   } else if (!mlp) {
     why << attention_problem(cfg);
   } else if (attention_flag(cfg)) {
-    why << attention_flag(cfg) << " shapes the attention block: add --block attention";
+    why << attention_flag(cfg) << " shapes the attention block: add --block attention (or layer)";
+  } else if (cfg.norm) {
+    why << "--norm chooses the layer's normalisation: add --block layer";
   } else if (F < T) {
     why << "--tp-size " << T << " is more than the FFN width F = " << F
         << ", which W1's columns and W2's rows are split along: a rank would hold no columns";

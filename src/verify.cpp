@@ -255,9 +255,13 @@ Verification Reference::verify_output(Scheme scheme, const ConstMatrixRef& y, Bl
   return conclude("Y", a, cfg_.hidden_size + cfg_.intermediate_size(), world);  // X·W1, ·W2
 }
 
-std::vector<Verification> Reference::verify_gradients(
-    Scheme scheme, const ConstMatrixRef& dx, Block held, const std::optional<Gradients>& shard,
-    const ConstMatrixRef& x, const ConstMatrixRef& dy, const World& world) {
+std::vector<Verification> Reference::verify_gradients(Scheme scheme, const ConstMatrixRef& dx,
+                                                      Block held, MlpScheme* computed,
+                                                      const ConstMatrixRef& x,
+                                                      const ConstMatrixRef& dy,
+                                                      const World& world) {
+  std::optional<Gradients> shard;
+  if (computed) shard = computed->gradients();
   const long H = cfg_.hidden_size, tokens = cfg_.tokens(), p = cfg_.projections();
   const bool swiglu = cfg_.activation == Activation::swiglu;
   Agreement a_dx, a_dw_in[2], a_dw2, a_db_in[2], a_db2;

@@ -19,10 +19,22 @@ struct Agreement {
   template <typename Got>
   void add(const Got& got, const ConstMatrixDRef& ref, const ConstMatrixDRef& ref_bound,
            const double* row_extra = nullptr) {
+    add_each(got, ref,
+             [&](long r, long c) { return ref_bound(r, c) + (row_extra ? row_extra[r] : 0.0); });
+  }
+  // Every element against one bound.
+  template <typename Got>
+  void add_within(const Got& got, const ConstMatrixDRef& ref, double ref_bound) {
+    add_each(got, ref, [&](long, long) { return ref_bound; });
+  }
+
+ private:
+  template <typename Got, typename BoundOf>
+  void add_each(const Got& got, const ConstMatrixDRef& ref, BoundOf bound_of) {
     for (long r = 0; r < ref.rows(); ++r)
       for (long c = 0; c < ref.cols(); ++c) {
         const double error = std::abs(double(got(r, c)) - ref(r, c));
-        const double b = ref_bound(r, c) + (row_extra ? row_extra[r] : 0.0);
+        const double b = bound_of(r, c);
         if (!std::isfinite(error)) worst = std::numeric_limits<double>::infinity();
         diff = std::max(diff, error);
         scale = std::max(scale, std::abs(ref(r, c)));

@@ -39,6 +39,20 @@ struct ParamFormula {
 };
 ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projections, int tp_size);
 
+// The layer (--block layer) of cfg's shapes at TP size `tp_size`, on the rank that holds the
+// most: attention's query heads' Wq columns and Wo rows and its KV heads' Wk, Wv columns, the
+// MLP's columns of W1 (W3) and rows of W2, the norms whole; and the activations its forward
+// keeps for the backward: X, Norm1(X), h, Norm2(h) and Y [tokens, H] whole, its heads' Q, K, V
+// and O, its columns' pre-activations and activation.
+struct LayerScale {
+  int tp_size = 1;
+  double params_per_rank = 0;
+  long kv_heads_held = 0;     // every rank's KV heads, counted once per rank: K + the replicas
+  double replica_params = 0;  // what the replicas add over the group: (held − K)·2·H·d
+  double activations_per_rank = 0;  // elements
+};
+LayerScale layer_scale(const Config& cfg, int tp_size);
+
 // Activations outside the tensor-parallel region (X, Y and, with --backward, dY and dX):
 // replicated on every rank without sequence parallelism, split by tokens with it.
 double boundary_activation_bytes(Scheme scheme, const Config& cfg);

@@ -62,9 +62,8 @@ class AttentionReference final : public BlockReference {
   // dX, and on the shard (columns: its query heads; w_in [H, (nq + 2·nkv)·d] = its columns of
   // [Wq | Wk | Wv], w_out its rows of Wo) dWq, dWk, dWv, dWo (dbq, dbk, dbv, dbo with --bias).
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
-                                             const std::optional<Gradients>& shard,
-                                             const ConstMatrixRef& x, const ConstMatrixRef& dy,
-                                             const World& world) override;
+                                             MlpScheme* computed, const ConstMatrixRef& x,
+                                             const ConstMatrixRef& dy, const World& world) override;
 
  private:
   // P (in p_), its error bound (p_err_) and P + that (p_hi_) of sequence b, query head h,

@@ -33,6 +33,15 @@ struct HeadShard {
   HeadLayout layout(long head_dim, long query_heads, long kv_heads) const;
 };
 
+// Where the fused projection [Q | K | V] of a rank holding query heads `query` (and the KV
+// heads they use) takes each projection's columns: on the rank, and in the master
+// [Wq | Wk | Wv] of N query and K KV heads of d features. Q's, K's, V's, in that order.
+struct FusedColumns {
+  Block here[3];
+  Block master[3];
+};
+FusedColumns fused_qkv_columns(Block query, long query_heads, long kv_heads, long head_dim);
+
 class HeadSharding {
  public:
   HeadSharding(long query_heads, long kv_heads, int ranks);

@@ -26,7 +26,8 @@ struct MasterTensor {
   Distribution distribution;
   long rows;
   long cols;
-  double bound = 0;   // uniform: U(-bound, bound)
+  double bound = 0;  // uniform: U(centre - bound, centre + bound)
+  double centre = 0;
   bool bf16 = false;  // values rounded to bf16, as a --dtype bf16 model holds them
 };
 
@@ -37,16 +38,21 @@ MasterTensor master_b1(const Config& cfg);  // [1, F], like torch.nn.Linear's bi
 MasterTensor master_b3(const Config& cfg);  // [1, F]
 MasterTensor master_b2(const Config& cfg);  // [1, H]
 // The attention block's (--block attention): N query heads and K KV heads of d features.
-MasterTensor master_wq(const Config& cfg);           // [H, N·d], xavier-uniform
-MasterTensor master_wk(const Config& cfg);           // [H, K·d], xavier-uniform
-MasterTensor master_wv(const Config& cfg);           // [H, K·d], xavier-uniform
-MasterTensor master_wo(const Config& cfg);           // [N·d, H], xavier-uniform
-MasterTensor master_bq(const Config& cfg);           // [1, N·d], like torch.nn.Linear's bias
-MasterTensor master_bk(const Config& cfg);           // [1, K·d]
-MasterTensor master_bv(const Config& cfg);           // [1, K·d]
-MasterTensor master_bo(const Config& cfg);           // [1, H]
-MasterTensor master_input(const Config& cfg);        // [tokens, H], N(0, 1)
-MasterTensor master_grad_output(const Config& cfg);  // dY [tokens, H], N(0, 1)
+MasterTensor master_wq(const Config& cfg);  // [H, N·d], xavier-uniform
+MasterTensor master_wk(const Config& cfg);  // [H, K·d], xavier-uniform
+MasterTensor master_wv(const Config& cfg);  // [H, K·d], xavier-uniform
+MasterTensor master_wo(const Config& cfg);  // [N·d, H], xavier-uniform
+MasterTensor master_bq(const Config& cfg);  // [1, N·d], like torch.nn.Linear's bias
+MasterTensor master_bk(const Config& cfg);  // [1, K·d]
+MasterTensor master_bv(const Config& cfg);  // [1, K·d]
+MasterTensor master_bo(const Config& cfg);  // [1, H]
+// The layer's norms (--block layer), Norm1 before attention and Norm2 before the MLP: weights
+// U(0.5, 1.5) and LayerNorm's biases U(-0.5, 0.5), away from the 1 and 0 they usually start
+// at, so that a gradient that ignored them would show.
+MasterTensor master_norm_weight(const Config& cfg, int norm);  // [1, H], norm 1 or 2
+MasterTensor master_norm_bias(const Config& cfg, int norm);    // [1, H]
+MasterTensor master_input(const Config& cfg);                  // [tokens, H], N(0, 1)
+MasterTensor master_grad_output(const Config& cfg);            // dY [tokens, H], N(0, 1)
 
 float master_value(const MasterTensor& t, std::uint64_t seed, long row, long col);
 

@@ -51,7 +51,8 @@ AttentionHeads attention_heads(const Config& cfg);
 // The attention block's collectives, one pass of megatron each: the formulas (bytes of the
 // whole tensors) against what the communication layer counted.
 struct AttentionTraffic {
-  long y_bytes = 0;        // Y's all-reduce forward, and dX's backward: tokens·H·4
+  bool layer = false;      // the layer's: attention's all-reduces and its MLP's
+  long y_bytes = 0;        // Y's all-reduce(s) forward, and dX's backward: tokens·H·4 each
   long replica_bytes = 0;  // the replicated KV heads' gradients: (H + bias)·2·R·d·4; 0: none
   CommStats forward, backward;  // counted
   bool has_backward = false;
@@ -85,7 +86,7 @@ struct CommunicationMetrics {
   };
   std::optional<SequenceParallel> sequence_parallel;
   bool any_invariant = false;                 // *-inv schemes ran: their integers are explained
-  std::optional<AttentionTraffic> attention;  // --block attention, megatron ran
+  std::optional<AttentionTraffic> attention;  // --block attention or layer, megatron ran
 };
 CommunicationMetrics communication_metrics(const Config& cfg,
                                            const std::vector<SchemeResult>& results);
@@ -187,7 +188,8 @@ struct ScalingMetrics {
   long lead_weight_bytes = 0;
   std::vector<SchemeMemory> schemes;
   MemoryUse memory;
-  std::optional<AttentionHeads> attention;  // --block attention: run's params are its weights'
+  std::optional<AttentionHeads> attention;  // --block attention or layer: its heads
+  std::vector<LayerScale> layer;            // --block layer: at T = 1, 2, 4, 8
   double rss_growth = 0;                    // rank 0's peak above its baseline
   double rss_over_estimate = 0;             // that growth / the estimate
 };

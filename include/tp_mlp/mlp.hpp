@@ -63,6 +63,18 @@ using Parameters = ShardTensors<Tensor<float>, Tensor<float>>;      // a --dtype
 using ParametersB = ShardTensors<Tensor<bfloat16>, Tensor<float>>;  // a --dtype bf16 scheme's
 using Gradients = ShardTensors<const Tensor<float>, const Tensor<float>>;
 
+// What a layer's backward leaves on a rank (--block layer): its attention's shard (columns:
+// its query heads), its MLP's (columns of F), and each norm's weight and bias gradients (the
+// bias's null for RMSNorm), whole on every rank.
+struct NormGradients {
+  const Tensor<float>* weight = nullptr;
+  const Tensor<float>* bias = nullptr;
+};
+struct LayerGradients {
+  Gradients attention, mlp;
+  NormGradients norm1, norm2;
+};
+
 class MlpScheme {
  public:
   virtual ~MlpScheme() = default;
@@ -76,6 +88,7 @@ class MlpScheme {
   // After forward(x): dy [tokens here, H] -> dx, same shape; fills gradients().
   virtual ConstMatrixRef backward(const ConstMatrixRef& dy);
   virtual Gradients gradients() { return {}; }
+  virtual LayerGradients layer_gradients();  // a layer's (--block layer) only
   // This rank's parameters in the scheme's element type, to read or change in place (a real
   // model's optimizer would; faults.hpp plants mistakes this way), then parameters_changed().
   // Empty for the naive scheme, whose first layer is split by rows, and for the other type.
@@ -93,8 +106,8 @@ class MlpScheme {
 
 // Builds `scheme` in `ws` for this rank's place in `tp`, which it keeps for its collectives (the
 // serial scheme is given a group of one); megatron-overlap's forward runs in `overlap_chunks`.
-// With --block attention, the attention block's scheme (parallel_attention.hpp): the interface
-// is a block's, whichever block it is.
+// With --block attention, the attention block's scheme (parallel_attention.hpp), with --block
+// layer the layer's (parallel_layer.hpp): the interface is a block's, whichever block it is.
 MlpScheme& make_scheme(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                        int overlap_chunks = 1);
 

@@ -25,6 +25,9 @@
 
 namespace tp_mlp {
 
+// LLaMA's and GPT-2's eps.
+constexpr float kNormEps = 1e-5f;
+
 class Norm {
  public:
   // For [rows, width] inputs; eps is added to the variance (1e-5 in LLaMA and GPT-2).
@@ -34,6 +37,7 @@ class Norm {
   // for RMSNorm).
   Tensor<float>& weight() { return weight_; }
   Tensor<float>& bias() { return bias_; }
+  long parameter_count() const { return long(weight_.size() + bias_.size()); }
 
   // output [rows, width] = norm(x [rows, width]).
   void forward(const ConstMatrixRef& x);

@@ -34,12 +34,14 @@ class BlockReference {
   // global: every rank must call it. An invariant scheme's bound includes its exact sum's grid.
   virtual Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
                                      const World& world) const = 0;
-  // dX on the reference's rows, and the weights' gradients (and the biases' with --bias) on
-  // each rank's shard (a rank that holds none, as when world rank 0 alone computes the serial
-  // baseline, passes none).
-  virtual std::vector<Verification> verify_gradients(
-      Scheme scheme, const ConstMatrixRef& dx, Block held, const std::optional<Gradients>& shard,
-      const ConstMatrixRef& x, const ConstMatrixRef& dy, const World& world) = 0;
+  // dX on the reference's rows, and the weights' gradients (and the biases' with --bias) of
+  // the scheme that `computed` them on this rank (null where none did, as on the ranks that
+  // wait while world rank 0 computes the serial baseline).
+  virtual std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx,
+                                                     Block held, MlpScheme* computed,
+                                                     const ConstMatrixRef& x,
+                                                     const ConstMatrixRef& dy,
+                                                     const World& world) = 0;
 };
 
 class Reference final : public BlockReference {
@@ -52,9 +54,8 @@ class Reference final : public BlockReference {
                              const World& world) const override;
   // The first layer's and W2's gradients on the shard.
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
-                                             const std::optional<Gradients>& shard,
-                                             const ConstMatrixRef& x, const ConstMatrixRef& dy,
-                                             const World& world) override;
+                                             MlpScheme* computed, const ConstMatrixRef& x,
+                                             const ConstMatrixRef& dy, const World& world) override;
 
  private:
   struct Weights;  // a block of the master weights, with their magnitudes

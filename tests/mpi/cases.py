@@ -892,6 +892,76 @@ def case_attention_faults_fail_verification():
         print(f"{fault}: caught in {tensor}, exit {result.returncode}")
 
 
+# --block layer: both blocks with norms and residuals; the heads as the attention block's.
+def check_layer(ranks, heads, kv_heads, *flags, hidden=96):
+    """One verified run of the layer: every tensor, the norms' included, within its bound; two
+    all-reduces of [tokens, H] each way and the KV replicas' sum, counted equal to the formulas."""
+    backward, bias = "--backward" in flags, "--bias" in flags
+    swiglu, rms = "swiglu" in flags, "rmsnorm" in flags or ("swiglu" in flags and "layernorm" not in flags)
+    batch, seq = 2, 8
+    result, doc = report(ranks, ranks, "--block", "layer", "--hidden-size", str(hidden),
+                         "--num-heads", str(heads), "--num-kv-heads", str(kv_heads),
+                         "-b", str(batch), "-s", str(seq), *flags, *QUICK)
+    what = f"layer T={ranks} N={heads} K={kv_heads} {' '.join(flags)}"
+    expect("Correct: True" in result.stdout and dig(doc, "verification.passed") is True,
+           f"{what}: verified", result)
+    gradients = dig(doc, "schemes.megatron.backward.verification") if backward else {}
+    expected = {"dX", "dWq", "dWk", "dWv", "dWo", "dW1", "dW2", "dnorm1_w", "dnorm2_w"}
+    expected |= {"dW3"} if swiglu else set()
+    expected |= set() if rms else {"dnorm1_b", "dnorm2_b"}
+    expected |= ({"dbq", "dbk", "dbv", "dbo", "db1", "db2"} | ({"db3"} if swiglu else set())) if bias else set()
+    expect(set(gradients) == (expected if backward else set()), f"{what}: gradients {sorted(gradients)}")
+    expect(all(g["passed"] for g in gradients.values()), f"{what}: every gradient passes")
+    shards, replicated = head_blocks(heads, kv_heads, ranks)
+    y_bytes = batch * seq * hidden * 4
+    replica_bytes = (hidden + (1 if bias else 0)) * 2 * len(replicated) * (hidden // heads) * 4
+    c = dig(doc, "attention.communication")
+    expect(c["y_allreduces_per_pass"] == 2 and c["forward_counted_calls"] == 2
+           and c["forward_counted_bytes"] == 2 * y_bytes, f"{what}: forward counted {c}")
+    if backward:
+        calls = 2 + (1 if replicated else 0)
+        expect(c["backward_counted_calls"] == calls and c["backward_counted_bytes"] == 2 * y_bytes + replica_bytes,
+               f"{what}: backward counted {c}, expected {calls} calls")
+    expect(c["matches_formula"] is True, f"{what}: counted = formula")
+    print(f"{what}: verified; replicated KV heads {replicated}; counted {c}")
+    return doc
+
+
+def case_layer_1_and_2_ranks():
+    check_layer(1, 4, 2, "--backward", "--bias", "--activation", "swiglu")
+    check_layer(2, 2, 1, "--backward", "--bias")                        # K < T, GeLU and LayerNorm
+    check_layer(2, 6, 3, "--backward", "--activation", "swiglu", "--norm", "layernorm")  # a group straddles
+    # A preset's shapes, at a few tokens: GPT-2 small's H, F, heads and norm.
+    result, doc = report(2, 2, "--block", "layer", "--model", "gpt2", "-b", "1", "-s", "8",
+                         "--scheme", "megatron", *QUICK)
+    got = {k: dig(doc, f"config.{k}") for k in ["hidden_size", "ffn_hidden_size", "num_heads", "num_kv_heads", "norm", "activation"]}
+    expect(got == {"hidden_size": 768, "ffn_hidden_size": 3072, "num_heads": 12, "num_kv_heads": 12,
+                   "norm": "layernorm", "activation": "gelu"}, f"--model gpt2 gave {got}", result)
+    expect(dig(doc, "verification.passed") is True, "--model gpt2 verified", result)
+
+
+def case_layer_3_and_4_ranks():
+    check_layer(3, 4, 2, "--backward", "--bias", "--activation", "swiglu")  # 2, 1, 1 heads; F uneven
+    check_layer(4, 8, 2, "--backward", hidden=128)                         # K < T: each KV head on two
+    check_layer(4, 6, 3, "--backward", "--bias")                           # 2, 2, 1, 1 heads
+    check_layer(4, 2, 2, "--backward", "--activation", "swiglu")           # N < T: ranks 2, 3 hold none
+
+
+def case_layer_faults_fail_verification():
+    """Attention's mistakes and the MLP's, planted in the layer, fail with exit 4 where they
+    belong: unsummed replicas in dWk, a wrong KV head in Y, a missing partial sum in Y."""
+    base = ["--tp-size", "2", "--block", "layer", "--hidden-size", "64", "-b", "2", "-s", "8", *QUICK]
+    for fault, flags, tensor in [("kv-grad-not-summed", ["--num-heads", "2", "--num-kv-heads", "1", "--backward"], "dWk"),
+                                 ("wrong-kv-head", ["--num-heads", "4", "--num-kv-heads", "2"], "Y"),
+                                 ("missing-partial-sum", ["--num-heads", "4"], "Y")]:
+        result = launch(2, *base, *flags, "--plant-fault", fault)
+        expect(result.returncode == EXIT_VERIFICATION_FAILED,
+               f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
+        caught = re.search(rf"^  megatron +{tensor} .*False$", result.stdout, re.MULTILINE)
+        expect("Correct: False" in result.stdout and caught, f"{fault} caught in megatron's {tensor}", result)
+        print(f"{fault}: caught in {tensor}, exit {result.returncode}")
+
+
 def case_stopped_rank_times_out():
     """A rank that stops responding must not leave the others waiting forever: the job ends
     after --timeout with one message naming the collective, and exit code 6."""

@@ -2,10 +2,12 @@
 // seeds at the smallest sizes, where cancellation is worst, all pass), and it never lets a
 // planted fault through (the sabotage that a bound too loose would miss).
 // Launched under mpiexec with 2 ranks (tests/mpi/CMakeLists.txt).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -139,8 +141,8 @@ TEST(Verification, NeverCriesWolfOverManySeeds) {
           ++runs;
           if (!backward_and_bias) continue;
           const ConstMatrixRef dx = mlp->backward(dy);
-          for (const Verification& g : ref->verify_gradients(
-                   Scheme::megatron, dx, mlp->tokens_here(), mlp->gradients(), x, dy, world))
+          for (const Verification& g :
+               ref->verify_gradients(Scheme::megatron, dx, mlp->tokens_here(), mlp, x, dy, world))
             EXPECT_TRUE(g.passed) << what << ": " << g.tensor << " at " << g.max_diff_over_bound
                                   << "x its bound";
         }
@@ -191,6 +193,52 @@ TEST(AttentionVerification, EveryHeadShardingMistakeIsCaught) {
   const AttentionModel wrong = two_ranks(4, 2, 8, 0);
   plant_fault(Fault::wrong_kv_head, *wrong.scheme, wrong.cfg, wrong.tp);
   EXPECT_GT(worst(wrong.verify(), "Y"), kCaughtBy);
+}
+
+// The layer at 2 ranks, tiny: every gradient, the norms' included, within its bound for both
+// norms and activations, with GQA replicas and uneven heads and columns.
+TEST(LayerVerification, NeverCriesWolfOverManySeeds) {
+  constexpr int kSeeds = 60;
+  constexpr int kSeqLen = 5;
+  struct Shape {
+    int heads, kv_heads, head_size;
+  };
+  int runs = 0;
+  for (const Shape shape : {Shape{2, 1, 2}, Shape{3, 3, 2}})
+    for (const auto& [activation, norm] : {std::pair{Activation::gelu, NormKind::layer},
+                                           std::pair{Activation::swiglu, NormKind::rms}})
+      for (std::uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const AttentionModel m = {Scheme::megatron,
+                                  layer_config(kRanks, shape.heads, shape.kv_heads, shape.head_size,
+                                               kSeqLen, seed, activation, norm)};
+        const std::vector<Verification> checks = m.verify();
+        for (const Verification& v : checks)
+          EXPECT_TRUE(v.passed) << "N=" << shape.heads << " K=" << shape.kv_heads << " "
+                                << activation_name(activation) << " " << norm_name(norm) << " seed "
+                                << seed << ": " << v.tensor << " at " << v.max_diff_over_bound
+                                << "x its bound";
+        ++runs;
+      }
+  EXPECT_EQ(runs, 2 * 2 * kSeeds);
+}
+
+// The layer's MLP and attention take their blocks' mistakes, and each is caught (6 heads over
+// 2 ranks with 3 KV heads: KV head 1 on both).
+TEST(LayerVerification, EveryShardingMistakeIsCaught) {
+  auto worst = [](const std::vector<Verification>& checks) {
+    double most = 0;
+    for (const Verification& v : checks) most = std::max(most, v.max_diff_over_bound);
+    return most;
+  };
+  for (const Fault fault : {Fault::kv_grad_not_summed, Fault::wrong_kv_head,
+                            Fault::missing_partial_sum, Fault::duplicate_shard, Fault::w2_over_t,
+                            Fault::bias_on_every_rank, Fault::gate_up_split}) {
+    const AttentionModel m = {
+        Scheme::megatron, layer_config(kRanks, 6, 3, 8, 5, 0, Activation::swiglu, NormKind::rms)};
+    EXPECT_LE(worst(m.verify()), 1) << "before " << fault_name(fault);
+    plant_fault(fault, *m.scheme, m.cfg, m.tp);
+    EXPECT_GT(worst(m.verify()), kCaughtBy) << fault_name(fault);
+  }
 }
 
 }  // namespace

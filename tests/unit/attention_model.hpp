@@ -1,6 +1,6 @@
-// The attention block's scheme and its float64 reference, built as the program builds them
-// (planned, then made in one allocation), with their inputs: what the tests that verify the
-// attention block at a group of one and at two ranks start from.
+// The attention block's (or the layer's) scheme and its float64 reference, built as the program
+// builds them (planned, then made in one allocation), with their inputs: what the tests that
+// verify the attention block and the layer at a group of one and at two ranks start from.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 
 #include "one_rank_model.hpp"
 #include "tp_mlp/attention_verify.hpp"
+#include "tp_mlp/layer_verify.hpp"
 
 namespace tp_mlp {
 
@@ -29,12 +30,24 @@ inline Config attention_config(int tp_size, int heads, int kv_heads, int head_si
   return c;
 }
 
+// The same with its attention in a whole pre-norm layer: an F of 3 per head (uneven over most
+// T), the activation and norm given.
+inline Config layer_config(int tp_size, int heads, int kv_heads, int head_size, int seq_len,
+                           std::uint64_t seed, Activation activation, NormKind norm) {
+  Config c = attention_config(tp_size, heads, kv_heads, head_size, seq_len, seed);
+  c.block = BlockKind::layer;
+  c.activation = activation;
+  c.norm = norm;
+  c.ffn_hidden_size = 3L * heads;
+  return c;
+}
+
 struct AttentionModel {
   Config cfg;
   World world;
   TpComm tp;
   MlpScheme* scheme = nullptr;
-  AttentionReference* reference = nullptr;
+  BlockReference* reference = nullptr;
   std::unique_ptr<Workspace> ws;
   Matrix x, dy;  // [tokens, H]
 
@@ -46,7 +59,10 @@ struct AttentionModel {
         dy(cfg.tokens(), cfg.hidden_size) {
     ws = build_planned([&](Workspace& w) {
       scheme = &make_scheme(w, s, cfg, tp);
-      reference = &w.make<AttentionReference>(w, cfg);
+      if (cfg.block == BlockKind::layer)
+        reference = &w.make<LayerReference>(w, cfg);
+      else
+        reference = &w.make<AttentionReference>(w, cfg);
     });
     fill_block(x, master_input(cfg), cfg.seed, 0, 0);
     fill_block(dy, master_grad_output(cfg), cfg.seed, 0, 0);
@@ -59,8 +75,8 @@ struct AttentionModel {
     std::vector<Verification> checks = {
         reference->verify_output(s, scheme->forward(x), scheme->tokens_here(), world)};
     const ConstMatrixRef dx = scheme->backward(dy);
-    for (const Verification& g : reference->verify_gradients(s, dx, scheme->tokens_here(),
-                                                             scheme->gradients(), x, dy, world))
+    for (const Verification& g :
+         reference->verify_gradients(s, dx, scheme->tokens_here(), scheme, x, dy, world))
       checks.push_back(g);
     return checks;
   }

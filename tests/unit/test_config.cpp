@@ -336,8 +336,6 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       // The attention block: its flags, the divisibility it needs, what it does not run yet.
       {{"--tp-size", "2", "--block", "transformer"},
        "--block: transformer not in {mlp,attention,layer}"},
-      {{"--tp-size", "2", "--block", "layer"},
-       "--block layer (a whole pre-norm transformer layer) is not built yet"},
       {{"--tp-size", "2", "--block", "attention", "--block", "mlp"}, "--block"},
       {{"--tp-size", "2", "--block", "attention", "--num-heads", "0"},
        "--num-heads: must be a whole number in 1..1048576, not '0'"},
@@ -408,6 +406,39 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "2", "--block", "attention", "--batch-size", "1048576", "--seq-len",
         "1048576"},
        "the attention block's largest collective would hold"},
+      // The layer: its own flag, the presets, what it does not run yet.
+      {{"--tp-size", "2", "--block", "layer", "--norm", "batchnorm"},
+       "--norm: batchnorm not in {rmsnorm,layernorm}"},
+      {{"--tp-size", "2", "--block", "layer", "--norm", "rmsnorm", "--norm", "rmsnorm"}, "--norm"},
+      {{"--tp-size", "2", "--norm", "rmsnorm"},
+       "--norm chooses the layer's normalisation: add --block layer"},
+      {{"--tp-size", "2", "--block", "attention", "--norm", "layernorm"},
+       "--norm chooses the layer's normalisation: add --block layer"},
+      {{"--tp-size", "2", "--model", "gpt3"},
+       "--model: gpt3 not in {gpt2,llama3-8b,llama3-70b,mistral-7b,qwen2.5-7b}"},
+      {{"--tp-size", "2", "--model", "gpt2", "--model", "gpt2"}, "--model"},
+      {{"--tp-size", "2", "--block", "layer", "--ffn-hidden-size", "1"},
+       "--tp-size 2 is more than the FFN width F = 1, which the layer's MLP is split along"},
+      {{"--tp-size", "2", "--block", "layer", "--scheme", "naive"},
+       "--block layer has no naive scheme"},
+      {{"--tp-size", "2", "--block", "layer", "--dtype", "bf16"},
+       "--dtype bf16 is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--sequence-parallel"},
+       "--sequence-parallel is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--overlap"},
+       "--overlap is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--save-tensors", "/tmp/tp_mlp_never_made"},
+       "--save-tensors is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--plant-fault", "one-ulp"},
+       "--plant-fault one-ulp is planted in an invariant scheme, and --invariant is not built "
+       "for --block layer yet"},
+      {{"--tp-size", "1", "--block", "layer", "--plant-fault", "w2-over-t"},
+       "--plant-fault w2-over-t needs --tp-size 2 or more"},
+      {{"--tp-size", "2", "--block", "layer", "--num-heads", "4", "--plant-fault",
+        "kv-grad-not-summed"},
+       "--plant-fault kv-grad-not-summed needs --backward"},
+      {{"--tp-size", "2", "--block", "layer", "--model", "qwen2.5-7b", "--num-heads", "14"},
+       "--num-kv-heads 4 must divide --num-heads 14"},
       // Found before the run, not when the report is written after it and the tensors.
       {{"--tp-size", "2", "--save-tensors", "/tmp/tp_mlp_never_made/run", "--json",
         "/tmp/tp_mlp_never_made"},
@@ -428,6 +459,34 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
   }
   // The check can fail: a command line that runs is answered with nothing.
   EXPECT_EQ(answer({"--tp-size", "2"}, kRanks).text, "");
+}
+
+// A preset gives its model's shapes, of the chosen block only; a flag given overrides it.
+TEST(Config, ModelPresetsSetShapesAndFlagsOverride) {
+  const ParsedArgs layer = parse({"-t", "2", "--block", "layer", "--model", "qwen2.5-7b"});
+  ASSERT_TRUE(layer.config) << layer.text;
+  EXPECT_EQ(layer.config->hidden_size, 3584);
+  EXPECT_EQ(layer.config->intermediate_size(), 18944);
+  EXPECT_EQ(layer.config->heads(), 28);
+  EXPECT_EQ(layer.config->kv_heads(), 4);
+  EXPECT_EQ(layer.config->activation, Activation::swiglu);
+  EXPECT_EQ(layer.config->norm_kind(), NormKind::rms);
+  EXPECT_EQ(layer.config->rope_base(), 1e6);
+  const ParsedArgs overridden = parse({"-t", "2", "--block", "layer", "--model", "gpt2", "-H",
+                                       "128", "--num-heads", "2", "--norm", "rmsnorm"});
+  ASSERT_TRUE(overridden.config) << overridden.text;
+  EXPECT_EQ(overridden.config->hidden_size, 128);
+  EXPECT_EQ(overridden.config->intermediate_size(), 3072);  // the preset's F stays
+  EXPECT_EQ(overridden.config->heads(), 2);
+  EXPECT_EQ(overridden.config->kv_heads(), 12);
+  EXPECT_EQ(overridden.config->norm_kind(), NormKind::rms);
+  const ParsedArgs mlp = parse({"-t", "2", "--model", "llama3-8b"});
+  ASSERT_TRUE(mlp.config) << mlp.text;
+  EXPECT_EQ(mlp.config->hidden_size, 4096);
+  EXPECT_EQ(mlp.config->intermediate_size(), 14336);
+  EXPECT_EQ(mlp.config->num_heads, 0);  // the MLP block has no heads to set
+  EXPECT_FALSE(mlp.config->rope_theta);
+  EXPECT_FALSE(mlp.config->norm);
 }
 
 TEST(Config, AttentionFlagsSetTheHeads) {

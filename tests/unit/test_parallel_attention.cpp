@@ -1,9 +1,13 @@
-// The attention block's scheme in a group of one (serial, and megatron at --tp-size 1) against
-// its float64 reference: Y, dX and every weight and bias gradient within their bounds, for
-// multi-head and grouped-query attention; and a planted wrong KV head is caught.
+// The attention block's scheme and the layer's in a group of one (serial, and megatron at
+// --tp-size 1) against their float64 references: Y, dX and every weight and bias gradient within
+// their bounds, for multi-head and grouped-query attention; a planted wrong KV head is caught;
+// and the layer's dX against central differences of its forward, which checks the backward's
+// maths (the reference's included) by another route.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention_model.hpp"
@@ -41,6 +45,47 @@ TEST_P(GroupOfOne, EveryTensorWithinItsBound) {
 
 INSTANTIATE_TEST_SUITE_P(Attention, GroupOfOne, ::testing::Values(Scheme::megatron, Scheme::serial),
                          scheme_test_name);
+
+TEST_P(GroupOfOne, TheLayerWithinItsBounds) {
+  for (const auto& [activation, norm] : {std::pair{Activation::gelu, NormKind::layer},
+                                         std::pair{Activation::swiglu, NormKind::rms}}) {
+    const AttentionModel m = {GetParam(), layer_config(1, 6, 2, 8, kSeqLen, 0, activation, norm)};
+    const std::vector<Verification> checks = m.verify();
+    // Y, dX, dWq, dWk, dWv, dWo, dW1 (dW3), dW2, the norms' weights (and biases), the biases
+    const std::size_t projections = activation == Activation::swiglu ? 2 : 1;
+    const std::size_t norms = norm == NormKind::layer ? 4 : 2;
+    EXPECT_EQ(checks.size(), 2 + 4 + projections + 1 + norms + 4 + projections + 1);
+    for (const Verification& v : checks)
+      EXPECT_TRUE(v.passed) << norm_name(norm) << ": " << v.tensor << " at "
+                            << v.max_diff_over_bound << "x its bound";
+  }
+}
+
+TEST(ParallelLayer, DxMatchesCentralDifferencesOfTheForward) {
+  for (const auto& [activation, norm] : {std::pair{Activation::gelu, NormKind::layer},
+                                         std::pair{Activation::swiglu, NormKind::rms}}) {
+    const AttentionModel m = {Scheme::serial,
+                              layer_config(1, 2, 1, 4, kSeqLen, 0, activation, norm)};
+    m.scheme->forward(m.x);
+    const Matrix dx = m.scheme->backward(m.dy);  // a copy: the next passes write over it
+    auto loss = [&](const Matrix& input) {       // in double, so the difference is not all rounding
+      return m.scheme->forward(input).cast<double>().cwiseProduct(m.dy.cast<double>()).sum();
+    };
+    // As for the MLP (test_backward_fd.cpp): rounding stays small next to the step, and the
+    // step's O(step²) truncation too.
+    constexpr float kStep = 1e-2f;
+    constexpr double kRelativeTolerance = 1e-2;
+    for (long row = 0; row < m.x.rows(); ++row)
+      for (long col = 0; col < m.x.cols(); ++col) {
+        Matrix plus = m.x, minus = m.x;
+        plus(row, col) += kStep;
+        minus(row, col) -= kStep;
+        const double numeric = (loss(plus) - loss(minus)) / (2.0 * kStep);
+        EXPECT_NEAR(dx(row, col), numeric, kRelativeTolerance * (1.0 + std::abs(numeric)))
+            << norm_name(norm) << " dX(" << row << ", " << col << ")";
+      }
+  }
+}
 
 TEST(ParallelAttention, AWrongKvHeadIsCaught) {
   const AttentionModel m = one_rank(Scheme::megatron, {6, 2, 8});

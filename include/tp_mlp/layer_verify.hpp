@@ -1,0 +1,69 @@
+// layer_verify: the pre-norm layer's float64 reference (--block layer), every gradient
+// included, and the comparisons.
+//
+// The reference shares nothing with the scheme but the master tensors: it runs the unsharded
+// layer in double by the definitions (attention_reference.hpp's RoPE, causal attention and
+// norms; the activations by std::erf and std::exp), h = x + Attention(Norm1(x)),
+// y = h + MLP(Norm2(h)), and backward through the same steps. Attention mixes a sequence's
+// tokens, so every rank computes all of it, as for the attention block.
+//
+// The bound: every element of a tensor within kMistake = 2^-10 of the tensor's max|reference|,
+// the cap the attention block's bound ends at (attention_verify.hpp). It is not a rigorous
+// worst case: attention's rigorous bound already compounds past the values themselves at
+// H = 1024, and the norms divide by each row's spread, which a worst case cannot bound away
+// from zero. What stands behind it is measurement, on both sides: it is ~1000x the float
+// error measured at every size run (tests over hundreds of seeds at tiny sizes, where
+// cancellation is worst, never come near it), and ~1000x below the error of every planted
+// sharding mistake (each one caught, by a launched test).
+#pragma once
+
+#include <vector>
+
+#include "tp_mlp/causal_attention.hpp"
+#include "tp_mlp/comm.hpp"
+#include "tp_mlp/config.hpp"
+#include "tp_mlp/matrix.hpp"
+#include "tp_mlp/mlp.hpp"
+#include "tp_mlp/verification.hpp"
+#include "tp_mlp/verify.hpp"
+#include "tp_mlp/workspace.hpp"
+
+namespace tp_mlp {
+
+class LayerReference final : public BlockReference {
+ public:
+  // The largest error any element may have, as a share of its tensor's max|reference|.
+  static constexpr double kMistake = 1.0 / 1024;
+
+  LayerReference(Workspace& ws, const Config& cfg);
+  void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) override;
+  Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
+                             const World& world) const override;
+  // dX, and of the layer that `computed` them (layer_gradients()): attention's dWq, dWk, dWv,
+  // dWo, the MLP's dW1 (dW3), dW2, the biases' with --bias, and the norms' (dnorm1_w, ...).
+  std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
+                                             MlpScheme* computed, const ConstMatrixRef& x,
+                                             const ConstMatrixRef& dy, const World& world) override;
+
+ private:
+  void forward_pass();
+  void backward_pass();
+
+  const Config& cfg_;
+  const NormKind norm_;
+  const long H_, N_, K_, d_, s_, t_, F_, p_, qkv_width_;  // qkv_width_ = (N + 2K)·d
+  const HeadLayout heads_;                                // every head, as one rank holding all
+  // Parameters: the norms' [1, H] (biases LayerNorm's only), attention's, the MLP's.
+  Tensor<double> norm1_w_, norm1_b_, norm2_w_, norm2_b_;
+  Tensor<double> w_qkv_, b_qkv_, w_o_, b_o_;  // [H, (N + 2K)·d], [1, ...], [N·d, H], [1, H]
+  Tensor<double> w_in_, b_in_, w2_, b2_;      // [H, p·F], [1, p·F], [F, H], [1, H]
+  // The forward's values: [tokens, ·] each.
+  Tensor<double> x_, norm1_, qkv_, o_, h_, norm2_, pre_, act_, y_;
+  // The backward's: dY, the norms' outputs' gradients (one buffer, used in turn), dh, dX...
+  Tensor<double> dy_, d_norm_, dh_, dx_, d_act_, d_pre_, d_o_, d_qkv_;  // [tokens, ·]
+  // ...and the parameters' gradients, shaped as the parameters.
+  Tensor<double> d_norm1_w_, d_norm1_b_, d_norm2_w_, d_norm2_b_;
+  Tensor<double> d_w_qkv_, d_b_qkv_, d_w_o_, d_b_o_, d_w_in_, d_b_in_, d_w2_, d_b2_;
+};
+
+}  // namespace tp_mlp

@@ -1,0 +1,63 @@
+// parallel_layer: a whole pre-norm transformer layer (--block layer), as LLaMA and GPT-2 stack
+// them, made of the two blocks:
+//
+//   h = x + Attention(Norm1(x))      attention split by heads (parallel_attention.hpp)
+//   y = h + MLP(Norm2(h))            the MLP split along F (parallel_mlp.hpp)
+//
+// Each block enters and leaves the tensor-parallel region on its own (f and g each), so the
+// layer costs two all-reduces of [tokens, H] forward and two backward, plus the replicated KV
+// heads' gradient sum. The norms and the residual additions run outside the region, on the
+// whole [tokens, H] that every rank holds after each g: every rank computes them redundantly,
+// and their weights' gradients are whole on every rank with no communication. (Under sequence
+// parallelism they would run on each rank's tokens and need that sum: not built.)
+//
+// Backward, in reverse: dY reaches the MLP and, through the residual, h; the MLP's dX goes back
+// through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
+// Norm1ᵀ(Attentionᵀ(dh)).
+//
+// fp32 only, as attention is.
+#pragma once
+
+#include <optional>
+
+#include "tp_mlp/norm.hpp"
+#include "tp_mlp/parallel_attention.hpp"
+#include "tp_mlp/parallel_mlp.hpp"
+
+namespace tp_mlp {
+
+class ParallelLayer final : public MlpScheme {
+ public:
+  ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp);
+
+  Scheme scheme() const override { return scheme_; }
+  Block tokens_here() const override { return {0, tokens_}; }
+  long weight_bytes() const override;  // both blocks' linears and the norms
+  bool has_backward() const override { return backward_; }
+  // The MLP's: the MLP block's faults are planted in the layer's MLP (faults.hpp).
+  Parameters parameters() override { return mlp_.parameters(); }
+  void parameters_changed() override { mlp_.parameters_changed(); }
+  Gradients gradients() override { return mlp_.gradients(); }
+  LayerGradients layer_gradients() override;
+  // Attention's faults, in the layer's attention.
+  void plant_head_fault(Fault fault) override { attention_.plant_head_fault(fault); }
+
+  ConstMatrixRef forward(const ConstMatrixRef& x) override;
+  ConstMatrixRef backward(const ConstMatrixRef& dy) override;
+
+ private:
+  const Scheme scheme_;
+  const bool backward_;
+  const long tokens_;
+  Norm norm1_;                       // [tokens, H], before attention
+  ParallelAttention attention_;      // split by heads
+  Tensor<float> h_;                  // [tokens, H] = x + attention
+  Norm norm2_;                       // [tokens, H], before the MLP
+  ParallelMlp<float> mlp_;           // split along F
+  Tensor<float> y_;                  // [tokens, H] = h + MLP
+  Tensor<float> dh_;                 // [tokens, H] (backward)
+  Tensor<float> dx_;                 // [tokens, H] (backward)
+  std::optional<ConstMatrixRef> x_;  // the forward's input, kept for Norm1's backward
+};
+
+}  // namespace tp_mlp

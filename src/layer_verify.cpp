@@ -1,0 +1,274 @@
+// layer_verify: the pre-norm layer in float64 by its definitions, and the comparisons (see
+// layer_verify.hpp).
+#include "tp_mlp/layer_verify.hpp"
+
+#include <cmath>
+
+#include "tp_mlp/agreement.hpp"
+#include "tp_mlp/attention_reference.hpp"
+#include "tp_mlp/head_sharding.hpp"
+#include "tp_mlp/init.hpp"
+#include "tp_mlp/norm.hpp"
+
+namespace tp_mlp {
+namespace {
+
+// act [tokens, F] of pre [tokens, p·F]: GeLU's x·Φ(x), or SwiGLU's SiLU(gate)·up.
+void exact_activate(Activation activation, const ConstMatrixDRef& pre, MatrixDRef act) {
+  const long F = act.cols();
+  for (long r = 0; r < act.rows(); ++r)
+    for (long c = 0; c < F; ++c) {
+      const double a = pre(r, c);
+      if (activation == Activation::gelu)
+        act(r, c) = 0.5 * a * (1 + std::erf(a / std::sqrt(2.0)));
+      else
+        act(r, c) = a / (1 + std::exp(-a)) * pre(r, F + c);
+    }
+}
+
+// d_pre [tokens, p·F] from d_act [tokens, F]: GeLU' = Φ(x) + x·φ(x); SwiGLU's gate gets
+// d·up·σ(g)·(1 + g·(1 − σ(g))), its up d·SiLU(g).
+void exact_activate_backward(Activation activation, const ConstMatrixDRef& pre,
+                             const ConstMatrixDRef& d_act, MatrixDRef d_pre) {
+  const long F = d_act.cols();
+  for (long r = 0; r < d_act.rows(); ++r)
+    for (long c = 0; c < F; ++c) {
+      const double a = pre(r, c), d = d_act(r, c);
+      if (activation == Activation::gelu) {
+        const double phi = std::exp(-a * a / 2) / std::sqrt(2 * M_PI);
+        d_pre(r, c) = d * (0.5 * (1 + std::erf(a / std::sqrt(2.0))) + a * phi);
+        continue;
+      }
+      const double sigma = 1 / (1 + std::exp(-a)), up = pre(r, F + c);
+      d_pre(r, c) = d * up * sigma * (1 + a * (1 - sigma));
+      d_pre(r, F + c) = d * a * sigma;
+    }
+}
+
+// What an element of `ref` may be off by: kMistake of the tensor's largest magnitude.
+double bound_of(const ConstMatrixDRef& ref) {
+  return ref.size() == 0 ? 0 : LayerReference::kMistake * ref.cwiseAbs().maxCoeff();
+}
+
+void add(Agreement& a, const ConstMatrixRef& got, const ConstMatrixDRef& ref,
+         const ConstMatrixDRef& whole) {
+  a.add_within(got, ref, bound_of(whole));
+}
+
+}  // namespace
+
+LayerReference::LayerReference(Workspace& ws, const Config& cfg)
+    : cfg_(cfg),
+      norm_(cfg.norm_kind()),
+      H_(cfg.hidden_size),
+      N_(cfg.heads()),
+      K_(cfg.kv_heads()),
+      d_(cfg.head_size()),
+      s_(cfg.seq_len),
+      t_(cfg.tokens()),
+      F_(cfg.intermediate_size()),
+      p_(cfg.projections()),
+      qkv_width_((N_ + 2 * K_) * d_),
+      heads_(HeadSharding(N_, K_, 1).of(0).layout(d_, N_, K_)),
+      norm1_w_(ws.matrix<double>(1, H_)),
+      norm1_b_(ws.matrix<double>(norm_ == NormKind::layer ? 1 : 0, H_)),
+      norm2_w_(ws.matrix<double>(1, H_)),
+      norm2_b_(ws.matrix<double>(norm1_b_.rows(), H_)),
+      w_qkv_(ws.matrix<double>(H_, qkv_width_)),
+      b_qkv_(ws.matrix<double>(1, qkv_width_)),
+      w_o_(ws.matrix<double>(N_ * d_, H_)),
+      b_o_(ws.matrix<double>(1, H_)),
+      w_in_(ws.matrix<double>(H_, p_ * F_)),
+      b_in_(ws.matrix<double>(1, p_ * F_)),
+      w2_(ws.matrix<double>(F_, H_)),
+      b2_(ws.matrix<double>(1, H_)),
+      x_(ws.matrix<double>(t_, H_)),
+      norm1_(ws.matrix<double>(t_, H_)),
+      qkv_(ws.matrix<double>(t_, qkv_width_)),
+      o_(ws.matrix<double>(t_, N_ * d_)),
+      h_(ws.matrix<double>(t_, H_)),
+      norm2_(ws.matrix<double>(t_, H_)),
+      pre_(ws.matrix<double>(t_, p_ * F_)),
+      act_(ws.matrix<double>(t_, F_)),
+      y_(ws.matrix<double>(t_, H_)),
+      dy_(ws.matrix<double>(cfg.backward ? t_ : 0, H_)),
+      d_norm_(ws.matrix<double>(dy_.rows(), H_)),
+      dh_(ws.matrix<double>(dy_.rows(), H_)),
+      dx_(ws.matrix<double>(dy_.rows(), H_)),
+      d_act_(ws.matrix<double>(dy_.rows(), F_)),
+      d_pre_(ws.matrix<double>(dy_.rows(), p_ * F_)),
+      d_o_(ws.matrix<double>(dy_.rows(), N_ * d_)),
+      d_qkv_(ws.matrix<double>(dy_.rows(), qkv_width_)),
+      d_norm1_w_(ws.matrix<double>(cfg.backward ? 1 : 0, H_)),
+      d_norm1_b_(ws.matrix<double>(cfg.backward ? norm1_b_.rows() : 0, H_)),
+      d_norm2_w_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
+      d_norm2_b_(ws.matrix<double>(d_norm1_b_.rows(), H_)),
+      d_w_qkv_(ws.matrix<double>(cfg.backward ? H_ : 0, qkv_width_)),
+      d_b_qkv_(ws.matrix<double>(d_norm1_w_.rows(), qkv_width_)),
+      d_w_o_(ws.matrix<double>(cfg.backward ? N_ * d_ : 0, H_)),
+      d_b_o_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
+      d_w_in_(ws.matrix<double>(d_w_qkv_.rows(), p_ * F_)),
+      d_b_in_(ws.matrix<double>(d_norm1_w_.rows(), p_ * F_)),
+      d_w2_(ws.matrix<double>(cfg.backward ? F_ : 0, H_)),
+      d_b2_(ws.matrix<double>(d_norm1_w_.rows(), H_)) {}
+
+void LayerReference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
+  const std::uint64_t seed = cfg_.seed;
+  fill_block(norm1_w_, master_norm_weight(cfg_, 1), seed, 0, 0);
+  fill_block(norm2_w_, master_norm_weight(cfg_, 2), seed, 0, 0);
+  fill_block(norm1_b_, master_norm_bias(cfg_, 1), seed, 0, 0);  // nothing for RMSNorm
+  fill_block(norm2_b_, master_norm_bias(cfg_, 2), seed, 0, 0);
+  const Block all_query = {0, N_}, all_kv = {0, K_}, all_hidden = {0, H_}, one_row = {0, 1};
+  fill_qkv(w_qkv_, cfg_, LayerPart::weight, all_hidden, all_query, all_kv);
+  fill_block(w_o_, master_wo(cfg_), seed, 0, 0);
+  fill_first_layer(w_in_, cfg_, LayerPart::weight, all_hidden, {0, F_});
+  fill_block(w2_, master_w2(cfg_), seed, 0, 0);
+  for (Tensor<double>* b : {&b_qkv_, &b_o_, &b_in_, &b2_}) b->setZero();
+  if (cfg_.bias) {
+    fill_qkv(b_qkv_, cfg_, LayerPart::bias, one_row, all_query, all_kv);
+    fill_block(b_o_, master_bo(cfg_), seed, 0, 0);
+    fill_first_layer(b_in_, cfg_, LayerPart::bias, one_row, {0, F_});
+    fill_block(b2_, master_b2(cfg_), seed, 0, 0);
+  }
+  x_ = x.cast<double>();
+  forward_pass();
+  if (dy_.rows() == 0) return;
+  dy_ = dy.cast<double>();
+  backward_pass();
+}
+
+void LayerReference::forward_pass() {
+  const long nd = N_ * d_, kd = K_ * d_;
+  const double eps = kNormEps, theta = cfg_.rope_base();
+  // h = x + Attention(Norm1(x))
+  exact_norm(norm_, x_, norm1_w_, norm1_b_, eps, norm1_);
+  qkv_.noalias() = norm1_ * w_qkv_;
+  qkv_.rowwise() += b_qkv_.row(0);
+  exact_rope(qkv_.leftCols(nd), s_, d_, theta);
+  exact_rope(qkv_.middleCols(nd, kd), s_, d_, theta);
+  exact_causal_attention(qkv_.leftCols(nd), qkv_.middleCols(nd, kd), qkv_.rightCols(kd), s_, heads_,
+                         o_);
+  h_ = x_;
+  h_.noalias() += o_ * w_o_;
+  h_.rowwise() += b_o_.row(0);
+  // y = h + MLP(Norm2(h))
+  exact_norm(norm_, h_, norm2_w_, norm2_b_, eps, norm2_);
+  pre_.noalias() = norm2_ * w_in_;
+  pre_.rowwise() += b_in_.row(0);
+  exact_activate(cfg_.activation, pre_, act_);
+  y_ = h_;
+  y_.noalias() += act_ * w2_;
+  y_.rowwise() += b2_.row(0);
+}
+
+void LayerReference::backward_pass() {
+  const long nd = N_ * d_, kd = K_ * d_;
+  const double eps = kNormEps, theta = cfg_.rope_base();
+  // The MLP, then Norm2; dh = dY + what comes back through them.
+  d_w2_.noalias() = act_.transpose() * dy_;
+  d_b2_ = dy_.colwise().sum();
+  d_act_.noalias() = dy_ * w2_.transpose();
+  exact_activate_backward(cfg_.activation, pre_, d_act_, d_pre_);
+  d_w_in_.noalias() = norm2_.transpose() * d_pre_;
+  d_b_in_ = d_pre_.colwise().sum();
+  d_norm_.noalias() = d_pre_ * w_in_.transpose();
+  exact_norm_backward(norm_, h_, norm2_w_, d_norm_, eps, dh_, d_norm2_w_, d_norm2_b_);
+  dh_ += dy_;
+  // Attention, then Norm1; dX = dh + what comes back through them.
+  d_w_o_.noalias() = o_.transpose() * dh_;
+  d_b_o_ = dh_.colwise().sum();
+  d_o_.noalias() = dh_ * w_o_.transpose();
+  exact_causal_attention_backward(qkv_.leftCols(nd), qkv_.middleCols(nd, kd), qkv_.rightCols(kd),
+                                  d_o_, s_, heads_, d_qkv_.leftCols(nd), d_qkv_.middleCols(nd, kd),
+                                  d_qkv_.rightCols(kd));
+  exact_rope_backward(d_qkv_.leftCols(nd), s_, d_, theta);
+  exact_rope_backward(d_qkv_.middleCols(nd, kd), s_, d_, theta);
+  d_w_qkv_.noalias() = norm1_.transpose() * d_qkv_;
+  d_b_qkv_ = d_qkv_.colwise().sum();
+  d_norm_.noalias() = d_qkv_ * w_qkv_.transpose();
+  exact_norm_backward(norm_, x_, norm1_w_, d_norm_, eps, dx_, d_norm1_w_, d_norm1_b_);
+  dx_ += dh_;
+}
+
+Verification LayerReference::verify_output(Scheme, const ConstMatrixRef& y, Block,
+                                           const World& world) const {
+  Agreement a;
+  add(a, y, y_, y_);
+  // The longest sums: Norm1's, QKV's, QKᵀ's, P·V's, Wo's, Norm2's, W_in's, W2's.
+  return conclude("Y", a, 4 * H_ + d_ + s_ + N_ * d_ + F_, world);
+}
+
+std::vector<Verification> LayerReference::verify_gradients(Scheme, const ConstMatrixRef& dx, Block,
+                                                           MlpScheme* computed,
+                                                           const ConstMatrixRef&,
+                                                           const ConstMatrixRef&,
+                                                           const World& world) {
+  // Attention's Q, K, V, O; the MLP's first projections, W2; each with its bias; the norms'.
+  Agreement a_dx, a_qkv[3], a_o, a_b_qkv[3], a_b_o, a_in[2], a_w2, a_b_in[2], a_b2;
+  Agreement a_norm_w[2], a_norm_b[2];
+  add(a_dx, dx, dx_, dx_);
+  if (computed) {
+    const LayerGradients g = computed->layer_gradients();
+    if (g.attention.columns.count > 0) {
+      const FusedColumns at = fused_qkv_columns(g.attention.columns, N_, K_, d_);
+      const FusedColumns all = fused_qkv_columns({0, N_}, N_, K_, d_);
+      for (int j = 0; j < 3; ++j) {
+        const Block here = at.here[j], master = at.master[j], whole = all.master[j];
+        auto ref = [&](const Tensor<double>& t, Block b) { return t.middleCols(b.first, b.count); };
+        add(a_qkv[j], g.attention.w_in->middleCols(here.first, here.count), ref(d_w_qkv_, master),
+            ref(d_w_qkv_, whole));
+        if (g.attention.b_in)
+          add(a_b_qkv[j], g.attention.b_in->middleCols(here.first, here.count),
+              ref(d_b_qkv_, master), ref(d_b_qkv_, whole));
+      }
+      const Block rows = at.master[0];
+      add(a_o, *g.attention.w_out, d_w_o_.middleRows(rows.first, rows.count), d_w_o_);
+    }
+    if (g.attention.b_out) add(a_b_o, *g.attention.b_out, d_b_o_, d_b_o_);
+    const Block cols = g.mlp.columns;  // of F, in each projection
+    for (long j = 0; j < p_; ++j) {
+      const auto whole = d_w_in_.middleCols(j * F_, F_), whole_b = d_b_in_.middleCols(j * F_, F_);
+      add(a_in[j], g.mlp.w_in->middleCols(j * cols.count, cols.count),
+          whole.middleCols(cols.first, cols.count), whole);
+      if (g.mlp.b_in)
+        add(a_b_in[j], g.mlp.b_in->middleCols(j * cols.count, cols.count),
+            whole_b.middleCols(cols.first, cols.count), whole_b);
+    }
+    add(a_w2, *g.mlp.w_out, d_w2_.middleRows(cols.first, cols.count), d_w2_);
+    if (g.mlp.b_out) add(a_b2, *g.mlp.b_out, d_b2_, d_b2_);
+    add(a_norm_w[0], *g.norm1.weight, d_norm1_w_, d_norm1_w_);
+    add(a_norm_w[1], *g.norm2.weight, d_norm2_w_, d_norm2_w_);
+    if (g.norm1.bias) add(a_norm_b[0], *g.norm1.bias, d_norm1_b_, d_norm1_b_);
+    if (g.norm2.bias) add(a_norm_b[1], *g.norm2.bias, d_norm2_b_, d_norm2_b_);
+  }
+  // The longest paths back: through the MLP (H, p·F), Norm2 (H), Wo (H), attention (d,
+  // s·N/K), the fused projection ((N + 2K)·d), Norm1 (H); a weight's sum adds the tokens.
+  const long to_attention = 3 * H_ + p_ * F_, to_qkv = to_attention + H_ + d_ + s_ * (N_ / K_);
+  const long to_x = to_qkv + qkv_width_ + H_;
+  std::vector<Verification> checks = {conclude("dX", a_dx, to_x, world)};
+  const char* qkv_names[] = {"dWq", "dWk", "dWv"};
+  for (int j = 0; j < 3; ++j)
+    checks.push_back(conclude(qkv_names[j], a_qkv[j], to_qkv + t_, world));
+  checks.push_back(conclude("dWo", a_o, to_attention + t_, world));
+  const char* in_names[] = {"dW1", "dW3"};
+  for (long j = 0; j < p_; ++j) checks.push_back(conclude(in_names[j], a_in[j], H_ + t_, world));
+  checks.push_back(conclude("dW2", a_w2, t_, world));
+  checks.push_back(conclude("dnorm1_w", a_norm_w[0], to_x + t_, world));
+  checks.push_back(conclude("dnorm2_w", a_norm_w[1], to_attention + t_, world));
+  if (norm_ == NormKind::layer) {
+    checks.push_back(conclude("dnorm1_b", a_norm_b[0], to_x + t_, world));
+    checks.push_back(conclude("dnorm2_b", a_norm_b[1], to_attention + t_, world));
+  }
+  if (!cfg_.bias) return checks;
+  const char* b_qkv_names[] = {"dbq", "dbk", "dbv"};
+  for (int j = 0; j < 3; ++j)
+    checks.push_back(conclude(b_qkv_names[j], a_b_qkv[j], to_qkv + t_, world));
+  checks.push_back(conclude("dbo", a_b_o, to_attention + t_, world));
+  const char* b_in_names[] = {"db1", "db3"};
+  for (long j = 0; j < p_; ++j)
+    checks.push_back(conclude(b_in_names[j], a_b_in[j], H_ + t_, world));
+  checks.push_back(conclude("db2", a_b2, t_, world));
+  return checks;
+}
+
+}  // namespace tp_mlp

@@ -1,0 +1,65 @@
+// parallel_layer: the pre-norm layer, composed of the two blocks and the norms (see
+// parallel_layer.hpp).
+#include "tp_mlp/parallel_layer.hpp"
+
+#include "tp_mlp/init.hpp"
+
+namespace tp_mlp {
+namespace {
+
+// Norm `which` (1 or 2) given its master weight and, for LayerNorm, bias.
+void fill_norm(Norm& norm, const Config& cfg, int which) {
+  fill_block(norm.weight(), master_norm_weight(cfg, which), cfg.seed, 0, 0);
+  if (norm.bias().size() > 0) fill_block(norm.bias(), master_norm_bias(cfg, which), cfg.seed, 0, 0);
+}
+
+}  // namespace
+
+ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp)
+    : scheme_(scheme),
+      backward_(cfg.backward),
+      tokens_(cfg.tokens()),
+      norm1_(ws, cfg.norm_kind(), cfg.tokens(), cfg.hidden_size, kNormEps, cfg.backward),
+      attention_(ws, scheme, cfg, tp),
+      h_(ws.matrix<float>(cfg.tokens(), cfg.hidden_size)),
+      norm2_(ws, cfg.norm_kind(), cfg.tokens(), cfg.hidden_size, kNormEps, cfg.backward),
+      mlp_(ws, scheme, cfg, tp, 1),
+      y_(ws.matrix<float>(cfg.tokens(), cfg.hidden_size)),
+      dh_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, cfg.hidden_size)),
+      dx_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, cfg.hidden_size)) {
+  if (ws.planning()) return;
+  fill_norm(norm1_, cfg, 1);
+  fill_norm(norm2_, cfg, 2);
+}
+
+long ParallelLayer::weight_bytes() const {
+  const long norms = long(sizeof(float)) * (norm1_.parameter_count() + norm2_.parameter_count());
+  return attention_.weight_bytes() + mlp_.weight_bytes() + norms;
+}
+
+LayerGradients ParallelLayer::layer_gradients() {
+  auto of = [](const Norm& norm) {
+    return NormGradients{&norm.weight_grad(),
+                         norm.bias_grad().size() > 0 ? &norm.bias_grad() : nullptr};
+  };
+  return {attention_.gradients(), mlp_.gradients(), of(norm1_), of(norm2_)};
+}
+
+ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
+  x_.emplace(x);
+  norm1_.forward(x);
+  h_ = x + attention_.forward(norm1_.output());  // g inside: every rank holds all of it
+  norm2_.forward(h_);
+  y_ = h_ + mlp_.forward(norm2_.output());
+  return y_;
+}
+
+ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
+  norm2_.backward(h_, mlp_.backward(dy));  // f's backward inside: all of dNorm2 on every rank
+  dh_ = dy + norm2_.input_grad();
+  norm1_.backward(*x_, attention_.backward(dh_));
+  dx_ = dh_ + norm1_.input_grad();
+  return dx_;
+}
+
+}  // namespace tp_mlp
