@@ -56,17 +56,28 @@ double mlp_flops(const Config& cfg, long w, Direction direction) {
          double(cfg.projections() + 1);
 }
 
-// The block's collectives of one all-reduce of [tokens, H] each way, for the attention block
-// (its replicated KV heads' gradients backward) and the layer (both blocks').
+// The attention block's collectives (its replicated KV heads' gradients backward), and the
+// layer's (both blocks'): each block enters and leaves once each way, through f and g (one
+// all-reduce of [tokens, H]), or under sequence parallelism f̄ and ḡ (an all-gather and a
+// reduce-scatter of it), where the layer's norms' gradients are summed backward too.
 std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
                                                Direction direction) {
   if (scheme == Scheme::serial) return {};
-  const CollectiveCall y = {Collective::all_reduce, cfg.tokens() * cfg.hidden_size};
-  std::vector<CollectiveCall> calls = {y};                // attention's g forward, its f backward
-  if (cfg.block == BlockKind::layer) calls.push_back(y);  // the MLP's
+  const long H = cfg.hidden_size, y = cfg.tokens() * H;
+  const bool layer = cfg.block == BlockKind::layer, sp = scheme == Scheme::megatron_sp;
+  std::vector<CollectiveCall> calls;
+  for (int block = 0; block < (layer ? 2 : 1); ++block) {
+    if (sp) {
+      calls.push_back({Collective::all_gather, y, H});
+      calls.push_back({Collective::reduce_scatter, y, H});
+    } else {
+      calls.push_back({Collective::all_reduce, y});
+    }
+  }
+  if (direction == Direction::forward) return calls;
   const long replicas = replica_grad_elements(cfg);
-  if (direction == Direction::backward && replicas > 0)
-    calls.push_back({Collective::all_reduce, replicas});
+  if (replicas > 0) calls.push_back({Collective::all_reduce, replicas});
+  if (layer && sp) calls.push_back({Collective::all_reduce, cfg.norm_tensors() * H});
   return calls;
 }
 
@@ -160,7 +171,7 @@ ParamFormula param_formula(long hidden_size, long ffn_hidden_size, int projectio
 
 LayerScale layer_scale(const Config& cfg, int tp_size) {
   const double H = cfg.hidden_size, d = double(cfg.head_size()), t = double(cfg.tokens());
-  const double norms = H * (cfg.norm_kind() == NormKind::layer ? 4 : 2);
+  const double norms = H * double(cfg.norm_tensors());
   const double p = cfg.projections();
   const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), tp_size);
   LayerScale s;

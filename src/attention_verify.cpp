@@ -302,21 +302,22 @@ void AttentionReference::backward_pass() {
   cap(dbo_bound_, dbo_);
 }
 
-// The scheme holds every token row (there is no sequence-parallel attention yet).
-Verification AttentionReference::verify_output(Scheme, const ConstMatrixRef& y, Block,
+// The scheme holds the token rows `held`: every one, or under sequence parallelism its block.
+Verification AttentionReference::verify_output(Scheme, const ConstMatrixRef& y, Block held,
                                                const World& world) const {
   Agreement a;
-  a.add(y, y_, y_bound_);
+  a.add(y, y_.middleRows(held.first, held.count), y_bound_.middleRows(held.first, held.count));
   return conclude("Y", a, H_ + d_ + s_ + N_ * d_, world);  // QKV, QKᵀ, P·V, ·Wo
 }
 
 std::vector<Verification> AttentionReference::verify_gradients(Scheme, const ConstMatrixRef& dx,
-                                                               Block, MlpScheme* computed,
+                                                               Block held, MlpScheme* computed,
                                                                const ConstMatrixRef&,
                                                                const ConstMatrixRef&,
                                                                const World& world) {
   Agreement a_dx, a_w[3], a_wo, a_b[3], a_bo;
-  a_dx.add(dx, dx_, dx_bound_);
+  a_dx.add(dx, dx_.middleRows(held.first, held.count),
+           dx_bound_.middleRows(held.first, held.count));
   std::optional<Gradients> shard;
   if (computed) shard = computed->gradients();
   if (shard && shard->columns.count > 0) {

@@ -142,8 +142,11 @@ Comparison::Comparison(Workspace& ws, const Run& run)
     if (p.mlp) results_.back().weight_bytes = p.mlp->weight_bytes();
   }
   if (ws.planning()) return;
-  // Every fault goes into megatron; one-ulp, into the partial sums of its invariant twin.
-  const Scheme faulty = cfg.fault == Fault::one_ulp ? Scheme::megatron_inv : Scheme::megatron;
+  // Every fault goes into megatron; one-ulp, into the partial sums of its invariant twin; the
+  // norms' unsummed gradients, into megatron-sp, the only scheme that sums them.
+  const Scheme faulty = cfg.fault == Fault::one_ulp                ? Scheme::megatron_inv
+                        : cfg.fault == Fault::norm_grad_not_summed ? Scheme::megatron_sp
+                                                                   : Scheme::megatron;
   for (const Participant& p : participants_)
     if (p.scheme == faulty) plant_fault(cfg.fault, *p.mlp, cfg, run.tp);
 }

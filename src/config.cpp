@@ -25,7 +25,8 @@ const NamedValues<Fault> kFaults = {{"none", Fault::none},
                                     {"gate-up-split", Fault::gate_up_split},
                                     {"one-ulp", Fault::one_ulp},
                                     {"kv-grad-not-summed", Fault::kv_grad_not_summed},
-                                    {"wrong-kv-head", Fault::wrong_kv_head}};
+                                    {"wrong-kv-head", Fault::wrong_kv_head},
+                                    {"norm-grad-not-summed", Fault::norm_grad_not_summed}};
 
 const NamedValues<BlockKind> kBlocks = {
     {"mlp", BlockKind::mlp}, {"attention", BlockKind::attention}, {"layer", BlockKind::layer}};
@@ -84,6 +85,8 @@ const char* dtype_name(DType dtype) { return name_in(kDTypes, dtype); }
 long dtype_bytes(DType dtype) { return dtype == DType::bf16 ? 2 : 4; }
 
 const char* fault_name(Fault fault) { return name_in(kFaults, fault); }
+
+bool is_layer_fault(Fault fault) { return fault == Fault::norm_grad_not_summed; }
 
 bool is_attention_fault(Fault fault) {
   return fault == Fault::kv_grad_not_summed || fault == Fault::wrong_kv_head;

@@ -19,7 +19,8 @@ void plant(Fault fault, const Parameters& p, const Config& cfg, const TpComm& tp
     case Fault::none:
     case Fault::one_ulp:  // not a parameter's: see plant_fault
     case Fault::kv_grad_not_summed:
-    case Fault::wrong_kv_head: return;  // the attention block's: see plant_fault
+    case Fault::wrong_kv_head:
+    case Fault::norm_grad_not_summed: return;  // the attention block's, the layer's: see below
     case Fault::missing_partial_sum:
       if (last) p.w_out->setZero();
       return;
@@ -54,8 +55,8 @@ void plant_fault(Fault fault, MlpScheme& mlp, const Config& cfg, const TpComm& t
     mlp.plant_one_ulp();
     return;
   }
-  if (is_attention_fault(fault)) {
-    mlp.plant_head_fault(fault);
+  if (is_attention_fault(fault) || is_layer_fault(fault)) {
+    mlp.plant_block_fault(fault);
     return;
   }
   if (cfg.dtype == DType::bf16)

@@ -10,13 +10,6 @@
 #include "tp_mlp/init.hpp"
 
 namespace tp_mlp {
-namespace {
-
-Outside outside_of(Scheme scheme) {
-  return plain_of(scheme) == Scheme::megatron_sp ? Outside::sequence_parallel : Outside::replicated;
-}
-
-}  // namespace
 
 // One block of F: its columns, the two layers' blocks, the activation between them, and what
 // the backward needs. Every buffer is its own dense matrix: the products' shapes and strides

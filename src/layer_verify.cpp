@@ -190,23 +190,24 @@ void LayerReference::backward_pass() {
   dx_ += dh_;
 }
 
-Verification LayerReference::verify_output(Scheme, const ConstMatrixRef& y, Block,
+// The scheme holds the token rows `held`: every one, or under sequence parallelism its block.
+Verification LayerReference::verify_output(Scheme, const ConstMatrixRef& y, Block held,
                                            const World& world) const {
   Agreement a;
-  add(a, y, y_, y_);
+  add(a, y, y_.middleRows(held.first, held.count), y_);
   // The longest sums: Norm1's, QKV's, QKᵀ's, P·V's, Wo's, Norm2's, W_in's, W2's.
   return conclude("Y", a, 4 * H_ + d_ + s_ + N_ * d_ + F_, world);
 }
 
-std::vector<Verification> LayerReference::verify_gradients(Scheme, const ConstMatrixRef& dx, Block,
-                                                           MlpScheme* computed,
+std::vector<Verification> LayerReference::verify_gradients(Scheme, const ConstMatrixRef& dx,
+                                                           Block held, MlpScheme* computed,
                                                            const ConstMatrixRef&,
                                                            const ConstMatrixRef&,
                                                            const World& world) {
   // Attention's Q, K, V, O; the MLP's first projections, W2; each with its bias; the norms'.
   Agreement a_dx, a_qkv[3], a_o, a_b_qkv[3], a_b_o, a_in[2], a_w2, a_b_in[2], a_b2;
   Agreement a_norm_w[2], a_norm_b[2];
-  add(a_dx, dx, dx_, dx_);
+  add(a_dx, dx, dx_.middleRows(held.first, held.count), dx_);
   if (computed) {
     const LayerGradients g = computed->layer_gradients();
     if (g.attention.columns.count > 0) {

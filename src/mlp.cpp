@@ -23,8 +23,9 @@ void MlpScheme::plant_one_ulp() {
   throw std::logic_error("only an invariant scheme sums partial sums it can be planted in");
 }
 
-void MlpScheme::plant_head_fault(Fault) {
-  throw std::logic_error("only an attention scheme has heads to plant a fault in");
+void MlpScheme::plant_block_fault(Fault) {
+  throw std::logic_error(
+      "only attention and the layer have wiring of their own to plant a fault in");
 }
 
 namespace {

@@ -19,9 +19,10 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
       backward_(cfg.backward),
       tokens_(cfg.tokens()),
       head_dim_(cfg.head_size()),
+      tokens_here_(tokens_outside(outside_of(scheme), cfg.tokens(), tp)),
       sharding_(cfg.heads(), cfg.kv_heads(), tp.size()),
       heads_(sharding_.of(tp.rank())),
-      x_entry_(ws, tp, Outside::replicated, cfg.tokens(), cfg.hidden_size),
+      x_entry_(ws, tp, outside_of(scheme), cfg.tokens(), cfg.hidden_size),
       qkv_(ws, tp, cfg.hidden_size,
            Projections{heads_.query.count * head_dim_, heads_.kv.count * head_dim_,
                        heads_.kv.count * head_dim_},
@@ -32,12 +33,12 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
       o_(ws.matrix<float>(cfg.tokens(), heads_.query.count * head_dim_)),
       out_(ws, heads_.query.count * head_dim_, heads_.query.count * head_dim_, cfg.hidden_size,
            {cfg.bias, cfg.backward, Chunking::whole(cfg.tokens())}),
-      y_exit_(ws, tp, Outside::replicated, DType::fp32, cfg.tokens(), cfg.hidden_size),
-      dy_entry_(ws, tp, Outside::replicated, cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
+      y_exit_(ws, tp, outside_of(scheme), DType::fp32, cfg.tokens(), cfg.hidden_size),
+      dy_entry_(ws, tp, outside_of(scheme), cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
       dqkv_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, qkv_.weight().cols())),
       replicas_(ws.matrix<float>(cfg.backward ? replica_rows(cfg) : 0,
                                  2 * long(sharding_.replicated_heads().size()) * head_dim_)),
-      dx_exit_(ws, tp, Outside::replicated, DType::fp32, cfg.backward ? cfg.tokens() : 0,
+      dx_exit_(ws, tp, outside_of(scheme), DType::fp32, cfg.backward ? cfg.tokens() : 0,
                cfg.hidden_size) {
   if (ws.planning()) return;  // the layout is all a plan needs
   const Block all_hidden = {0, cfg.hidden_size}, one_row = {0, 1};
@@ -70,7 +71,7 @@ Gradients ParallelAttention::gradients() {
           out_.has_bias() ? &out_.bias_grad() : nullptr};
 }
 
-void ParallelAttention::plant_head_fault(Fault fault) {
+void ParallelAttention::plant_block_fault(Fault fault) {
   if (fault == Fault::kv_grad_not_summed) {
     sum_replicas_ = false;
     return;
@@ -90,20 +91,20 @@ void ParallelAttention::plant_head_fault(Fault fault) {
 }
 
 ConstMatrixRef ParallelAttention::forward(const ConstMatrixRef& x_here) {
-  x_.emplace(x_entry_.enter(x_here));  // f: the identity
+  x_.emplace(x_entry_.enter(x_here));  // f: the identity (f̄: all-gather the tokens)
   qkv_.forward(*x_, {0, tokens_});     // [Q | K | V] of this rank's heads, no communication
   Tensor<float>& qkv = qkv_.output();
   rope_.forward(q_of(qkv));  // rotated in place: the backward reads them as attention did
   rope_.forward(k_of(qkv));
   attention_.forward(q_of(qkv), k_of(qkv), v_of(qkv), o_);
   out_.forward(o_, {0, tokens_});               // a partial sum of Y (zeros on a rank with no head)
-  MatrixRef y = y_exit_.leave(out_.partial());  // g: all-reduce
+  MatrixRef y = y_exit_.leave(out_.partial());  // g: all-reduce (ḡ: reduce-scatter)
   out_.add_bias(y);                             // once, after the sum
   return y;
 }
 
 ConstMatrixRef ParallelAttention::backward(const ConstMatrixRef& dy_here) {
-  const ConstMatrixRef dy = dy_entry_.enter(dy_here);  // g's backward: the identity
+  const ConstMatrixRef dy = dy_entry_.enter(dy_here);  // g's backward (ḡ's: all-gather)
   out_.backward(o_, dy);                               // dWo = Oᵀ·dY, dbo, dO = dY·Woᵀ
   const Tensor<float>& qkv = qkv_.output();
   attention_.backward(q_of(qkv), k_of(qkv), v_of(qkv), out_.input_grad(), q_of(dqkv_), k_of(dqkv_),
@@ -113,7 +114,7 @@ ConstMatrixRef ParallelAttention::backward(const ConstMatrixRef& dy_here) {
   MatrixRef dx_partial = qkv_.backward_input(dqkv_);  // dX's partial sum = dQKV·W_qkvᵀ
   qkv_.backward_weights(*x_, dqkv_, dqkv_);           // dW_qkv = Xᵀ·dQKV, db_qkv
   if (sum_replicas_) sum_replicas();
-  return dx_exit_.leave(dx_partial);  // f's backward: all-reduce
+  return dx_exit_.leave(dx_partial);  // f's backward: all-reduce (f̄'s: reduce-scatter)
 }
 
 void ParallelAttention::sum_replicas() {

@@ -17,16 +17,20 @@ void fill_norm(Norm& norm, const Config& cfg, int which) {
 
 ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp)
     : scheme_(scheme),
+      tp_(tp),
       backward_(cfg.backward),
-      tokens_(cfg.tokens()),
-      norm1_(ws, cfg.norm_kind(), cfg.tokens(), cfg.hidden_size, kNormEps, cfg.backward),
+      tokens_here_(tokens_outside(outside_of(scheme), cfg.tokens(), tp)),
+      sum_norm_grads_(outside_of(scheme) == Outside::sequence_parallel),
+      norm1_(ws, cfg.norm_kind(), tokens_here_.count, cfg.hidden_size, kNormEps, cfg.backward),
       attention_(ws, scheme, cfg, tp),
-      h_(ws.matrix<float>(cfg.tokens(), cfg.hidden_size)),
-      norm2_(ws, cfg.norm_kind(), cfg.tokens(), cfg.hidden_size, kNormEps, cfg.backward),
+      h_(ws.matrix<float>(tokens_here_.count, cfg.hidden_size)),
+      norm2_(ws, cfg.norm_kind(), tokens_here_.count, cfg.hidden_size, kNormEps, cfg.backward),
       mlp_(ws, scheme, cfg, tp, 1),
-      y_(ws.matrix<float>(cfg.tokens(), cfg.hidden_size)),
-      dh_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, cfg.hidden_size)),
-      dx_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, cfg.hidden_size)) {
+      y_(ws.matrix<float>(tokens_here_.count, cfg.hidden_size)),
+      dh_(ws.matrix<float>(cfg.backward ? tokens_here_.count : 0, cfg.hidden_size)),
+      dx_(ws.matrix<float>(cfg.backward ? tokens_here_.count : 0, cfg.hidden_size)),
+      norm_grads_(ws.matrix<float>(cfg.backward && sum_norm_grads_ ? cfg.norm_tensors() : 0,
+                                   cfg.hidden_size)) {
   if (ws.planning()) return;
   fill_norm(norm1_, cfg, 1);
   fill_norm(norm2_, cfg, 2);
@@ -45,6 +49,28 @@ LayerGradients ParallelLayer::layer_gradients() {
   return {attention_.gradients(), mlp_.gradients(), of(norm1_), of(norm2_)};
 }
 
+void ParallelLayer::plant_block_fault(Fault fault) {
+  if (fault == Fault::norm_grad_not_summed)
+    sum_norm_grads_ = false;
+  else
+    attention_.plant_block_fault(fault);
+}
+
+void ParallelLayer::sum_norm_grads() {
+  Norm* norms[] = {&norm1_, &norm2_};
+  long row = 0;
+  for (Norm* norm : norms) {
+    norm_grads_.row(row++) = norm->weight_grad();
+    if (norm->bias_grad().size() > 0) norm_grads_.row(row++) = norm->bias_grad();
+  }
+  tp_.all_reduce_sum(norm_grads_.data(), norm_grads_.size());
+  row = 0;
+  for (Norm* norm : norms) {
+    norm->weight_grad() = norm_grads_.row(row++);
+    if (norm->bias_grad().size() > 0) norm->bias_grad() = norm_grads_.row(row++);
+  }
+}
+
 ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
   x_.emplace(x);
   norm1_.forward(x);
@@ -59,6 +85,7 @@ ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
   dh_ = dy + norm2_.input_grad();
   norm1_.backward(*x_, attention_.backward(dh_));
   dx_ = dh_ + norm1_.input_grad();
+  if (sum_norm_grads_) sum_norm_grads();
   return dx_;
 }
 

@@ -14,10 +14,6 @@ constexpr int kBlocksPerChunk = 2;
 // however many chunks the forward has: each block packs all of Xᵀ again.
 constexpr int kBackwardBlocks = 4;
 
-Outside outside_of(Scheme scheme) {
-  return scheme == Scheme::megatron_sp ? Outside::sequence_parallel : Outside::replicated;
-}
-
 }  // namespace
 
 template <typename T>

@@ -5,6 +5,10 @@
 
 namespace tp_mlp {
 
+Outside outside_of(Scheme scheme) {
+  return plain_of(scheme) == Scheme::megatron_sp ? Outside::sequence_parallel : Outside::replicated;
+}
+
 Block tokens_outside(Outside outside, long tokens, const TpComm& tp) {
   if (outside == Outside::replicated) return {0, tokens};
   return block_of(tokens, tp.size(), tp.rank());

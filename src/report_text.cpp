@@ -285,8 +285,8 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
     std::printf("%sGeLU(X.W1%s).W2%s%s\n", mlp_is, b1, b2, block_passes);
   if (attention || layer) print_attention_heads(attention_heads(cfg));
   if (cfg.fault != Fault::none)
-    std::printf("Planted fault: %s, in megatron: its verification must fail\n",
-                fault_name(cfg.fault));
+    std::printf("Planted fault: %s, in %s: its verification must fail\n", fault_name(cfg.fault),
+                is_layer_fault(cfg.fault) ? "megatron-sp" : "megatron");
   if (cfg.dtype == DType::bf16)
     std::printf(
         "Precision: bf16 weights, activations and GEMM inputs; fp32 accumulation, %s and\n"

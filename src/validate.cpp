@@ -14,6 +14,8 @@ namespace {
 // Empty when --plant-fault can be planted in this configuration.
 std::string fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
+  if (is_layer_fault(cfg.fault))
+    return flag + " is a mistake of the layer's norms: add --block layer";
   if (!cfg.runs(Scheme::megatron))
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
   if (is_attention_fault(cfg.fault))
@@ -41,11 +43,27 @@ const char* attention_flag(const Config& cfg) {
   return nullptr;
 }
 
+// Empty when the layer's own --plant-fault (norm-grad-not-summed) can be planted.
+std::string layer_fault_problem(const Config& cfg) {
+  const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
+  if (cfg.block != BlockKind::layer)
+    return flag + " is a mistake of the layer's norms: add --block layer";
+  if (!cfg.sequence_parallel)
+    return flag +
+           " needs --sequence-parallel: only there do the norms see a part of the tokens, "
+           "and their gradients need summing";
+  if (!cfg.backward)
+    return flag + " needs --backward: the gradients are summed in the backward pass";
+  if (cfg.tp_size < 2) return flag + " needs --tp-size 2 or more: a group of one holds every token";
+  return "";
+}
+
 // Empty when --plant-fault can be planted in the attention block, or the layer, of this
 // configuration: the layer takes the MLP block's faults in its MLP too.
 std::string attention_fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
   if (cfg.fault == Fault::none) return "";
+  if (is_layer_fault(cfg.fault)) return layer_fault_problem(cfg);
   if (cfg.block == BlockKind::layer && cfg.fault == Fault::one_ulp)
     return flag +
            " is planted in an invariant scheme, and --invariant is not built for --block "
@@ -108,8 +126,13 @@ std::string attention_problem(const Config& cfg) {
     why << "--invariant is not built for " << block << " yet";
   } else if (cfg.overlap || cfg.overlap_chunks > 0) {
     why << "--overlap is not built for " << block << " yet: it hides the MLP block's all-reduces";
-  } else if (cfg.sequence_parallel) {
-    why << "--sequence-parallel is not built for " << block << " yet";
+  } else if (cfg.sequence_parallel && cfg.scheme_choice == SchemeChoice::serial) {
+    why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
+           "megatron or all, not serial";
+  } else if (cfg.sequence_parallel && cfg.tokens() < cfg.tp_size) {
+    why << "--sequence-parallel splits the " << cfg.tokens()
+        << " tokens (--batch-size x --seq-len) over --tp-size " << cfg.tp_size
+        << " ranks: a rank would hold no tokens";
   } else if (!cfg.tensors_dir.empty()) {
     why << "--save-tensors is not built for " << block << " yet";
   } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {

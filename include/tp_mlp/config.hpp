@@ -60,10 +60,14 @@ enum class Fault {
   one_ulp,  // --invariant: one element of one block's partial sum off by one ulp
   // The attention block's (--block attention):
   kv_grad_not_summed,  // a replicated KV head's weight gradients left as each rank's part
-  wrong_kv_head        // a rank's query heads paired with the KV head after theirs
+  wrong_kv_head,       // a rank's query heads paired with the KV head after theirs
+  // The layer's (--block layer --sequence-parallel):
+  norm_grad_not_summed  // the norms' weight gradients left as each rank's tokens' part
 };
-// Whether `fault` is a mistake of the attention block's (else of the MLP block's, or none).
+// Whether `fault` is a mistake of the attention block's, or of the layer's own (else of the
+// MLP block's, or none).
 bool is_attention_fault(Fault fault);
+bool is_layer_fault(Fault fault);
 
 // The FFN width F by default: 4H for GeLU; for SwiGLU, LLaMA's rule, 2/3·4H rounded up to a
 // multiple of 256 (H 4096 -> 11008), which keeps the parameters near GeLU's 8H².
@@ -117,6 +121,8 @@ struct Config {
   NormKind norm_kind() const {
     return norm.value_or(activation == Activation::swiglu ? NormKind::rms : NormKind::layer);
   }
+  // The layer's norms' parameter tensors, [1, H] each: two weights, and LayerNorm's two biases.
+  long norm_tensors() const { return norm_kind() == NormKind::layer ? 4 : 2; }
   std::vector<Scheme> schemes() const;  // what the flags select, in report order
   bool runs(Scheme scheme) const;       // whether schemes() holds it
 };

@@ -98,9 +98,10 @@ class MlpScheme {
   // From now on, the first F block's partial sums of Y's first rows one ulp larger (an
   // invariant scheme; faults.hpp).
   virtual void plant_one_ulp();
-  // An attention scheme's mistake of head sharding (faults.hpp): its KV heads' gradients not
-  // summed over the ranks holding them, or its query heads paired with the wrong KV head.
-  virtual void plant_head_fault(Fault fault);
+  // A mistake in a block's own wiring (faults.hpp): attention's KV heads' gradients not summed
+  // over the ranks holding them, or its query heads paired with the wrong KV head; the layer's
+  // norms' gradients not summed under sequence parallelism.
+  virtual void plant_block_fault(Fault fault);
   virtual long weight_bytes() const = 0;  // this rank's share of the first layer and W2
 };
 

@@ -49,6 +49,9 @@ class Norm {
   const Tensor<float>& input_grad() const { return input_grad_; }
   const Tensor<float>& weight_grad() const { return weight_grad_; }
   const Tensor<float>& bias_grad() const { return bias_grad_; }
+  // The same, for a caller that sums them over the ranks holding the other rows, in place.
+  Tensor<float>& weight_grad() { return weight_grad_; }
+  Tensor<float>& bias_grad() { return bias_grad_; }
 
  private:
   bool centred() const { return kind_ == NormKind::layer; }

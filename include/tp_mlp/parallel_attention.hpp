@@ -22,6 +22,12 @@
 // A rank may own no query head (N < T): its linears are empty, its partial sums zeros, and it
 // takes part in every collective all the same.
 //
+// megatron-sp enters through f̄ and leaves through ḡ instead, as Megatron-LM's sequence-parallel
+// attention does: X and Y live split by tokens outside, the all-gather gives every rank each
+// sequence whole (attention needs it: a token sees the ones before it), and Y's partial sums
+// are reduce-scattered back to each rank's tokens: the bytes of the all-reduce, the
+// activations outside T times smaller.
+//
 // fp32 only (validate.cpp refuses the rest): Q, K, V and attention are float.
 #pragma once
 
@@ -42,7 +48,7 @@ class ParallelAttention final : public MlpScheme {
   ParallelAttention(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp);
 
   Scheme scheme() const override { return scheme_; }
-  Block tokens_here() const override { return {0, tokens_}; }
+  Block tokens_here() const override { return tokens_here_; }
   long weight_bytes() const override;
   bool has_backward() const override { return backward_; }
   // columns: this rank's query heads; w_in [H, (nq + 2·nkv)·d] = [Wq | Wk | Wv]'s columns of
@@ -50,7 +56,7 @@ class ParallelAttention final : public MlpScheme {
   Parameters parameters() override;
   void parameters_changed() override;
   Gradients gradients() override;
-  void plant_head_fault(Fault fault) override;
+  void plant_block_fault(Fault fault) override;
 
   ConstMatrixRef forward(const ConstMatrixRef& x) override;
   ConstMatrixRef backward(const ConstMatrixRef& dy) override;
@@ -77,20 +83,21 @@ class ParallelAttention final : public MlpScheme {
   TpComm& tp_;
   const bool backward_;
   const long tokens_, head_dim_;
+  const Block tokens_here_;  // X's and Y's rows here: all, or this rank's (megatron-sp)
   const HeadSharding sharding_;
   const HeadShard heads_;            // this rank's query heads and KV heads
   bool sum_replicas_ = true;         // false: --plant-fault kv-grad-not-summed
-  RegionEntry<float> x_entry_;       // f
+  RegionEntry<float> x_entry_;       // f (f̄)
   ColumnParallelLinear<float> qkv_;  // [H, (nq + 2·nkv)·d]: Wq's, Wk's, Wv's columns
   Rope rope_;                        // on Q and K, in place in qkv_'s output
   CausalAttention attention_;        // this rank's heads
   Tensor<float> o_;                  // [tokens, nq·d], attention's output
   RowParallelLinear<float> out_;     // [nq·d, H]: Wo's rows
-  RegionExit y_exit_;                // g
-  RegionEntry<float> dy_entry_;      // g's backward
+  RegionExit y_exit_;                // g (ḡ)
+  RegionEntry<float> dy_entry_;      // g's (ḡ's) backward
   Tensor<float> dqkv_;               // [tokens, (nq + 2·nkv)·d], the projection's gradient
   Tensor<float> replicas_;           // [H (+1), 2·R·d], the replicated heads' dWk | dWv
-  RegionExit dx_exit_;               // f's backward
+  RegionExit dx_exit_;               // f's (f̄'s) backward
   std::optional<ConstMatrixRef> x_;  // the forward's input, kept for dW_qkv
 };
 

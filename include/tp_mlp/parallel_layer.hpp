@@ -8,8 +8,16 @@
 // layer costs two all-reduces of [tokens, H] forward and two backward, plus the replicated KV
 // heads' gradient sum. The norms and the residual additions run outside the region, on the
 // whole [tokens, H] that every rank holds after each g: every rank computes them redundantly,
-// and their weights' gradients are whole on every rank with no communication. (Under sequence
-// parallelism they would run on each rank's tokens and need that sum: not built.)
+// and their weights' gradients are whole on every rank with no communication.
+//
+// megatron-sp (Korthikanti et al. 2022, as Megatron-LM runs it): each block enters through f̄
+// and leaves through ḡ, so outside the region X, h, Y and the norms live split by tokens: each
+// rank normalises and adds only its own tokens, T times less work and memory than the
+// replicated norms. Then each rank's norm weight (and bias) gradients sum over its tokens only:
+// the true gradients are their sum over the group, one more all-reduce of the norms' [2 or 4,
+// H] gradients backward (Megatron-LM's all-reduce of the sequence-parallel parameters' grads).
+// Forgetting it passes every forward check and lets the replicas of the norms drift apart
+// (--plant-fault norm-grad-not-summed).
 //
 // Backward, in reverse: dY reaches the MLP and, through the residual, h; the MLP's dX goes back
 // through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
@@ -31,7 +39,7 @@ class ParallelLayer final : public MlpScheme {
   ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp);
 
   Scheme scheme() const override { return scheme_; }
-  Block tokens_here() const override { return {0, tokens_}; }
+  Block tokens_here() const override { return tokens_here_; }
   long weight_bytes() const override;  // both blocks' linears and the norms
   bool has_backward() const override { return backward_; }
   // The MLP's: the MLP block's faults are planted in the layer's MLP (faults.hpp).
@@ -39,24 +47,30 @@ class ParallelLayer final : public MlpScheme {
   void parameters_changed() override { mlp_.parameters_changed(); }
   Gradients gradients() override { return mlp_.gradients(); }
   LayerGradients layer_gradients() override;
-  // Attention's faults, in the layer's attention.
-  void plant_head_fault(Fault fault) override { attention_.plant_head_fault(fault); }
+  // Attention's faults in the layer's attention; the norms' gradients left unsummed.
+  void plant_block_fault(Fault fault) override;
 
   ConstMatrixRef forward(const ConstMatrixRef& x) override;
   ConstMatrixRef backward(const ConstMatrixRef& dy) override;
 
  private:
+  // Under sequence parallelism, the norms' gradients summed over the group (see above).
+  void sum_norm_grads();
+
   const Scheme scheme_;
+  TpComm& tp_;
   const bool backward_;
-  const long tokens_;
-  Norm norm1_;                       // [tokens, H], before attention
+  const Block tokens_here_;          // X's, h's and Y's rows: all, or this rank's (megatron-sp)
+  bool sum_norm_grads_;              // megatron-sp; false: --plant-fault norm-grad-not-summed
+  Norm norm1_;                       // [tokens here, H], before attention
   ParallelAttention attention_;      // split by heads
-  Tensor<float> h_;                  // [tokens, H] = x + attention
-  Norm norm2_;                       // [tokens, H], before the MLP
+  Tensor<float> h_;                  // [tokens here, H] = x + attention
+  Norm norm2_;                       // [tokens here, H], before the MLP
   ParallelMlp<float> mlp_;           // split along F
-  Tensor<float> y_;                  // [tokens, H] = h + MLP
-  Tensor<float> dh_;                 // [tokens, H] (backward)
-  Tensor<float> dx_;                 // [tokens, H] (backward)
+  Tensor<float> y_;                  // [tokens here, H] = h + MLP
+  Tensor<float> dh_;                 // [tokens here, H] (backward)
+  Tensor<float> dx_;                 // [tokens here, H] (backward)
+  Tensor<float> norm_grads_;         // [2 or 4, H]: their sum over the group (megatron-sp)
   std::optional<ConstMatrixRef> x_;  // the forward's input, kept for Norm1's backward
 };
 

@@ -75,6 +75,10 @@ class RegionExit {
   Tensor<bfloat16> here_b_;     // [tokens here, H], their sum's block as bf16
 };
 
+// How `scheme`'s tensors live outside the region: split by tokens for megatron-sp (and its
+// invariant twin), replicated for the rest.
+Outside outside_of(Scheme scheme);
+
 // The rows of the tokens a rank holds outside the region: all of them, or its block.
 Block tokens_outside(Outside outside, long tokens, const TpComm& tp);
 

@@ -676,7 +676,7 @@ def case_runs_without_mpiexec():
 
 # One launch per way the program refuses a command line before running (main.cpp's run()):
 # (flags, text its one message must contain), at 2 ranks. Every bad command line of the corpus
-# (86 of them: each flag's bad values, repeated and unknown flags, flags that need another, bad
+# (106 of them: each flag's bad values, repeated and unknown flags, flags that need another, bad
 # paths) is checked in-process, message by message, by tests/unit/test_config.cpp
 # (Config.TheBadInputCorpusIsRefusedNamingTheFlag); a new refusal belongs there, and here only
 # if it is refused in a new way.
@@ -923,6 +923,18 @@ def check_layer(ranks, heads, kv_heads, *flags, hidden=96):
         expect(c["backward_counted_calls"] == calls and c["backward_counted_bytes"] == 2 * y_bytes + replica_bytes,
                f"{what}: backward counted {c}, expected {calls} calls")
     expect(c["matches_formula"] is True, f"{what}: counted = formula")
+    if "--sequence-parallel" in flags:
+        # Each block enters through an all-gather and leaves through a reduce-scatter; backward
+        # the replicas' and the norms' gradients are all-reduced: 2 (LayerNorm: 4) x H floats.
+        sp = dig(doc, "schemes.megatron-sp")
+        norms = (2 if rms else 4) * hidden * 4
+        passes = [("forward", [])] + ([("backward", [replica_bytes, norms])] if backward else [])
+        for direction, reduced in passes:
+            k = sp[direction]["counted"]
+            got = (k["all_gather"]["calls"], k["reduce_scatter"]["calls"], k["all_reduce"]["calls"],
+                   k["all_reduce"]["bytes"])
+            want = (2, 2, len([b for b in reduced if b]), sum(reduced))
+            expect(got == want, f"{what}: megatron-sp {direction} counted {got}, expected {want}")
     print(f"{what}: verified; replicated KV heads {replicated}; counted {c}")
     return doc
 
@@ -931,6 +943,7 @@ def case_layer_1_and_2_ranks():
     check_layer(1, 4, 2, "--backward", "--bias", "--activation", "swiglu")
     check_layer(2, 2, 1, "--backward", "--bias")                        # K < T, GeLU and LayerNorm
     check_layer(2, 6, 3, "--backward", "--activation", "swiglu", "--norm", "layernorm")  # a group straddles
+    check_layer(2, 2, 1, "--backward", "--bias", "--sequence-parallel")  # the norms' gradients summed
     # A preset's shapes, at a few tokens: GPT-2 small's H, F, heads and norm.
     result, doc = report(2, 2, "--block", "layer", "--model", "gpt2", "-b", "1", "-s", "8",
                          "--scheme", "megatron", *QUICK)
@@ -944,6 +957,7 @@ def case_layer_3_and_4_ranks():
     check_layer(3, 4, 2, "--backward", "--bias", "--activation", "swiglu")  # 2, 1, 1 heads; F uneven
     check_layer(4, 8, 2, "--backward", hidden=128)                         # K < T: each KV head on two
     check_layer(4, 6, 3, "--backward", "--bias")                           # 2, 2, 1, 1 heads
+    check_layer(3, 4, 2, "--backward", "--activation", "swiglu", "--sequence-parallel")  # 16 tokens over 3
     check_layer(4, 2, 2, "--backward", "--activation", "swiglu")           # N < T: ranks 2, 3 hold none
 
 
@@ -953,12 +967,14 @@ def case_layer_faults_fail_verification():
     base = ["--tp-size", "2", "--block", "layer", "--hidden-size", "64", "-b", "2", "-s", "8", *QUICK]
     for fault, flags, tensor in [("kv-grad-not-summed", ["--num-heads", "2", "--num-kv-heads", "1", "--backward"], "dWk"),
                                  ("wrong-kv-head", ["--num-heads", "4", "--num-kv-heads", "2"], "Y"),
-                                 ("missing-partial-sum", ["--num-heads", "4"], "Y")]:
+                                 ("missing-partial-sum", ["--num-heads", "4"], "Y"),
+                                 ("norm-grad-not-summed", ["--num-heads", "4", "--backward", "--sequence-parallel"], "dnorm1_w")]:
         result = launch(2, *base, *flags, "--plant-fault", fault)
         expect(result.returncode == EXIT_VERIFICATION_FAILED,
                f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
-        caught = re.search(rf"^  megatron +{tensor} .*False$", result.stdout, re.MULTILINE)
-        expect("Correct: False" in result.stdout and caught, f"{fault} caught in megatron's {tensor}", result)
+        scheme = "megatron-sp" if fault == "norm-grad-not-summed" else "megatron"
+        caught = re.search(rf"^  {scheme} +{tensor} .*False$", result.stdout, re.MULTILINE)
+        expect("Correct: False" in result.stdout and caught, f"{fault} caught in {scheme}'s {tensor}", result)
         print(f"{fault}: caught in {tensor}, exit {result.returncode}")
 
 

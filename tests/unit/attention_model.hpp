@@ -69,14 +69,14 @@ struct AttentionModel {
     reference->compute(x, dy);
   }
 
-  // Y, then dX and every gradient.
+  // Y, then dX and every gradient, on the token rows the scheme holds (megatron-sp: its block).
   std::vector<Verification> verify() const {
     const Scheme s = scheme->scheme();
-    std::vector<Verification> checks = {
-        reference->verify_output(s, scheme->forward(x), scheme->tokens_here(), world)};
-    const ConstMatrixRef dx = scheme->backward(dy);
-    for (const Verification& g :
-         reference->verify_gradients(s, dx, scheme->tokens_here(), scheme, x, dy, world))
+    const Block rows = scheme->tokens_here();
+    std::vector<Verification> checks = {reference->verify_output(
+        s, scheme->forward(x.middleRows(rows.first, rows.count)), rows, world)};
+    const ConstMatrixRef dx = scheme->backward(dy.middleRows(rows.first, rows.count));
+    for (const Verification& g : reference->verify_gradients(s, dx, rows, scheme, x, dy, world))
       checks.push_back(g);
     return checks;
   }

@@ -142,3 +142,40 @@ TEST(Analysis, SequenceParallelDealsTokensInRows) {
   cfg.sequence_parallel = true;
   EXPECT_DOUBLE_EQ(boundary_activation_bytes(Scheme::megatron_sp, cfg), 2.0 * 22 * 256 * 4);
 }
+
+TEST(Analysis, TheLayerIsTwoAllReducesEachWayPlusReplicasAndUnderSpTheNorms) {
+  Config cfg = script_config(4);
+  cfg.block = BlockKind::layer;
+  cfg.num_heads = 8;
+  cfg.num_kv_heads = 2;  // K < T: each KV head on two ranks, 2 replicated of d = 32
+  cfg.backward = true;
+  const CommStats forward = tally(comm_formula(Scheme::megatron, cfg, Direction::forward));
+  EXPECT_EQ(forward[Collective::all_reduce].calls, 2);  // attention's g, the MLP's g
+  EXPECT_EQ(forward.bytes(), 2 * kY * 4);
+  const CommStats backward = tally(comm_formula(Scheme::megatron, cfg, Direction::backward));
+  EXPECT_EQ(backward[Collective::all_reduce].calls, 3);  // two f's and the replicas'
+  EXPECT_EQ(backward.bytes(), (2 * kY + 256L * 2 * 2 * 32) * 4);
+  // Under sequence parallelism each block's all-reduce becomes an all-gather and a
+  // reduce-scatter, and backward the norms' 2 (LayerNorm: 4) x H gradients are summed.
+  const CommStats sp = tally(comm_formula(Scheme::megatron_sp, cfg, Direction::backward));
+  EXPECT_EQ(sp[Collective::all_gather].calls, 2);
+  EXPECT_EQ(sp[Collective::reduce_scatter].calls, 2);
+  EXPECT_EQ(sp[Collective::all_reduce].calls, 2);
+  // The replicas', and the norms' 4 x H (GeLU: LayerNorm, with biases).
+  EXPECT_EQ(sp[Collective::all_reduce].bytes, (256L * 2 * 2 * 32 + 4L * 256) * 4);
+  EXPECT_EQ(comm_formula(Scheme::serial, cfg, Direction::backward).size(), 0U);
+}
+
+TEST(Analysis, TheLayersScaleCountsReplicasAndTheWidestRank) {
+  Config cfg = script_config(1);
+  cfg.block = BlockKind::layer;
+  cfg.num_heads = 4;
+  cfg.num_kv_heads = 1;
+  const double H = 256, d = 64, F = 4 * H;
+  const LayerScale one = layer_scale(cfg, 1), four = layer_scale(cfg, 4);
+  EXPECT_DOUBLE_EQ(one.params_per_rank, 2 * H * (4 + 1) * d + 2 * H * F + 4 * H);
+  EXPECT_EQ(one.kv_heads_held, 1);
+  EXPECT_EQ(four.kv_heads_held, 4);  // the one KV head on every rank
+  EXPECT_DOUBLE_EQ(four.replica_params, 3 * 2 * H * d);
+  EXPECT_DOUBLE_EQ(four.params_per_rank, H * (2 * d + 2 * d) + 2 * H * F / 4 + 4 * H);
+}

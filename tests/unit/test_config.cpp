@@ -193,7 +193,9 @@ TEST(Config, AFaultThatWouldPlantNothingIsRefused) {
   // At T = 1, W2/T is W2 and b2 added on every rank is added once: verification would pass
   // although --help promises exit 4. Every fault is about shards, so each needs T >= 2.
   for (const auto& [name, fault] : faults()) {
-    if (fault == Fault::none || fault == Fault::one_ulp || is_attention_fault(fault)) continue;
+    if (fault == Fault::none || fault == Fault::one_ulp || is_attention_fault(fault) ||
+        is_layer_fault(fault))
+      continue;
     const std::vector<const char*> args = {"--plant-fault", name.c_str(), "--bias", "--activation",
                                            "swiglu"};
     std::vector<const char*> one = {"-t", "1"}, two = {"-t", "2"};
@@ -304,7 +306,7 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "2", "--plant-fault", "typo"},
        "--plant-fault: typo not in "
        "{none,missing-partial-sum,duplicate-shard,bias-on-every-rank,w2-over-t,gate-up-split,one-"
-       "ulp,kv-grad-not-summed,wrong-kv-head}"},
+       "ulp,kv-grad-not-summed,wrong-kv-head,norm-grad-not-summed}"},
       {{"--tp-size", "2", "--plant-fault", "gate-up-split"},
        "--plant-fault gate-up-split needs --activation swiglu"},
       {{"--tp-size", "2", "--plant-fault", "bias-on-every-rank"},
@@ -380,8 +382,8 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
        "--invariant is not built for --block attention yet"},
       {{"--tp-size", "2", "--block", "attention", "--overlap"},
        "--overlap is not built for --block attention yet"},
-      {{"--tp-size", "2", "--block", "attention", "--sequence-parallel"},
-       "--sequence-parallel is not built for --block attention yet"},
+      {{"--tp-size", "2", "--block", "attention", "--sequence-parallel", "-b", "1", "-s", "1"},
+       "--sequence-parallel splits the 1 tokens (--batch-size x --seq-len) over --tp-size 2 ranks"},
       {{"--tp-size", "2", "--block", "attention", "--save-tensors", "/tmp/tp_mlp_never_made"},
        "--save-tensors is not built for --block attention yet"},
       {{"--tp-size", "2", "--block", "attention", "--plant-fault", "w2-over-t"},
@@ -423,8 +425,22 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
        "--block layer has no naive scheme"},
       {{"--tp-size", "2", "--block", "layer", "--dtype", "bf16"},
        "--dtype bf16 is not built for --block layer yet"},
-      {{"--tp-size", "2", "--block", "layer", "--sequence-parallel"},
-       "--sequence-parallel is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--sequence-parallel", "--scheme", "serial"},
+       "--sequence-parallel is a variant of the megatron scheme: use it with --scheme megatron or "
+       "all, not serial"},
+      {{"--tp-size", "2", "--plant-fault", "norm-grad-not-summed"},
+       "--plant-fault norm-grad-not-summed is a mistake of the layer's norms: add --block layer"},
+      {{"--tp-size", "2", "--block", "attention", "--plant-fault", "norm-grad-not-summed"},
+       "--plant-fault norm-grad-not-summed is a mistake of the layer's norms: add --block layer"},
+      {{"--tp-size", "2", "--block", "layer", "--backward", "--plant-fault",
+        "norm-grad-not-summed"},
+       "--plant-fault norm-grad-not-summed needs --sequence-parallel"},
+      {{"--tp-size", "2", "--block", "layer", "--sequence-parallel", "--plant-fault",
+        "norm-grad-not-summed"},
+       "--plant-fault norm-grad-not-summed needs --backward"},
+      {{"--tp-size", "1", "--block", "layer", "--sequence-parallel", "--backward", "--plant-fault",
+        "norm-grad-not-summed"},
+       "--plant-fault norm-grad-not-summed needs --tp-size 2 or more"},
       {{"--tp-size", "2", "--block", "layer", "--overlap"},
        "--overlap is not built for --block layer yet"},
       {{"--tp-size", "2", "--block", "layer", "--save-tensors", "/tmp/tp_mlp_never_made"},
