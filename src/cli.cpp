@@ -268,8 +268,11 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       ->check(named);
   app.add_option(
          "--save-tensors", cfg.tensors_dir,
-         "Write the master tensors (x, w1, w2; w3 with swiglu; b1, b2, b3 with --bias), y and, "
-         "with --backward, dy and the gradients of the verification pass as .npy files here")
+         "Write the master tensors (x, w1, w2; w3 with swiglu; b1, b2, b3 with --bias; "
+         "attention's wq, wk, wv, wo, bq, bk, bv, bo; the layer's norm1_w, norm2_w, and "
+         "norm1_b, norm2_b for layernorm), y and, with --backward, dy, dx and every gradient "
+         "(d + the tensor's name: dw1, dwq, dnorm1_w, ...) of the verification pass as .npy "
+         "files here, master-shaped whatever the TP size")
       ->type_name("DIR")
       ->check(named);
 

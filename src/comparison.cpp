@@ -323,8 +323,14 @@ SavedPass Comparison::saved_pass() const {
   const bool saves_shard = lead.placement.computes_here() &&
                            (!lead.placement.on_every_rank() || run_.world.rank() < run_.tp.size());
   std::optional<Gradients> shard;
-  if (saves_shard && results_[saved_].has_backward) shard = lead.mlp->gradients();
-  return {x_, saved_y_, dy_, saved_dx_, shard, *save_buffers_};
+  std::optional<LayerGradients> parts;
+  if (saves_shard && results_[saved_].has_backward) {
+    const BlockKind block = run_.cfg.block;
+    if (block == BlockKind::mlp) shard = lead.mlp->gradients();
+    if (block == BlockKind::attention) parts = LayerGradients{lead.mlp->gradients(), {}, {}, {}};
+    if (block == BlockKind::layer) parts = lead.mlp->layer_gradients();
+  }
+  return {x_, saved_y_, dy_, saved_dx_, shard, parts, *save_buffers_};
 }
 
 void Comparison::benchmark() {

@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
+#include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/npy.hpp"
 #include "tp_mlp/output.hpp"
@@ -39,6 +42,12 @@ struct Piece {
   ConstMatrixRef values;  // [rows.count, cols.count]
   Block rows, cols;
 };
+
+// The piece of a rank that holds none.
+Piece nothing() {
+  static const Matrix kNothing;
+  return {ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
+}
 
 // A tensor of `shape` [rows, cols] of which each rank holds one piece (a rank that holds none,
 // an empty one), written by world rank 0 a block of rows at a time: each rank sends the part
@@ -90,11 +99,9 @@ void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>
                     SaveBuffers& buffers) {
   const Config& cfg = run.cfg;
   const long H = cfg.hidden_size, F = cfg.intermediate_size();
-  static const Matrix kNothing;
-  Piece nothing{ConstMatrixRef(kNothing), {0, 0}, {0, 0}};
   const Block cols = shard ? shard->columns : Block{};
   auto projection = [&](const Tensor<float>* const Gradients::*fused, long p, long rows) {
-    if (!shard) return nothing;
+    if (!shard) return nothing();
     const Tensor<float>& whole = *((*shard).*fused);
     return Piece{whole.middleCols(p * cols.count, cols.count), {0, rows}, cols};
   };
@@ -104,14 +111,119 @@ void save_gradients(FileSet* set, const Run& run, const std::optional<Gradients>
     save_gathered(set, dw_in[p], run.world, {H, F}, projection(&Gradients::w_in, p, H), cfg,
                   buffers);
   save_gathered(set, "dw2.npy", run.world, {F, H},
-                shard ? Piece{*shard->w_out, cols, {0, H}} : nothing, cfg, buffers);
+                shard ? Piece{*shard->w_out, cols, {0, H}} : nothing(), cfg, buffers);
   if (!cfg.bias) return;
   for (int p = 0; p < cfg.projections(); ++p)
     save_gathered(set, db_in[p], run.world, {1, F}, projection(&Gradients::b_in, p, 1), cfg,
                   buffers);
   const bool first = shard && cols.first == 0;
   save_gathered(set, "db2.npy", run.world, {1, H},
-                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing, cfg, buffers);
+                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing(), cfg, buffers);
+}
+
+// Attention's gradients, whole: dWq's columns and dWo's rows are each rank's query heads';
+// dWk's and dWv's its KV heads', of which a head several ranks hold (equal, once summed) is
+// sent by the first of them, the one holding its group's first query head; dbo, the same on
+// every rank, comes from the rank holding query head 0.
+void save_attention_gradients(FileSet* set, const Run& run, const std::optional<Gradients>& shard,
+                              SaveBuffers& buffers) {
+  const Config& cfg = run.cfg;
+  const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads(), d = cfg.head_size();
+  const Block query = shard ? shard->columns : Block{};
+  const bool holds = query.count > 0;
+  const FusedColumns at = fused_qkv_columns(query, N, K, d);
+  // The KV heads this rank sends: those whose group's first query head it holds.
+  const HeadSharding heads(N, K, 1);
+  long first_sent = K, sent = 0;
+  for (long kv = holds ? heads.kv_of(query.first) : K; kv < K; ++kv) {
+    const long leader = heads.group(kv).first;
+    if (leader >= query.end()) break;
+    if (leader < query.first) continue;
+    first_sent = std::min(first_sent, kv);
+    ++sent;
+  }
+  const long skipped = holds ? (first_sent - heads.kv_of(query.first)) * d : 0;
+  auto piece = [&](const Tensor<float>* const Gradients::*fused, int projection, long rows) {
+    if (!holds || ((*shard).*fused) == nullptr || (projection > 0 && sent == 0)) return nothing();
+    const Tensor<float>& whole = *((*shard).*fused);
+    if (projection == 0)
+      return Piece{whole.middleCols(at.here[0].first, at.here[0].count),
+                   {0, rows},
+                   {query.first * d, query.count * d}};
+    return Piece{whole.middleCols(at.here[projection].first + skipped, sent * d),
+                 {0, rows},
+                 {first_sent * d, sent * d}};
+  };
+  const char* weights[] = {"dwq.npy", "dwk.npy", "dwv.npy"};
+  const char* biases[] = {"dbq.npy", "dbk.npy", "dbv.npy"};
+  const long widths[] = {N * d, K * d, K * d};
+  for (int j = 0; j < 3; ++j)
+    save_gathered(set, weights[j], run.world, {H, widths[j]}, piece(&Gradients::w_in, j, H), cfg,
+                  buffers);
+  save_gathered(
+      set, "dwo.npy", run.world, {N * d, H},
+      holds ? Piece{*shard->w_out, {query.first * d, query.count * d}, {0, H}} : nothing(), cfg,
+      buffers);
+  if (!cfg.bias) return;
+  for (int j = 0; j < 3; ++j)
+    save_gathered(set, biases[j], run.world, {1, widths[j]}, piece(&Gradients::b_in, j, 1), cfg,
+                  buffers);
+  const bool first = holds && query.first == 0;
+  save_gathered(set, "dbo.npy", run.world, {1, H},
+                first ? Piece{*shard->b_out, {0, 1}, {0, H}} : nothing(), cfg, buffers);
+}
+
+// The norms' gradients, whole on every rank of the group: from the one holding query head 0.
+void save_norm_gradients(FileSet* set, const Run& run, const std::optional<LayerGradients>& parts,
+                         SaveBuffers& buffers) {
+  const Config& cfg = run.cfg;
+  const long H = cfg.hidden_size;
+  const bool first =
+      parts && parts->attention.columns.first == 0 && parts->attention.columns.count > 0;
+  const NormGradients* norms[] = {parts ? &parts->norm1 : nullptr, parts ? &parts->norm2 : nullptr};
+  for (int which = 0; which < 2; ++which) {
+    const std::string name = "dnorm" + std::to_string(which + 1);
+    save_gathered(set, name + "_w.npy", run.world, {1, H},
+                  first ? Piece{*norms[which]->weight, {0, 1}, {0, H}} : nothing(), cfg, buffers);
+    if (cfg.norm_kind() == NormKind::layer)
+      save_gathered(set, name + "_b.npy", run.world, {1, H},
+                    first ? Piece{*norms[which]->bias, {0, 1}, {0, H}} : nothing(), cfg, buffers);
+  }
+}
+
+// Every master tensor of the run's block with the name it is saved as (without ".npy"): the
+// layer's in the order they are applied, Norm1, attention, Norm2, the MLP.
+std::vector<std::pair<std::string, MasterTensor>> masters(const Config& cfg) {
+  std::vector<std::pair<std::string, MasterTensor>> m;
+  const bool layer = cfg.block == BlockKind::layer, swiglu = cfg.activation == Activation::swiglu;
+  auto norm = [&](int which) {
+    const std::string name = "norm" + std::to_string(which);
+    m.emplace_back(name + "_w", master_norm_weight(cfg, which));
+    if (cfg.norm_kind() == NormKind::layer)
+      m.emplace_back(name + "_b", master_norm_bias(cfg, which));
+  };
+  if (cfg.block != BlockKind::mlp) {
+    if (layer) norm(1);
+    m.insert(m.end(), {{"wq", master_wq(cfg)},
+                       {"wk", master_wk(cfg)},
+                       {"wv", master_wv(cfg)},
+                       {"wo", master_wo(cfg)}});
+    if (cfg.bias)
+      m.insert(m.end(), {{"bq", master_bq(cfg)},
+                         {"bk", master_bk(cfg)},
+                         {"bv", master_bv(cfg)},
+                         {"bo", master_bo(cfg)}});
+    if (layer) norm(2);
+  }
+  if (cfg.block == BlockKind::attention) return m;
+  m.emplace_back("w1", master_w1(cfg));
+  if (swiglu) m.emplace_back("w3", master_w3(cfg));
+  m.emplace_back("w2", master_w2(cfg));
+  if (!cfg.bias) return m;
+  m.emplace_back("b1", master_b1(cfg));
+  if (swiglu) m.emplace_back("b3", master_b3(cfg));
+  m.emplace_back("b2", master_b2(cfg));
+  return m;
 }
 
 }  // namespace
@@ -140,24 +252,12 @@ Tensor<float> SaveBuffers::gathered(long rows, long cols) {
 Tensor<float> SaveBuffers::chunk(long rows, long cols) { return as_matrix(chunk_, rows, cols); }
 
 std::vector<std::string> saved_tensor_names(const Config& cfg) {
-  const bool swiglu = cfg.activation == Activation::swiglu;
-  std::vector<std::string> names = {"x.npy", "w1.npy"};
-  if (swiglu) names.emplace_back("w3.npy");
-  names.insert(names.end(), {"w2.npy", "y.npy"});
-  if (cfg.bias) {
-    names.emplace_back("b1.npy");
-    if (swiglu) names.emplace_back("b3.npy");
-    names.emplace_back("b2.npy");
-  }
+  std::vector<std::string> names = {"x.npy"};
+  for (const auto& [name, tensor] : masters(cfg)) names.push_back(name + ".npy");
+  names.emplace_back("y.npy");
   if (!cfg.backward) return names;
-  names.insert(names.end(), {"dy.npy", "dx.npy", "dw1.npy"});
-  if (swiglu) names.emplace_back("dw3.npy");
-  names.emplace_back("dw2.npy");
-  if (cfg.bias) {
-    names.emplace_back("db1.npy");
-    if (swiglu) names.emplace_back("db3.npy");
-    names.emplace_back("db2.npy");
-  }
+  names.insert(names.end(), {"dy.npy", "dx.npy"});
+  for (const auto& [name, tensor] : masters(cfg)) names.push_back("d" + name + ".npy");
   return names;
 }
 
@@ -169,24 +269,24 @@ void save_tensors(const Run& run, const SavedPass& pass) {
   if (root) {
     set = std::make_unique<FileSet>(cfg.tensors_dir);
     save_npy(*set, "x.npy", pass.x, activation_shape);
-    for (int p = 0; p < cfg.projections(); ++p)
-      save_master(*set, p == 0 ? "w1.npy" : "w3.npy", master_first_layer(cfg, LayerPart::weight, p),
-                  cfg, pass.buffers);
-    save_master(*set, "w2.npy", master_w2(cfg), cfg, pass.buffers);
+    for (const auto& [name, tensor] : masters(cfg))
+      save_master(*set, name + ".npy", tensor, cfg, pass.buffers);
     save_npy(*set, "y.npy", pass.y, activation_shape);
-    if (cfg.bias) {
-      for (int p = 0; p < cfg.projections(); ++p)
-        save_master(*set, p == 0 ? "b1.npy" : "b3.npy", master_first_layer(cfg, LayerPart::bias, p),
-                    cfg, pass.buffers);
-      save_master(*set, "b2.npy", master_b2(cfg), cfg, pass.buffers);
-    }
   }
   if (cfg.backward) {
     if (root) {
       save_npy(*set, "dy.npy", pass.dy, activation_shape);
       save_npy(*set, "dx.npy", pass.dx, activation_shape);
     }
-    save_gradients(set.get(), run, pass.gradients, pass.buffers);
+    const std::optional<LayerGradients>& parts = pass.parts;
+    if (cfg.block != BlockKind::mlp)
+      save_attention_gradients(
+          set.get(), run, parts ? std::optional(parts->attention) : std::nullopt, pass.buffers);
+    if (cfg.block == BlockKind::layer) save_norm_gradients(set.get(), run, parts, pass.buffers);
+    if (cfg.block == BlockKind::mlp) save_gradients(set.get(), run, pass.gradients, pass.buffers);
+    if (cfg.block == BlockKind::layer)
+      save_gradients(set.get(), run, parts ? std::optional(parts->mlp) : std::nullopt,
+                     pass.buffers);
   }
   if (set) set->commit();
 }

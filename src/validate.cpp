@@ -133,8 +133,6 @@ std::string attention_problem(const Config& cfg) {
     why << "--sequence-parallel splits the " << cfg.tokens()
         << " tokens (--batch-size x --seq-len) over --tp-size " << cfg.tp_size
         << " ranks: a rank would hold no tokens";
-  } else if (!cfg.tensors_dir.empty()) {
-    why << "--save-tensors is not built for " << block << " yet";
   } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {
     why << fault;
   } else {

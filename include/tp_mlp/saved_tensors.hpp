@@ -2,7 +2,10 @@
 // another framework's autograd:
 //   y = act(x @ w1 + b1) @ w2 + b2, act = GeLU (exact erf form); for SwiGLU
 //   y = (silu(x @ w1 + b1) * (x @ w3 + b3)) @ w2 + b2 (biases with --bias),
-// and with --backward the gradients of sum(y * dy). Every tensor is the whole master-shaped
+// with --block attention y = attention(x) of wq, wk, wv, wo (bq, bk, bv, bo), and with --block
+// layer h = x + attention(norm1(x)), y = h + mlp(norm2(h)) of all of them and norm1_w, norm2_w
+// (norm1_b, norm2_b for LayerNorm); and with --backward the gradients of sum(y * dy), each
+// named d + its tensor's name (dwq, dnorm1_w, ...). Every tensor is the whole master-shaped
 // tensor, float32 C order, the same at every TP size: weights are streamed from the generator
 // and gradients gathered from the ranks' shards a block of rows at a time, so that saving
 // needs no more memory than about one shard, like the reference.
@@ -44,14 +47,15 @@ struct SavedPass {
   ConstMatrixRef dy;  // [tokens, H], empty without --backward
   ConstMatrixRef dx;  // [tokens, H], on world rank 0 with --backward
   // This rank's shard of the gradients, if it holds one of the group that is saved (the first
-  // TP group's, or world rank 0's for the serial baseline).
+  // TP group's, or world rank 0's for the serial baseline): the MLP block's, or attention's
+  // and the layer's by part (parts.attention alone for --block attention).
   std::optional<Gradients> gradients;
+  std::optional<LayerGradients> parts;
   SaveBuffers& buffers;
 };
 
-// x, w1 (w3), w2, y [and b1 (b3), b2] [and dy, dx, dw1 (dw3), dw2 [db1 (db3), db2]] as .npy
-// files in --save-tensors DIR, all of them or, on any failure, none. Every rank calls it;
-// world rank 0 writes.
+// The tensors saved_tensor_names lists, as .npy files in --save-tensors DIR, all of them or,
+// on any failure, none. Every rank calls it; world rank 0 writes.
 void save_tensors(const Run& run, const SavedPass& pass);
 
 }  // namespace tp_mlp

@@ -294,6 +294,99 @@ def case_numpy_checks_the_gradients():
         print(f"{activation}: {len(grads)} gradients agree with NumPy's chain rule")
 
 
+# --block layer's saved tensors, re-computed in NumPy from the definitions alone: LayerNorm or
+# RMSNorm, RoPE in Hugging Face's rotate-half form, causal softmax attention per sequence with
+# query head q on KV head q*K//N, the MLP, the residuals; then every gradient of sum(y * dy) by
+# central differences of that float64 forward, sharing nothing with the program.
+NORM_EPS = 1e-5
+
+
+def layer_forward(t, p, kind, heads, kv_heads, seq, theta=10000.0):
+    """float64 forward of the saved layer, parameters `p` (a dict of arrays) and input p["x"]."""
+    x = p["x"].reshape(-1, p["x"].shape[-1])
+    tokens, hidden = x.shape
+    d = hidden // heads
+
+    def norm(v, w, b):
+        centre = v.mean(-1, keepdims=True) if kind == "layernorm" else 0.0
+        c = v - centre
+        out = c / np.sqrt((c * c).mean(-1, keepdims=True) + NORM_EPS) * w
+        return out + b if b is not None else out
+
+    def rope(v, n):
+        pos = (np.arange(tokens) % seq)[:, None]
+        angle = pos * theta ** (-2.0 * np.arange(d // 2) / d)
+        v = v.reshape(tokens, n, d).copy()
+        a, b = v[:, :, :d // 2].copy(), v[:, :, d // 2:].copy()
+        cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]
+        v[:, :, :d // 2], v[:, :, d // 2:] = a * cos - b * sin, b * cos + a * sin
+        return v.reshape(tokens, n * d)
+
+    get = lambda name: p.get(name)
+    bias = lambda name: p[name] if name in p else 0.0
+    n1 = norm(x, p["norm1_w"], get("norm1_b"))
+    q = rope(n1 @ p["wq"] + bias("bq"), heads)
+    k = rope(n1 @ p["wk"] + bias("bk"), kv_heads)
+    v = n1 @ p["wv"] + bias("bv")
+    o = np.zeros((tokens, heads * d))
+    mask = np.tril(np.ones((seq, seq), dtype=bool))
+    for first in range(0, tokens, seq):
+        rows = slice(first, first + seq)
+        for h in range(heads):
+            kv = h * kv_heads // heads
+            s = q[rows, h * d:(h + 1) * d] @ k[rows, kv * d:(kv + 1) * d].T / math.sqrt(d)
+            s = np.where(mask, s, -np.inf)
+            e = np.exp(s - s.max(-1, keepdims=True))
+            o[rows, h * d:(h + 1) * d] = (e / e.sum(-1, keepdims=True)) @ v[rows, kv * d:(kv + 1) * d]
+    h_ = x + o @ p["wo"] + bias("bo")
+    n2 = norm(h_, p["norm2_w"], get("norm2_b"))
+    a = n2 @ p["w1"] + bias("b1")
+    act = silu(a) * (n2 @ p["w3"] + bias("b3")) if "w3" in p else 0.5 * a * (1 + np.vectorize(math.erf)(a / math.sqrt(2)))
+    return h_ + act @ p["w2"] + bias("b2")
+
+
+def case_numpy_checks_the_layer():
+    """The layer's saved tensors: y from NumPy's forward, and every gradient (attention's, the
+    MLP's, the norms') by central differences of it, at 3 ranks: uneven heads, a KV head on two
+    ranks, uneven F."""
+    heads, kv_heads, hidden, seq = 3, 1, 24, 4
+    for kind, activation in [("layernorm", "gelu"), ("rmsnorm", "swiglu")]:
+        flags = ["--block", "layer", "--hidden-size", str(hidden), "--num-heads", str(heads),
+                 "--num-kv-heads", str(kv_heads), "--ffn-hidden-size", "20", "--activation", activation,
+                 "--norm", kind, "--batch-size", "2", "--seq-len", str(seq), "--bias", "--backward",
+                 "--scheme", "megatron"]
+        with tempfile.TemporaryDirectory() as tmp:
+            t = save_tensors(3, tmp, *flags)
+        p = {name: a.astype(np.float64) for name, a in t.items()
+             if name not in ("y", "dy", "dx") and not name.startswith("d")}
+        y = layer_forward(t, p, kind, heads, kv_heads, seq)
+        diff = np.abs(t["y"].reshape(y.shape) - y).max() / np.abs(y).max()
+        expect(diff < 1e-5, f"{kind}: y differs from NumPy's layer by {diff:.2e} of its scale")
+        dy = t["dy"].astype(np.float64).reshape(y.shape)
+        checked = []
+        for name in sorted(p):
+            grad = t.get("d" + name)
+            expect(grad is not None, f"{kind}: no d{name}.npy saved")
+            numeric = np.zeros(p[name].size)
+            flat = p[name].reshape(-1)
+            step = 1e-6
+            for i in range(flat.size):
+                keep = flat[i]
+                flat[i] = keep + step
+                plus = (layer_forward(t, p, kind, heads, kv_heads, seq) * dy).sum()
+                flat[i] = keep - step
+                minus = (layer_forward(t, p, kind, heads, kv_heads, seq) * dy).sum()
+                flat[i] = keep
+                numeric[i] = (plus - minus) / (2 * step)
+            got = grad.astype(np.float64).reshape(-1)
+            diff = np.abs(got - numeric).max() / np.abs(numeric).max()
+            expect(diff < 1e-4, f"{kind}: d{name} differs from central differences by {diff:.2e} of its scale")
+            checked.append(f"d{name}")
+        # The check can fail: dWk against dWv's differences is caught.
+        expect(np.abs(t["dwk"] - t["dwv"]).max() > 1e-2 * np.abs(t["dwv"]).max(), "dWk and dWv differ")
+        print(f"{kind} {activation}: y and {len(checked)} gradients agree with NumPy: {' '.join(checked)}")
+
+
 def case_numpy_checks_swiglu():
     hidden, ranks = 64, 3
     with tempfile.TemporaryDirectory() as tmp:
@@ -816,18 +909,25 @@ def head_blocks(heads, kv_heads, ranks):
     return shards, sorted(kv for kv, held in holders.items() if len(held) > 1)
 
 
+def verified_heads(ranks, heads, kv_heads, hidden, batch, seq, *flags):
+    """A run of N heads and K KV heads at T = ranks that verifies: its report, a name for it,
+    and megatron's gradients' verdicts (empty without --backward)."""
+    result, doc = report(ranks, ranks, "--hidden-size", str(hidden), "--num-heads", str(heads),
+                         "--num-kv-heads", str(kv_heads), "-b", str(batch), "-s", str(seq), *flags, *QUICK)
+    what = f"T={ranks} N={heads} K={kv_heads} {' '.join(flags)}"
+    expect("Correct: True" in result.stdout and dig(doc, "verification.passed") is True,
+           f"{what}: verified", result)
+    gradients = dig(doc, "schemes.megatron.backward.verification") if "--backward" in flags else {}
+    return doc, what, gradients
+
+
 def check_attention(ranks, heads, kv_heads, *flags, hidden=128):
     """One verified run of the attention block: every tensor within its bound, the heads where
     they belong, and the collectives counted equal to the formulas."""
     backward, bias = "--backward" in flags, "--bias" in flags
     batch, seq = 2, 16
-    result, doc = report(ranks, ranks, "--block", "attention", "--hidden-size", str(hidden),
-                         "--num-heads", str(heads), "--num-kv-heads", str(kv_heads),
-                         "-b", str(batch), "-s", str(seq), *flags, *QUICK)
-    what = f"T={ranks} N={heads} K={kv_heads} {' '.join(flags)}"
-    expect("Correct: True" in result.stdout and dig(doc, "verification.passed") is True,
-           f"{what}: verified", result)
-    gradients = dig(doc, "schemes.megatron.backward.verification") if backward else {}
+    doc, what, gradients = verified_heads(ranks, heads, kv_heads, hidden, batch, seq,
+                                          "--block", "attention", *flags)
     expected = {"dX", "dWq", "dWk", "dWv", "dWo"} | ({"dbq", "dbk", "dbv", "dbo"} if bias else set())
     expect(set(gradients) == (expected if backward else set()), f"{what}: gradients {sorted(gradients)}")
     expect(all(g["passed"] for g in gradients.values()), f"{what}: every gradient passes")
@@ -874,6 +974,16 @@ def case_attention_4_ranks():
     check_attention(4, 2, 2, "--backward")            # N < T: ranks 2 and 3 hold none
 
 
+def expect_caught(ranks, flags, fault, scheme, tensor):
+    """`fault` planted in a run of `flags` fails verification with exit 4, in `scheme`'s `tensor`."""
+    result = launch(ranks, *flags, "--plant-fault", fault)
+    expect(result.returncode == EXIT_VERIFICATION_FAILED,
+           f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
+    caught = re.search(rf"^  {scheme} +{tensor} .*False$", result.stdout, re.MULTILINE)
+    expect("Correct: False" in result.stdout and caught, f"{fault} caught in {scheme}'s {tensor}", result)
+    print(f"{fault}: caught in {scheme}'s {tensor}, exit {result.returncode}")
+
+
 def case_attention_faults_fail_verification():
     """Both head-sharding mistakes, planted, fail verification with exit 4, in the tensor they
     spoil: a replicated KV head's unsummed gradients in dWk and dWv, a wrong KV head in Y."""
@@ -884,12 +994,7 @@ def case_attention_faults_fail_verification():
                                  # where the worst-case bound alone exceeds max|Y|: the cap decides
                                  ("wrong-kv-head", ["--hidden-size", "1024", "-s", "64", "--num-heads", "8",
                                                     "--num-kv-heads", "2"], "Y")]:
-        result = launch(2, *base, *flags, "--plant-fault", fault)
-        expect(result.returncode == EXIT_VERIFICATION_FAILED,
-               f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
-        caught = re.search(rf"^  megatron +{tensor} .*False$", result.stdout, re.MULTILINE)
-        expect("Correct: False" in result.stdout and caught, f"{fault} caught in megatron's {tensor}", result)
-        print(f"{fault}: caught in {tensor}, exit {result.returncode}")
+        expect_caught(2, [*base, *flags], fault, "megatron", tensor)
 
 
 # --block layer: both blocks with norms and residuals; the heads as the attention block's.
@@ -899,13 +1004,8 @@ def check_layer(ranks, heads, kv_heads, *flags, hidden=96):
     backward, bias = "--backward" in flags, "--bias" in flags
     swiglu, rms = "swiglu" in flags, "rmsnorm" in flags or ("swiglu" in flags and "layernorm" not in flags)
     batch, seq = 2, 8
-    result, doc = report(ranks, ranks, "--block", "layer", "--hidden-size", str(hidden),
-                         "--num-heads", str(heads), "--num-kv-heads", str(kv_heads),
-                         "-b", str(batch), "-s", str(seq), *flags, *QUICK)
-    what = f"layer T={ranks} N={heads} K={kv_heads} {' '.join(flags)}"
-    expect("Correct: True" in result.stdout and dig(doc, "verification.passed") is True,
-           f"{what}: verified", result)
-    gradients = dig(doc, "schemes.megatron.backward.verification") if backward else {}
+    doc, what, gradients = verified_heads(ranks, heads, kv_heads, hidden, batch, seq,
+                                          "--block", "layer", *flags)
     expected = {"dX", "dWq", "dWk", "dWv", "dWo", "dW1", "dW2", "dnorm1_w", "dnorm2_w"}
     expected |= {"dW3"} if swiglu else set()
     expected |= set() if rms else {"dnorm1_b", "dnorm2_b"}
@@ -969,13 +1069,8 @@ def case_layer_faults_fail_verification():
                                  ("wrong-kv-head", ["--num-heads", "4", "--num-kv-heads", "2"], "Y"),
                                  ("missing-partial-sum", ["--num-heads", "4"], "Y"),
                                  ("norm-grad-not-summed", ["--num-heads", "4", "--backward", "--sequence-parallel"], "dnorm1_w")]:
-        result = launch(2, *base, *flags, "--plant-fault", fault)
-        expect(result.returncode == EXIT_VERIFICATION_FAILED,
-               f"{fault}: expected exit {EXIT_VERIFICATION_FAILED}, got {result.returncode}", result)
-        scheme = "megatron-sp" if fault == "norm-grad-not-summed" else "megatron"
-        caught = re.search(rf"^  {scheme} +{tensor} .*False$", result.stdout, re.MULTILINE)
-        expect("Correct: False" in result.stdout and caught, f"{fault} caught in {scheme}'s {tensor}", result)
-        print(f"{fault}: caught in {tensor}, exit {result.returncode}")
+        expect_caught(2, [*base, *flags], fault,
+                      "megatron-sp" if fault == "norm-grad-not-summed" else "megatron", tensor)
 
 
 def case_stopped_rank_times_out():

@@ -384,8 +384,6 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
        "--overlap is not built for --block attention yet"},
       {{"--tp-size", "2", "--block", "attention", "--sequence-parallel", "-b", "1", "-s", "1"},
        "--sequence-parallel splits the 1 tokens (--batch-size x --seq-len) over --tp-size 2 ranks"},
-      {{"--tp-size", "2", "--block", "attention", "--save-tensors", "/tmp/tp_mlp_never_made"},
-       "--save-tensors is not built for --block attention yet"},
       {{"--tp-size", "2", "--block", "attention", "--plant-fault", "w2-over-t"},
        "--plant-fault w2-over-t is a mistake of the MLP block's: with --block attention plant "
        "kv-grad-not-summed or wrong-kv-head"},
@@ -443,8 +441,6 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
        "--plant-fault norm-grad-not-summed needs --tp-size 2 or more"},
       {{"--tp-size", "2", "--block", "layer", "--overlap"},
        "--overlap is not built for --block layer yet"},
-      {{"--tp-size", "2", "--block", "layer", "--save-tensors", "/tmp/tp_mlp_never_made"},
-       "--save-tensors is not built for --block layer yet"},
       {{"--tp-size", "2", "--block", "layer", "--plant-fault", "one-ulp"},
        "--plant-fault one-ulp is planted in an invariant scheme, and --invariant is not built "
        "for --block layer yet"},
