@@ -61,18 +61,24 @@ double mlp_flops(const Config& cfg, long w, Direction direction) {
 // all-reduce of [tokens, H]), or under sequence parallelism f̄ and ḡ (an all-gather and a
 // reduce-scatter of it), where the layer's norms' gradients are summed backward too.
 std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
-                                               Direction direction) {
+                                               Direction direction, int overlap_chunks) {
   if (scheme == Scheme::serial) return {};
   const long H = cfg.hidden_size, y = cfg.tokens() * H;
   const bool layer = cfg.block == BlockKind::layer, sp = scheme == Scheme::megatron_sp;
+  // megatron-overlap's MLP leaves forward in its token chunks (attention's stays whole).
+  const int mlp_chunks = scheme == Scheme::megatron_overlap && direction == Direction::forward
+                             ? std::max(1, overlap_chunks)
+                             : 1;
   std::vector<CollectiveCall> calls;
   for (int block = 0; block < (layer ? 2 : 1); ++block) {
     if (sp) {
       calls.push_back({Collective::all_gather, y, H});
       calls.push_back({Collective::reduce_scatter, y, H});
-    } else {
-      calls.push_back({Collective::all_reduce, y});
+      continue;
     }
+    const int chunks = block == 1 ? mlp_chunks : 1;
+    for (int c = 0; c < chunks; ++c)
+      calls.push_back({Collective::all_reduce, block_of(cfg.tokens(), chunks, c).count * H});
   }
   if (direction == Direction::forward) return calls;
   const long replicas = replica_grad_elements(cfg);
@@ -85,7 +91,7 @@ std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
 
 long replica_grad_elements(const Config& cfg) {
   const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size);
-  const long R = long(sharding.replicated_heads().size());
+  const long R = sharding.replicated_count();
   return (long(cfg.hidden_size) + (cfg.bias ? 1 : 0)) * 2 * R * cfg.head_size();
 }
 
@@ -99,7 +105,8 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
-  if (cfg.block != BlockKind::mlp) return head_split_formula(scheme, cfg, direction);
+  if (cfg.block != BlockKind::mlp)
+    return head_split_formula(scheme, cfg, direction, overlap_chunks);
   if (is_invariant(scheme))
     return invariant_formula(plain_of(scheme), cfg, direction, overlap_chunks);
   switch (scheme) {

@@ -25,21 +25,18 @@ void for_each_tile(long length, F f) {
 
 }  // namespace
 
-CausalAttention::CausalAttention(Workspace& ws, long batch_size, long seq_len,
-                                 const HeadLayout& heads, bool backward)
+CausalAttention::CausalAttention(Workspace& ws, long batch_size, long seq_len, long head_dim,
+                                 long query_heads, bool backward)
     : batch_size_(batch_size),
       seq_len_(seq_len),
-      head_dim_(heads.head_dim),
-      scale_(float(1.0 / std::sqrt(double(heads.head_dim)))),
-      kv_of_(ws.matrix<int>(1, heads.query_heads())),
-      row_max_(ws.matrix<float>(batch_size * seq_len, heads.query_heads())),
-      inverse_sum_(ws.matrix<float>(batch_size * seq_len, heads.query_heads())),
+      head_dim_(head_dim),
+      scale_(float(1.0 / std::sqrt(double(head_dim)))),
+      kv_of_(ws.matrix<int>(1, query_heads)),
+      row_max_(ws.matrix<float>(batch_size * seq_len, query_heads)),
+      inverse_sum_(ws.matrix<float>(batch_size * seq_len, query_heads)),
       probabilities_(ws.matrix<float>(seq_len, seq_len)),
       probability_grad_(ws.matrix<float>(backward ? seq_len : 0, seq_len)),
-      kv_grad_(ws.matrix<float>(backward ? seq_len : 0, heads.head_dim)) {
-  if (ws.planning()) return;  // the layout is all a plan needs
-  for (long h = 0; h < heads.query_heads(); ++h) kv_of_(0, h) = heads.kv_of[std::size_t(h)];
-}
+      kv_grad_(ws.matrix<float>(backward ? seq_len : 0, head_dim)) {}
 
 void CausalAttention::probabilities(const ConstMatrixRef& q, const ConstMatrixRef& k,
                                     long first_row, long h, bool learn) {

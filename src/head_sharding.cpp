@@ -9,8 +9,8 @@ namespace tp_mlp {
 HeadLayout HeadShard::layout(long head_dim, long query_heads, long kv_heads) const {
   HeadLayout heads{head_dim, kv.count, {}};
   heads.kv_of.reserve(std::size_t(query.count));
-  for (long q = query.first; q < query.end(); ++q)
-    heads.kv_of.push_back(int(q * kv_heads / query_heads - kv.first));
+  for (long h = 0; h < query.count; ++h)
+    heads.kv_of.push_back(int(local_kv_of(h, query_heads, kv_heads)));
   return heads;
 }
 
@@ -24,10 +24,16 @@ FusedColumns fused_qkv_columns(Block query, long query_heads, long kv_heads, lon
 }
 
 HeadSharding::HeadSharding(long query_heads, long kv_heads, int ranks)
-    : query_heads_(query_heads), kv_heads_(kv_heads), ranks_(ranks) {
-  for (long kv = 0; kv < kv_heads; ++kv)
-    if (replicated(kv)) replicated_.push_back(kv);
+    : query_heads_(query_heads), kv_heads_(kv_heads), ranks_(ranks) {}
+
+std::vector<long> HeadSharding::replicated_heads() const {
+  std::vector<long> heads;
+  for (long kv = 0; kv < kv_heads_; ++kv)
+    if (replicated(kv)) heads.push_back(kv);
+  return heads;
 }
+
+long HeadSharding::replicated_count() const { return replica_slot(kv_heads_); }
 
 Block HeadSharding::group(long kv) const {
   const long per_group = query_heads_ / kv_heads_;  // K divides N (validate.cpp)
@@ -53,8 +59,10 @@ Block HeadSharding::holders(long kv) const {
 }
 
 long HeadSharding::replica_slot(long kv) const {
-  const auto at = std::find(replicated_.begin(), replicated_.end(), kv);
-  return at == replicated_.end() ? -1 : long(at - replicated_.begin());
+  if (kv < kv_heads_ && !replicated(kv)) return -1;
+  long before = 0;  // the replicated heads before kv
+  for (long k = 0; k < kv; ++k) before += replicated(k) ? 1 : 0;
+  return before;
 }
 
 long HeadSharding::kv_heads_held() const {

@@ -28,8 +28,9 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
                        heads_.kv.count * head_dim_},
            {cfg.bias, cfg.backward, Chunking::whole(cfg.tokens())}),
       rope_(ws, cfg.seq_len, head_dim_, cfg.rope_base()),
-      attention_(ws, cfg.batch_size, cfg.seq_len,
-                 heads_.layout(head_dim_, cfg.heads(), cfg.kv_heads()), cfg.backward),
+      attention_(
+          ws, cfg.batch_size, cfg.seq_len, head_dim_, heads_.query.count,
+          [&](long h) { return heads_.local_kv_of(h, cfg.heads(), cfg.kv_heads()); }, cfg.backward),
       o_(ws.matrix<float>(cfg.tokens(), heads_.query.count * head_dim_)),
       out_(ws, heads_.query.count * head_dim_, heads_.query.count * head_dim_, cfg.hidden_size,
            {cfg.bias, cfg.backward, Chunking::whole(cfg.tokens())}),
@@ -37,7 +38,7 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
       dy_entry_(ws, tp, outside_of(scheme), cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
       dqkv_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, qkv_.weight().cols())),
       replicas_(ws.matrix<float>(cfg.backward ? replica_rows(cfg) : 0,
-                                 2 * long(sharding_.replicated_heads().size()) * head_dim_)),
+                                 2 * sharding_.replicated_count() * head_dim_)),
       dx_exit_(ws, tp, outside_of(scheme), DType::fp32, cfg.backward ? cfg.tokens() : 0,
                cfg.hidden_size) {
   if (ws.planning()) return;  // the layout is all a plan needs
@@ -120,8 +121,7 @@ ConstMatrixRef ParallelAttention::backward(const ConstMatrixRef& dy_here) {
 void ParallelAttention::sum_replicas() {
   if (replicas_.size() == 0) return;  // no KV head is held by two ranks
   const long d = head_dim_, H = cfg_.hidden_size;
-  const auto& replicated = sharding_.replicated_heads();
-  const long slots = long(replicated.size());
+  const long slots = sharding_.replicated_count();
   Tensor<float>& dw = qkv_.weight_grad();
   // Slot s holds replicated head s's dWk columns at [s·d, (s+1)·d) and its dWv columns R·d
   // further; a rank puts its own part where it holds the head, zeros elsewhere.

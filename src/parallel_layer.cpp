@@ -15,7 +15,8 @@ void fill_norm(Norm& norm, const Config& cfg, int which) {
 
 }  // namespace
 
-ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp)
+ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
+                             int overlap_chunks)
     : scheme_(scheme),
       tp_(tp),
       backward_(cfg.backward),
@@ -25,7 +26,7 @@ ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, Tp
       attention_(ws, scheme, cfg, tp),
       h_(ws.matrix<float>(tokens_here_.count, cfg.hidden_size)),
       norm2_(ws, cfg.norm_kind(), tokens_here_.count, cfg.hidden_size, kNormEps, cfg.backward),
-      mlp_(ws, scheme, cfg, tp, 1),
+      mlp_(ws, scheme, cfg, tp, overlap_chunks),
       y_(ws.matrix<float>(tokens_here_.count, cfg.hidden_size)),
       dh_(ws.matrix<float>(cfg.backward ? tokens_here_.count : 0, cfg.hidden_size)),
       dx_(ws.matrix<float>(cfg.backward ? tokens_here_.count : 0, cfg.hidden_size)),
@@ -74,14 +75,14 @@ void ParallelLayer::sum_norm_grads() {
 ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
   x_.emplace(x);
   norm1_.forward(x);
-  h_ = x + attention_.forward(norm1_.output());  // g inside: every rank holds all of it
+  h_ = x + attention_.forward(norm1_.output());  // g (ḡ) inside: all of it (this rank's tokens)
   norm2_.forward(h_);
   y_ = h_ + mlp_.forward(norm2_.output());
   return y_;
 }
 
 ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
-  norm2_.backward(h_, mlp_.backward(dy));  // f's backward inside: all of dNorm2 on every rank
+  norm2_.backward(h_, mlp_.backward(dy));  // f's (f̄'s) backward inside: dNorm2 (its tokens')
   dh_ = dy + norm2_.input_grad();
   norm1_.backward(*x_, attention_.backward(dh_));
   dx_ = dh_ + norm1_.input_grad();

@@ -488,6 +488,10 @@ void TextReport::benchmark(const Config& cfg, const BenchmarkMetrics& m) const {
       "   speed-up = serial time / scheme time, efficiency = speed-up / ranks%s)\n",
       m.has_serial ? "" : "; both need serial: --scheme all");
   if (m.overlap) print_overlap(m);
+  if (m.overlap && cfg.block == BlockKind::layer)
+    std::printf(
+        "  (the layer: its MLP's all-reduces are the ones overlapped; attention's stays whole\n"
+        "   and blocking, after its output projection)\n");
   if (m.any_backward) {
     std::printf("\n  %-20s %10s %10s %10s %10s %8s %7s   (forward + backward,\n", "scheme",
                 "median", "compute", "comm", "floor", "GFLOP/s", "% peak");

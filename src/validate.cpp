@@ -35,6 +35,34 @@ std::string fault_problem(const Config& cfg) {
   return "";
 }
 
+// The rules of megatron's variants, the same for every block: each runs beside megatron, and
+// splits the tokens (over the ranks, or into chunks).
+std::string variant_problem(const Config& cfg) {
+  const bool beside_megatron =
+      cfg.scheme_choice == SchemeChoice::all || cfg.scheme_choice == SchemeChoice::megatron;
+  std::ostringstream why;
+  if (cfg.sequence_parallel && !beside_megatron) {
+    why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
+           "megatron or all, not "
+        << choice_name(cfg.scheme_choice);
+  } else if (cfg.sequence_parallel && cfg.tokens() < cfg.tp_size) {
+    why << "--sequence-parallel splits the " << cfg.tokens()
+        << " tokens (--batch-size x --seq-len) over --tp-size " << cfg.tp_size
+        << " ranks: a rank would hold no tokens";
+  } else if (cfg.overlap && !beside_megatron) {
+    why << "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, "
+           "not "
+        << choice_name(cfg.scheme_choice);
+  } else if (cfg.overlap_chunks > 0 && !cfg.overlap) {
+    why << "--overlap-chunks " << cfg.overlap_chunks
+        << " sets the chunks of megatron-overlap, which runs only with --overlap";
+  } else if (cfg.overlap_chunks > cfg.tokens()) {
+    why << "--overlap-chunks " << cfg.overlap_chunks << " splits the " << cfg.tokens()
+        << " tokens (--batch-size x --seq-len): a chunk would hold no tokens";
+  }
+  return why.str();
+}
+
 // The first attention flag given to another block, or null.
 const char* attention_flag(const Config& cfg) {
   if (cfg.num_heads > 0) return "--num-heads";
@@ -81,7 +109,7 @@ std::string attention_fault_problem(const Config& cfg) {
   if (cfg.fault == Fault::kv_grad_not_summed && !cfg.backward)
     return flag + " needs --backward: the replicas' gradients are summed in the backward pass";
   if (cfg.fault == Fault::kv_grad_not_summed &&
-      HeadSharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size).replicated_heads().empty()) {
+      HeadSharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size).replicated_count() == 0) {
     std::ostringstream why;
     why << flag << " needs a KV head held by several ranks, and " << cfg.heads()
         << " query heads with " << cfg.kv_heads() << " KV heads over --tp-size " << cfg.tp_size
@@ -124,20 +152,16 @@ std::string attention_problem(const Config& cfg) {
         << " yet: its partial sums are reduced in fp32";
   } else if (cfg.invariant) {
     why << "--invariant is not built for " << block << " yet";
-  } else if (cfg.overlap || cfg.overlap_chunks > 0) {
-    why << "--overlap is not built for " << block << " yet: it hides the MLP block's all-reduces";
-  } else if (cfg.sequence_parallel && cfg.scheme_choice == SchemeChoice::serial) {
-    why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
-           "megatron or all, not serial";
-  } else if (cfg.sequence_parallel && cfg.tokens() < cfg.tp_size) {
-    why << "--sequence-parallel splits the " << cfg.tokens()
-        << " tokens (--batch-size x --seq-len) over --tp-size " << cfg.tp_size
-        << " ranks: a rank would hold no tokens";
+  } else if (!layer && (cfg.overlap || cfg.overlap_chunks > 0)) {
+    why << "--overlap hides the MLP's all-reduces, and the attention block has none: with "
+           "--block layer it overlaps the layer's MLP";
+  } else if (const std::string variant = variant_problem(cfg); !variant.empty()) {
+    why << variant;
   } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {
     why << fault;
   } else {
     // The largest collectives: Y (and dX) [tokens, H], and the replicated KV heads' gradients.
-    const long R = long(HeadSharding(N, K, cfg.tp_size).replicated_heads().size());
+    const long R = HeadSharding(N, K, cfg.tp_size).replicated_count();
     const long largest = std::max(cfg.tokens() * H, (H + 1) * 2 * R * (H / N));
     if (largest > INT_MAX)
       why << "the attention block's largest collective would hold " << largest
@@ -178,26 +202,8 @@ std::string validate(const Config& cfg, int world) {
         << (cfg.scheme_choice == SchemeChoice::all
                 ? ": choose another size, or --scheme megatron to skip it"
                 : "");
-  } else if (cfg.sequence_parallel && cfg.scheme_choice != SchemeChoice::all &&
-             cfg.scheme_choice != SchemeChoice::megatron) {
-    why << "--sequence-parallel is a variant of the megatron scheme: use it with --scheme "
-           "megatron or all, not "
-        << choice_name(cfg.scheme_choice);
-  } else if (cfg.sequence_parallel && cfg.tokens() < T) {
-    why << "--sequence-parallel splits the " << cfg.tokens()
-        << " tokens (--batch-size x --seq-len) over --tp-size " << T
-        << " ranks: a rank would hold no tokens";
-  } else if (cfg.overlap && cfg.scheme_choice != SchemeChoice::all &&
-             cfg.scheme_choice != SchemeChoice::megatron) {
-    why << "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, "
-           "not "
-        << choice_name(cfg.scheme_choice);
-  } else if (cfg.overlap_chunks > 0 && !cfg.overlap) {
-    why << "--overlap-chunks " << cfg.overlap_chunks
-        << " sets the chunks of megatron-overlap, which runs only with --overlap";
-  } else if (cfg.overlap_chunks > cfg.tokens()) {
-    why << "--overlap-chunks " << cfg.overlap_chunks << " splits the " << cfg.tokens()
-        << " tokens (--batch-size x --seq-len): a chunk would hold no tokens";
+  } else if (const std::string variant = variant_problem(cfg); !variant.empty()) {
+    why << variant;
   } else if (cfg.backward && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--backward is implemented for megatron, megatron-sp and serial, not for --scheme naive";
   } else if (cfg.invariant && cfg.scheme_choice == SchemeChoice::naive) {

@@ -56,7 +56,19 @@ class CausalAttention {
 
   // For batch_size sequences of seq_len tokens, this rank's heads.
   CausalAttention(Workspace& ws, long batch_size, long seq_len, const HeadLayout& heads,
-                  bool backward);
+                  bool backward)
+      : CausalAttention(
+            ws, batch_size, seq_len, heads.head_dim, heads.query_heads(),
+            [&](long h) { return heads.kv_of[std::size_t(h)]; }, backward) {}
+  // The same with a rule, query head h using local KV head kv_of(h), instead of a table: what
+  // a scheme builds with, so that building allocates nothing beside the workspace.
+  template <typename KvOf>
+  CausalAttention(Workspace& ws, long batch_size, long seq_len, long head_dim, long query_heads,
+                  KvOf kv_of, bool backward)
+      : CausalAttention(ws, batch_size, seq_len, head_dim, query_heads, backward) {
+    if (ws.planning()) return;  // the layout is all a plan needs
+    for (long h = 0; h < query_heads; ++h) kv_of_(0, h) = int(kv_of(h));
+  }
 
   // out [tokens, nq·d] from q [tokens, nq·d], k and v [tokens, nkv·d]; each may be a column
   // slice of a wider matrix (the fused QKV projection's output, say).
@@ -69,6 +81,9 @@ class CausalAttention {
                 const ConstMatrixRef& d_out, MatrixRef dq, MatrixRef dk, MatrixRef dv);
 
  private:
+  // Every buffer, the KV heads' table unfilled.
+  CausalAttention(Workspace& ws, long batch_size, long seq_len, long head_dim, long query_heads,
+                  bool backward);
   // probabilities_ = P for the sequence whose rows start at `first_row`, query head h, from
   // its blocks of Q and K: the scores' GEMMs, then each row's softmax, learning its statistics
   // (forward) or using the kept ones (backward). Entries right of the diagonal within each tile

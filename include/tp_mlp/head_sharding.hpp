@@ -29,6 +29,11 @@ namespace tp_mlp {
 struct HeadShard {
   Block query;  // its query heads
   Block kv;     // the KV heads those use (empty when it owns no query head)
+  // The KV head, numbered from 0 on this rank, that its query head h (also from 0) uses, of N
+  // query heads and K KV heads in all.
+  long local_kv_of(long h, long query_heads, long kv_heads) const {
+    return (query.first + h) * kv_heads / query_heads - kv.first;
+  }
   // The same heads numbered from 0 on this rank, as CausalAttention runs them.
   HeadLayout layout(long head_dim, long query_heads, long kv_heads) const;
 };
@@ -58,8 +63,10 @@ class HeadSharding {
   Block holders(long kv) const;
   bool replicated(long kv) const { return holders(kv).count > 1; }
   // The replicated KV heads, in order: what the backward sums over ranks (R of them).
-  const std::vector<long>& replicated_heads() const { return replicated_; }
-  // Where KV head kv sits among the replicated ones, or −1.
+  std::vector<long> replicated_heads() const;
+  long replicated_count() const;
+  // Where KV head kv sits among the replicated ones, or −1. (Computed, not kept: a scheme holds
+  // a HeadSharding, and builds nothing outside its workspace.)
   long replica_slot(long kv) const;
   // Every rank's KV heads, counted once per rank: K + the extra replicas.
   long kv_heads_held() const;
@@ -67,7 +74,6 @@ class HeadSharding {
  private:
   long query_heads_, kv_heads_;
   int ranks_;
-  std::vector<long> replicated_;
 };
 
 }  // namespace tp_mlp

@@ -19,6 +19,11 @@
 // Forgetting it passes every forward check and lets the replicas of the norms drift apart
 // (--plant-fault norm-grad-not-summed).
 //
+// megatron-overlap overlaps the MLP's all-reduces as the MLP block does (its forward in token
+// chunks, its dX all-reduce behind the dW1 GEMM); attention's stay whole and blocking: its
+// all-reduce follows the output projection, and the chunking of attention's heads' GEMMs and
+// softmax that would hide it is not built.
+//
 // Backward, in reverse: dY reaches the MLP and, through the residual, h; the MLP's dX goes back
 // through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
 // Norm1ᵀ(Attentionᵀ(dh)).
@@ -36,7 +41,8 @@ namespace tp_mlp {
 
 class ParallelLayer final : public MlpScheme {
  public:
-  ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp);
+  // megatron-overlap's MLP runs its forward in `overlap_chunks` token chunks.
+  ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp, int overlap_chunks);
 
   Scheme scheme() const override { return scheme_; }
   Block tokens_here() const override { return tokens_here_; }

@@ -1053,6 +1053,24 @@ def case_layer_1_and_2_ranks():
     expect(dig(doc, "verification.passed") is True, "--model gpt2 verified", result)
 
 
+def case_layer_overlap_chunks_its_mlp():
+    """megatron-overlap of the layer: verified, its MLP's forward all-reduce in 3 uneven token
+    chunks and attention's whole (1 + 3 calls, 2 x tokens x H x 4 bytes in all), the backward
+    as megatron's, every pass counted equal to its formula."""
+    hidden, tokens, chunks = 64, 2 * 13, 3
+    result, doc = report(2, 2, "--block", "layer", "--hidden-size", str(hidden), "--num-heads", "4",
+                         "--num-kv-heads", "1", "-b", "2", "-s", "13", "--backward", "--overlap",
+                         "--overlap-chunks", str(chunks), "--scheme", "megatron", *QUICK)
+    expect("Correct: True" in result.stdout, "the overlapped layer verifies", result)
+    s = dig(doc, "schemes.megatron-overlap")
+    forward, backward = s["forward"]["counted"], s["backward"]["counted"]
+    megatron = dig(doc, "schemes.megatron.backward.counted")
+    expect(forward["all_reduce"] == {"calls": 1 + chunks, "bytes": 2 * tokens * hidden * 4},
+           f"forward: attention's all-reduce and the MLP's {chunks} chunks: {forward}")
+    expect(backward["all_reduce"] == megatron["all_reduce"], f"backward as megatron's: {backward}")
+    expect("attention's stays whole" in result.stdout, "the report says what attention does", result)
+
+
 def case_layer_3_and_4_ranks():
     check_layer(3, 4, 2, "--backward", "--bias", "--activation", "swiglu")  # 2, 1, 1 heads; F uneven
     check_layer(4, 8, 2, "--backward", hidden=128)                         # K < T: each KV head on two
@@ -1062,12 +1080,12 @@ def case_layer_3_and_4_ranks():
 
 
 def case_layer_faults_fail_verification():
-    """Attention's mistakes and the MLP's, planted in the layer, fail with exit 4 where they
-    belong: unsummed replicas in dWk, a wrong KV head in Y, a missing partial sum in Y."""
+    """The layer's two gradient pitfalls, planted, fail with exit 4 where they belong: unsummed
+    KV replicas in dWk, the norms' unsummed gradients under sequence parallelism in dnorm1_w.
+    (Every other fault is planted in the layer in-process: LayerVerification in
+    test_verification.cpp.)"""
     base = ["--tp-size", "2", "--block", "layer", "--hidden-size", "64", "-b", "2", "-s", "8", *QUICK]
     for fault, flags, tensor in [("kv-grad-not-summed", ["--num-heads", "2", "--num-kv-heads", "1", "--backward"], "dWk"),
-                                 ("wrong-kv-head", ["--num-heads", "4", "--num-kv-heads", "2"], "Y"),
-                                 ("missing-partial-sum", ["--num-heads", "4"], "Y"),
                                  ("norm-grad-not-summed", ["--num-heads", "4", "--backward", "--sequence-parallel"], "dnorm1_w")]:
         expect_caught(2, [*base, *flags], fault,
                       "megatron-sp" if fault == "norm-grad-not-summed" else "megatron", tensor)

@@ -381,7 +381,8 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "2", "--block", "attention", "--invariant"},
        "--invariant is not built for --block attention yet"},
       {{"--tp-size", "2", "--block", "attention", "--overlap"},
-       "--overlap is not built for --block attention yet"},
+       "--overlap hides the MLP's all-reduces, and the attention block has none: with --block "
+       "layer it overlaps the layer's MLP"},
       {{"--tp-size", "2", "--block", "attention", "--sequence-parallel", "-b", "1", "-s", "1"},
        "--sequence-parallel splits the 1 tokens (--batch-size x --seq-len) over --tp-size 2 ranks"},
       {{"--tp-size", "2", "--block", "attention", "--plant-fault", "w2-over-t"},
@@ -439,8 +440,11 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
       {{"--tp-size", "1", "--block", "layer", "--sequence-parallel", "--backward", "--plant-fault",
         "norm-grad-not-summed"},
        "--plant-fault norm-grad-not-summed needs --tp-size 2 or more"},
-      {{"--tp-size", "2", "--block", "layer", "--overlap"},
-       "--overlap is not built for --block layer yet"},
+      {{"--tp-size", "2", "--block", "layer", "--overlap", "--scheme", "serial"},
+       "--overlap is a variant of the megatron scheme: use it with --scheme megatron or all, not "
+       "serial"},
+      {{"--tp-size", "2", "--block", "layer", "--overlap-chunks", "2"},
+       "--overlap-chunks 2 sets the chunks of megatron-overlap, which runs only with --overlap"},
       {{"--tp-size", "2", "--block", "layer", "--plant-fault", "one-ulp"},
        "--plant-fault one-ulp is planted in an invariant scheme, and --invariant is not built "
        "for --block layer yet"},

@@ -1,5 +1,6 @@
 // Proof of the two promises the memory check rests on, for every scheme, element type and flag
-// combination, and for the attention block's parts, on whichever GEMM backend this build has:
+// combination, for the attention block's parts, and for the whole attention block and layer, on
+// whichever GEMM backend this build has:
 //  - the plan is what is allocated: building a scheme in a workspace made from its plan
 //    allocates that workspace, exactly its planned size, and nothing else of ours;
 //  - a pass allocates nothing of ours: a forward and backward pass, after one warm-up pass.
@@ -11,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "attention_model.hpp"
 #include "one_rank_model.hpp"
 #include "tp_mlp/causal_attention.hpp"
 #include "tp_mlp/gemm.hpp"
@@ -210,4 +212,37 @@ TEST(AttentionBlockParts, ForwardAndBackwardAllocateNothingOfTheirOwn) {
   counting = false;
   EXPECT_EQ(ours, 0) << ours_bytes << " bytes, while the " << gemm_backend() << " calls made "
                      << libraries << " allocations";
+}
+
+// The attention block and the layer whole, as the program builds them: megatron, megatron-sp
+// (whose norms' gradients are summed) and serial, GQA with biases, LayerNorm and RMSNorm.
+TEST(WholeBlocks, ThePlanIsExactAndAPassAllocatesNothing) {
+  World world;
+  const Config configs[] = {attention_config(1, 4, 2, 8, 8, 0),
+                            layer_config(1, 4, 2, 8, 8, 0, Activation::gelu, NormKind::layer),
+                            layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms)};
+  for (const Config& cfg : configs)
+    for (const Scheme scheme : {Scheme::megatron, Scheme::megatron_sp, Scheme::serial}) {
+      const std::string what = std::string(block_name(cfg.block)) + " " +
+                               norm_name(cfg.norm_kind()) + " " + scheme_name(scheme);
+      TpComm tp = scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
+      const WorkspacePlan plan = scheme_plan(scheme, cfg, tp, 1);
+      start_counting();
+      Workspace ws(plan);
+      MlpScheme& block = make_scheme(ws, scheme, cfg, tp);
+      counting = false;
+      EXPECT_EQ(ours, 1) << what << ": one allocation, the workspace";
+      EXPECT_EQ(ws.plan().bytes, plan.bytes) << what << ": the real build took what the plan said";
+      const Matrix x =
+          master_block(master_input(cfg), cfg.seed, {0, cfg.tokens()}, {0, cfg.hidden_size});
+      auto pass = [&] {
+        block.forward(x);
+        block.backward(x);  // any dY will do
+      };
+      pass();
+      start_counting();
+      pass();
+      counting = false;
+      EXPECT_EQ(ours, 0) << what << ": " << ours_bytes << " bytes in a pass";
+    }
 }
