@@ -24,7 +24,8 @@ constexpr int kMaxIterations = 1000000;
 constexpr int kMaxTimeout = 7 * 24 * 3600;  // a week
 
 const char* kDescription =
-    "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block.\n"
+    "tp_mlp: Megatron-style tensor parallelism for a transformer MLP block (--block: or its\n"
+    "attention, or a whole transformer layer).\n"
     "\n"
     "  Y = GeLU(X . W1) . W2,  X [batch, seq, H],  W1 [H, F],  W2 [F, H],  F = 4H\n"
     "  --activation swiglu: Y = (SiLU(X . W1) * (X . W3)) . W2, LLaMA's gated MLP: gate W1 and\n"
@@ -56,7 +57,9 @@ const char* kDescription =
     "  --block layer: a whole pre-norm transformer layer of both blocks, as LLaMA and GPT-2\n"
     "  stack them: h = X + Attention(Norm1(X)), Y = h + MLP(Norm2(h)). Each block enters and\n"
     "  leaves the tensor-parallel region on its own: 2 all-reduces forward, 2 backward (+ the\n"
-    "  KV replicas'); the norms and residuals run on every rank, whole.\n"
+    "  KV replicas'); the norms and residuals run on every rank, whole, or with\n"
+    "  --sequence-parallel on each rank's tokens, their weights' gradients summed over the\n"
+    "  group. --model llama3-8b (and others) gives a published model's shapes.\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
