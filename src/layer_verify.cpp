@@ -1,5 +1,5 @@
 // layer_verify: the pre-norm layer in float64 by its definitions, and the comparisons (see
-// layer_verify.hpp).
+// layer_verify.hpp); the exact activations are rounding.hpp's, the MLP's reference's own.
 #include "tp_mlp/layer_verify.hpp"
 
 #include <cmath>
@@ -9,41 +9,10 @@
 #include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/norm.hpp"
+#include "tp_mlp/rounding.hpp"
 
 namespace tp_mlp {
 namespace {
-
-// act [tokens, F] of pre [tokens, p·F]: GeLU's x·Φ(x), or SwiGLU's SiLU(gate)·up.
-void exact_activate(Activation activation, const ConstMatrixDRef& pre, MatrixDRef act) {
-  const long F = act.cols();
-  for (long r = 0; r < act.rows(); ++r)
-    for (long c = 0; c < F; ++c) {
-      const double a = pre(r, c);
-      if (activation == Activation::gelu)
-        act(r, c) = 0.5 * a * (1 + std::erf(a / std::sqrt(2.0)));
-      else
-        act(r, c) = a / (1 + std::exp(-a)) * pre(r, F + c);
-    }
-}
-
-// d_pre [tokens, p·F] from d_act [tokens, F]: GeLU' = Φ(x) + x·φ(x); SwiGLU's gate gets
-// d·up·σ(g)·(1 + g·(1 − σ(g))), its up d·SiLU(g).
-void exact_activate_backward(Activation activation, const ConstMatrixDRef& pre,
-                             const ConstMatrixDRef& d_act, MatrixDRef d_pre) {
-  const long F = d_act.cols();
-  for (long r = 0; r < d_act.rows(); ++r)
-    for (long c = 0; c < F; ++c) {
-      const double a = pre(r, c), d = d_act(r, c);
-      if (activation == Activation::gelu) {
-        const double phi = std::exp(-a * a / 2) / std::sqrt(2 * M_PI);
-        d_pre(r, c) = d * (0.5 * (1 + std::erf(a / std::sqrt(2.0))) + a * phi);
-        continue;
-      }
-      const double sigma = 1 / (1 + std::exp(-a)), up = pre(r, F + c);
-      d_pre(r, c) = d * up * sigma * (1 + a * (1 - sigma));
-      d_pre(r, F + c) = d * a * sigma;
-    }
-}
 
 // What an element of `ref` may be off by: kMistake of the tensor's largest magnitude.
 double bound_of(const ConstMatrixDRef& ref) {

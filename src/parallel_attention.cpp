@@ -121,7 +121,7 @@ ConstMatrixRef ParallelAttention::backward(const ConstMatrixRef& dy_here) {
 void ParallelAttention::sum_replicas() {
   if (replicas_.size() == 0) return;  // no KV head is held by two ranks
   const long d = head_dim_, H = cfg_.hidden_size;
-  const long slots = sharding_.replicated_count();
+  const long slots = replicas_.cols() / (2 * d);  // R, as the buffer was sized
   Tensor<float>& dw = qkv_.weight_grad();
   // Slot s holds replicated head s's dWk columns at [s·d, (s+1)·d) and its dWv columns R·d
   // further; a rank puts its own part where it holds the head, zeros elsewhere.
