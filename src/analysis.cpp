@@ -64,6 +64,9 @@ std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
                                                Direction direction, int overlap_chunks) {
   if (scheme == Scheme::serial) return {};
   const long H = cfg.hidden_size, y = cfg.tokens() * H;
+  // As the MLP's: activations in the model's element type, partial sums in the reduce dtype;
+  // the gradients summed beside them (KV replicas', norms') in fp32, as they are kept.
+  const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
   const bool layer = cfg.block == BlockKind::layer, sp = scheme == Scheme::megatron_sp;
   // megatron-overlap's MLP leaves forward in its token chunks (attention's stays whole).
   const int mlp_chunks = scheme == Scheme::megatron_overlap && direction == Direction::forward
@@ -72,13 +75,14 @@ std::vector<CollectiveCall> head_split_formula(Scheme scheme, const Config& cfg,
   std::vector<CollectiveCall> calls;
   for (int block = 0; block < (layer ? 2 : 1); ++block) {
     if (sp) {
-      calls.push_back({Collective::all_gather, y, H});
-      calls.push_back({Collective::reduce_scatter, y, H});
+      calls.push_back({Collective::all_gather, y, H, element});
+      calls.push_back({Collective::reduce_scatter, y, H, partial});
       continue;
     }
     const int chunks = block == 1 ? mlp_chunks : 1;
     for (int c = 0; c < chunks; ++c)
-      calls.push_back({Collective::all_reduce, block_of(cfg.tokens(), chunks, c).count * H});
+      calls.push_back(
+          {Collective::all_reduce, block_of(cfg.tokens(), chunks, c).count * H, 1, partial});
   }
   if (direction == Direction::forward) return calls;
   const long replicas = replica_grad_elements(cfg);

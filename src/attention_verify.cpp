@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "tp_mlp/agreement.hpp"
 #include "tp_mlp/attention_reference.hpp"
@@ -15,9 +14,6 @@ namespace tp_mlp {
 namespace {
 
 constexpr double u = kFloatUnitRoundoff;
-
-// What a float sum of n terms may also lose below the smallest normal float.
-double underflow(long terms) { return double(terms) * double(std::numeric_limits<float>::min()); }
 
 // RoPE's pairs (i, i + d/2) of every head: each error becomes the pair's errors added, plus 4u
 // of the pair's magnitudes `mag`, which become their sum (|rotated| ≤ |x1| + |x2|).
@@ -37,6 +33,10 @@ void rotate_bounds(MatrixDRef err, MatrixDRef mag, long d) {
 
 AttentionReference::AttentionReference(Workspace& ws, const Config& cfg)
     : cfg_(cfg),
+      input_(input_roundoff(cfg)),
+      reduce_(bf16_reduction(cfg)),
+      lost_(cfg.dtype == DType::bf16 ? 2 : 1),
+      mistake_(mistake(cfg.dtype)),
       H_(cfg.hidden_size),
       N_(cfg.heads()),
       K_(cfg.kv_heads()),
@@ -110,16 +110,10 @@ void AttentionReference::compute(const ConstMatrixRef& x, const ConstMatrixRef& 
   backward_pass();
 }
 
-namespace {
-
-// Caps `bound` at AttentionReference::kMistake of max|ref| (see attention_verify.hpp).
-template <typename Bound, typename Ref>
-void cap(Bound&& bound, const Ref& ref) {
+void AttentionReference::cap(MatrixDRef bound, const ConstMatrixDRef& ref) const {
   if (ref.size() == 0) return;
-  bound = bound.cwiseMin(AttentionReference::kMistake * ref.cwiseAbs().maxCoeff());
+  bound = bound.cwiseMin(mistake_ * ref.cwiseAbs().maxCoeff());
 }
-
-}  // namespace
 
 void AttentionReference::softmax_block(long b, long h) {
   const long r0 = b * s_, kv = h * K_ / N_, qc = h * d_, kc = (N_ + kv) * d_;
@@ -154,7 +148,7 @@ void AttentionReference::forward_pass() {
   qkv_.rowwise() += b_.row(0);
   qkv_err_.noalias() = gamma_n(H_ + 1) * (x_abs_ * w_abs_);
   qkv_err_.rowwise() += gamma_n(H_ + 1) * b_.cwiseAbs().row(0);
-  qkv_err_.array() += underflow(H_ + 1);
+  qkv_err_.array() += underflow(H_ + 1, lost_);
   qkv_abs_ = qkv_.cwiseAbs();
   const auto rotated = Block{0, nd + K_ * d_};  // Q's and K's columns, side by side
   rotate_bounds(qkv_err_.middleCols(rotated.first, rotated.count),
@@ -173,16 +167,19 @@ void AttentionReference::forward_pass() {
       o_err.noalias() += p_ * qkv_err_.block(r0, vc, s_, d_);
       o_err.noalias() += gamma_n(s_) * (p_hi_ * qkv_hi_.block(r0, vc, s_, d_));
     }
+  rounded_input(input_, o_, o_err_);  // O enters Wo's GEMM (and dWo's) as the model's type
   o_hi_ = o_.cwiseAbs() + o_err_;
-  // Y = O·Wo + bo: N·d products, T partial sums, the bias.
+  // Y = O·Wo + bo: N·d products, T partial sums (in bf16 with --reduce-dtype bf16), the bias;
+  // then Y rounded to the model's type.
   const long n = nd + cfg_.tp_size + 1;
   y_.noalias() = o_ * wo_;
   y_.rowwise() += bo_.row(0);
   y_bound_.noalias() = o_err_ * wo_abs_;
-  y_bound_.noalias() += gamma_n(n) * (o_hi_ * wo_abs_);
+  y_bound_.noalias() += (gamma_n(n) + reduce_) * (o_hi_ * wo_abs_);
   y_bound_.rowwise() += gamma_n(n) * bo_.cwiseAbs().row(0);
-  y_bound_.array() += underflow(n);
+  y_bound_.array() += underflow(n, lost_);
   y_bound_ *= kSafety;
+  rounded_input(input_, y_, y_bound_);
   cap(y_bound_, y_);
 }
 
@@ -190,7 +187,7 @@ void AttentionReference::backward_pass() {
   const long nd = N_ * d_, T = cfg_.tp_size, group = N_ / K_;
   do_.noalias() = dy_ * wo_.transpose();  // dO = dY·Woᵀ, H products
   do_err_.noalias() = gamma_n(H_) * (dy_abs_ * wo_abs_.transpose());
-  do_err_.array() += underflow(H_);
+  do_err_.array() += underflow(H_, lost_);
   do_abs_ = do_.cwiseAbs();
   do_hi_ = do_abs_ + do_err_;
   dqkv_.setZero();
@@ -260,34 +257,41 @@ void AttentionReference::backward_pass() {
   exact_rope_backward(dqkv_.leftCols(nd), s_, d_, cfg_.rope_base());
   exact_rope_backward(dqkv_.middleCols(nd, K_ * d_), s_, d_, cfg_.rope_base());
   dqkv_hi_ += dqkv_err_;
-  // dX = dQKV·Wᵀ: every rank's columns, its KV heads' counted once per holder, and T partials.
+  // db = Σ dQKV over the tokens, from the float dQKV, and the replicas' T partial sums.
+  const long n_dw = t_ + T;
+  db_ = dqkv_.colwise().sum();
+  db_bound_ = dqkv_err_.colwise().sum() + gamma_n(n_dw) * dqkv_hi_.colwise().sum();
+  db_bound_.array() += underflow(n_dw, lost_);
+  db_bound_ *= kSafety;
+  // dQKV enters dX's and dW's GEMMs as the model's type: rounded, within input_ of its float
+  // value, itself within hi.
+  dqkv_err_ += input_ * dqkv_hi_;
+  dqkv_hi_ *= 1 + input_;
+  // dX = dQKV·Wᵀ: every rank's columns, its KV heads' counted once per holder, and T partials;
+  // then dX rounded to the model's type.
   const HeadSharding sharding(N_, K_, int(T));
   const long n_dx = (N_ + 2 * sharding.kv_heads_held()) * d_ + T;
   dx_.noalias() = dqkv_ * w_.transpose();
   dx_bound_.noalias() = dqkv_err_ * w_abs_.transpose();
-  dx_bound_.noalias() += gamma_n(n_dx) * (dqkv_hi_ * w_abs_.transpose());
-  dx_bound_.array() += underflow(n_dx);
+  dx_bound_.noalias() += (gamma_n(n_dx) + reduce_) * (dqkv_hi_ * w_abs_.transpose());
+  dx_bound_.array() += underflow(n_dx, lost_);
   dx_bound_ *= kSafety;
-  // dW = Xᵀ·dQKV and db = Σ dQKV over the tokens, and the replicas' T partial sums.
-  const long n_dw = t_ + T;
+  rounded_input(input_, dx_, dx_bound_);
+  // dW = Xᵀ·dQKV, and the replicas' T partial sums.
   dw_.noalias() = x_.transpose() * dqkv_;
   dw_bound_.noalias() = x_abs_.transpose() * dqkv_err_;
   dw_bound_.noalias() += gamma_n(n_dw) * (x_abs_.transpose() * dqkv_hi_);
-  dw_bound_.array() += underflow(n_dw);
+  dw_bound_.array() += underflow(n_dw, lost_);
   dw_bound_ *= kSafety;
-  db_ = dqkv_.colwise().sum();
-  db_bound_ = dqkv_err_.colwise().sum() + gamma_n(n_dw) * dqkv_hi_.colwise().sum();
-  db_bound_.array() += underflow(n_dw);
-  db_bound_ *= kSafety;
   // dWo = Oᵀ·dY, dbo = Σ dY: the tokens' products.
   dwo_.noalias() = o_.transpose() * dy_;
   dwo_bound_.noalias() = o_err_.transpose() * dy_abs_;
   dwo_bound_.noalias() += gamma_n(t_) * (o_hi_.transpose() * dy_abs_);
-  dwo_bound_.array() += underflow(t_);
+  dwo_bound_.array() += underflow(t_, lost_);
   dwo_bound_ *= kSafety;
   dbo_ = dy_.colwise().sum();
   dbo_bound_ = gamma_n(t_) * dy_abs_.colwise().sum();
-  dbo_bound_.array() += underflow(t_);
+  dbo_bound_.array() += underflow(t_, lost_);
   dbo_bound_ *= kSafety;
   cap(dx_bound_, dx_);
   // Each of dWq, dWk, dWv (and their biases) against its own scale.

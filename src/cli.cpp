@@ -52,7 +52,8 @@ const char* kDescription =
     "  the MLP's. With K < N (grouped-query attention) query head q uses KV head floor(q.K/N):\n"
     "  a KV head needed by several ranks (K < T, or its query heads straddling two ranks) is\n"
     "  replicated on each, and backward its Wk, Wv gradients are summed over the group (one\n"
-    "  more all-reduce, of the replicated heads' columns only).\n"
+    "  more all-reduce, of the replicated heads' columns only). With --dtype bf16 the four\n"
+    "  projections run in bf16 and attention itself (RoPE, softmax) in fp32.\n"
     "\n"
     "  --block layer: a whole pre-norm transformer layer of both blocks, as LLaMA and GPT-2\n"
     "  stack them: h = X + Attention(Norm1(X)), Y = h + MLP(Norm2(h)). Each block enters and\n"
@@ -211,9 +212,11 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       ->type_name("NAME")
       ->check(CLI::IsMember(scheme_choices()).description(""));
   std::string dtype = dtype_name(cfg.dtype), reduce_dtype;
-  app.add_option("--dtype", dtype,
-                 "fp32, or bf16: weights, activations and GEMM inputs in bf16, products "
-                 "accumulated in fp32, GeLU/SiLU in fp32, weight gradients in fp32 (default fp32)")
+  app.add_option(
+         "--dtype", dtype,
+         "fp32, or bf16: weights, activations and GEMM inputs in bf16, products "
+         "accumulated in fp32, GeLU/SiLU (attention's RoPE and softmax) in fp32, weight "
+         "gradients in fp32; the MLP and attention blocks, not yet the layer (default fp32)")
       ->type_name("TYPE")
       ->check(CLI::IsMember(dtypes()).description(""));
   app.add_option("--reduce-dtype", reduce_dtype,

@@ -233,4 +233,9 @@ void fill_qkv(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Blo
   fill_heads_side_by_side(out, cfg, part, rows, query_heads, kv_heads);
 }
 
+void fill_qkv(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads) {
+  fill_heads_side_by_side(out, cfg, part, rows, query_heads, kv_heads);
+}
+
 }  // namespace tp_mlp

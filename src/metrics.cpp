@@ -174,6 +174,7 @@ CommunicationMetrics communication_metrics(const Config& cfg,
     const PassTraffic forward = traffic(*megatron, Direction::forward, T);
     const PassTraffic backward = traffic(*megatron, Direction::backward, T);
     a.y_bytes = forward.formula.bytes();  // Y's one all-reduce (dX's backward is its twin)
+    a.y_element_bytes = dtype_bytes(cfg.reduction());
     a.replica_bytes = replica_grad_elements(cfg) * long(sizeof(float));
     a.forward = forward.counted;
     a.backward = backward.counted;

@@ -12,7 +12,8 @@ long replica_rows(const Config& cfg) { return cfg.hidden_size + (cfg.bias ? 1 : 
 
 }  // namespace
 
-ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp)
+template <typename T>
+ParallelAttention<T>::ParallelAttention(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp)
     : scheme_(scheme),
       cfg_(cfg),
       tp_(tp),
@@ -32,14 +33,16 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
           ws, cfg.batch_size, cfg.seq_len, head_dim_, heads_.query.count,
           [&](long h) { return heads_.local_kv_of(h, cfg.heads(), cfg.kv_heads()); }, cfg.backward),
       o_(ws.matrix<float>(cfg.tokens(), heads_.query.count * head_dim_)),
+      o_in_(ws.matrix<T>(kIsFloat<T> ? 0 : cfg.tokens(), o_.cols())),
       out_(ws, heads_.query.count * head_dim_, heads_.query.count * head_dim_, cfg.hidden_size,
            {cfg.bias, cfg.backward, Chunking::whole(cfg.tokens())}),
-      y_exit_(ws, tp, outside_of(scheme), DType::fp32, cfg.tokens(), cfg.hidden_size),
+      y_exit_(ws, tp, outside_of(scheme), cfg.reduction(), cfg.tokens(), cfg.hidden_size),
       dy_entry_(ws, tp, outside_of(scheme), cfg.backward ? cfg.tokens() : 0, cfg.hidden_size),
       dqkv_(ws.matrix<float>(cfg.backward ? cfg.tokens() : 0, qkv_.weight().cols())),
+      dqkv_in_(ws.matrix<T>(kIsFloat<T> ? 0 : dqkv_.rows(), dqkv_.cols())),
       replicas_(ws.matrix<float>(cfg.backward ? replica_rows(cfg) : 0,
                                  2 * sharding_.replicated_count() * head_dim_)),
-      dx_exit_(ws, tp, outside_of(scheme), DType::fp32, cfg.backward ? cfg.tokens() : 0,
+      dx_exit_(ws, tp, outside_of(scheme), cfg.reduction(), cfg.backward ? cfg.tokens() : 0,
                cfg.hidden_size) {
   if (ws.planning()) return;  // the layout is all a plan needs
   const Block all_hidden = {0, cfg.hidden_size}, one_row = {0, 1};
@@ -52,27 +55,42 @@ ParallelAttention::ParallelAttention(Workspace& ws, Scheme scheme, const Config&
   parameters_changed();
 }
 
-long ParallelAttention::weight_bytes() const {
-  return long(sizeof(float)) * long(qkv_.weight().size() + out_.weight().size());
+template <typename T>
+long ParallelAttention<T>::weight_bytes() const {
+  return long(sizeof(T)) * long(qkv_.weight().size() + out_.weight().size());
 }
 
-Parameters ParallelAttention::parameters() {
-  return {heads_.query, &qkv_.weight(), &out_.weight(), qkv_.has_bias() ? &qkv_.bias() : nullptr,
-          out_.has_bias() ? &out_.bias() : nullptr};
+template <typename T>
+Parameters ParallelAttention<T>::parameters() {
+  if constexpr (kIsFloat<T>)
+    return {heads_.query, &qkv_.weight(), &out_.weight(), qkv_.has_bias() ? &qkv_.bias() : nullptr,
+            out_.has_bias() ? &out_.bias() : nullptr};
+  return {};
 }
 
-void ParallelAttention::parameters_changed() {
+template <typename T>
+ParametersB ParallelAttention<T>::parameters_bf16() {
+  if constexpr (!kIsFloat<T>)
+    return {heads_.query, &qkv_.weight(), &out_.weight(), qkv_.has_bias() ? &qkv_.bias() : nullptr,
+            out_.has_bias() ? &out_.bias() : nullptr};
+  return {};
+}
+
+template <typename T>
+void ParallelAttention<T>::parameters_changed() {
   qkv_.prepare();
   out_.prepare();
 }
 
-Gradients ParallelAttention::gradients() {
+template <typename T>
+Gradients ParallelAttention<T>::gradients() {
   return {heads_.query, &qkv_.weight_grad(), &out_.weight_grad(),
           qkv_.has_bias() ? &qkv_.bias_grad() : nullptr,
           out_.has_bias() ? &out_.bias_grad() : nullptr};
 }
 
-void ParallelAttention::plant_block_fault(Fault fault) {
+template <typename T>
+void ParallelAttention<T>::plant_block_fault(Fault fault) {
   if (fault == Fault::kv_grad_not_summed) {
     sum_replicas_ = false;
     return;
@@ -91,34 +109,59 @@ void ParallelAttention::plant_block_fault(Fault fault) {
   parameters_changed();
 }
 
-ConstMatrixRef ParallelAttention::forward(const ConstMatrixRef& x_here) {
+template <typename T>
+ConstMatrixRef ParallelAttention<T>::forward(const ConstMatrixRef& x_here) {
   x_.emplace(x_entry_.enter(x_here));  // f: the identity (f̄: all-gather the tokens)
   qkv_.forward(*x_, {0, tokens_});     // [Q | K | V] of this rank's heads, no communication
   Tensor<float>& qkv = qkv_.output();
   rope_.forward(q_of(qkv));  // rotated in place: the backward reads them as attention did
   rope_.forward(k_of(qkv));
   attention_.forward(q_of(qkv), k_of(qkv), v_of(qkv), o_);
-  out_.forward(o_, {0, tokens_});               // a partial sum of Y (zeros on a rank with no head)
+  if constexpr (!kIsFloat<T>) to_bf16(o_, o_in_);  // what Wo's GEMM reads, and dWo's
+  out_.forward(o_input(), {0, tokens_});        // a partial sum of Y (zeros on a rank with no head)
   MatrixRef y = y_exit_.leave(out_.partial());  // g: all-reduce (ḡ: reduce-scatter)
   out_.add_bias(y);                             // once, after the sum
+  if constexpr (!kIsFloat<T>) round_to_bf16(y);
   return y;
 }
 
-ConstMatrixRef ParallelAttention::backward(const ConstMatrixRef& dy_here) {
-  const ConstMatrixRef dy = dy_entry_.enter(dy_here);  // g's backward (ḡ's: all-gather)
-  out_.backward(o_, dy);                               // dWo = Oᵀ·dY, dbo, dO = dY·Woᵀ
+template <typename T>
+ConstMatrixRef ParallelAttention<T>::backward(const ConstMatrixRef& dy_here) {
+  const ConstRef<T> dy = dy_entry_.enter(dy_here);  // g's backward (ḡ's: all-gather)
+  out_.backward(o_input(), dy);                     // dWo = Oᵀ·dY, dbo, dO = dY·Woᵀ
   const Tensor<float>& qkv = qkv_.output();
   attention_.backward(q_of(qkv), k_of(qkv), v_of(qkv), out_.input_grad(), q_of(dqkv_), k_of(dqkv_),
                       v_of(dqkv_));
   rope_.backward(q_of(dqkv_));  // the rotations' gradients turned back, in place
   rope_.backward(k_of(dqkv_));
-  MatrixRef dx_partial = qkv_.backward_input(dqkv_);  // dX's partial sum = dQKV·W_qkvᵀ
-  qkv_.backward_weights(*x_, dqkv_, dqkv_);           // dW_qkv = Xᵀ·dQKV, db_qkv
+  if constexpr (!kIsFloat<T>) to_bf16(dqkv_, dqkv_in_);  // what dX's and dW's GEMMs read
+  const ConstRef<T> dqkv = dqkv_input();
+  MatrixRef dx_partial = qkv_.backward_input(dqkv);  // dX's partial sum = dQKV·W_qkvᵀ
+  qkv_.backward_weights(*x_, dqkv, dqkv_);           // dW_qkv = Xᵀ·dQKV, db_qkv (from fp32)
   if (sum_replicas_) sum_replicas();
-  return dx_exit_.leave(dx_partial);  // f's backward: all-reduce (f̄'s: reduce-scatter)
+  MatrixRef dx = dx_exit_.leave(dx_partial);  // f's backward: all-reduce (f̄'s: reduce-scatter)
+  if constexpr (!kIsFloat<T>) round_to_bf16(dx);
+  return dx;
 }
 
-void ParallelAttention::sum_replicas() {
+template <typename T>
+ConstRef<T> ParallelAttention<T>::o_input() const {
+  if constexpr (kIsFloat<T>)
+    return o_;
+  else
+    return o_in_;
+}
+
+template <typename T>
+ConstRef<T> ParallelAttention<T>::dqkv_input() const {
+  if constexpr (kIsFloat<T>)
+    return dqkv_;
+  else
+    return dqkv_in_;
+}
+
+template <typename T>
+void ParallelAttention<T>::sum_replicas() {
   if (replicas_.size() == 0) return;  // no KV head is held by two ranks
   const long d = head_dim_, H = cfg_.hidden_size;
   const long slots = replicas_.cols() / (2 * d);  // R, as the buffer was sized
@@ -148,5 +191,8 @@ void ParallelAttention::sum_replicas() {
     v_of(qkv_.bias_grad()).middleCols(local, d) = replicas_.block(H, v_at, 1, d);
   });
 }
+
+template class ParallelAttention<float>;
+template class ParallelAttention<bfloat16>;
 
 }  // namespace tp_mlp

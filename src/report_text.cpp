@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "tp_mlp/attention_verify.hpp"
 #include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/models.hpp"
 
@@ -206,23 +207,23 @@ void print_attention_traffic(const AttentionTraffic& a) {
   if (a.layer)
     std::printf(
         "\nThe layer (megatron), formulas against what one pass counted:\n"
-        "  forward   attention's and the MLP's all-reduces of Y, 2 x tokens x H x 4 B: %s\n",
-        bytes_text(double(a.y_bytes)).c_str());
+        "  forward   attention's and the MLP's all-reduces of Y, 2 x tokens x H x %ld B: %s\n",
+        a.y_element_bytes, bytes_text(double(a.y_bytes)).c_str());
   else
     std::printf(
         "\nThe attention block (megatron), formulas against what one pass counted:\n"
-        "  forward   Y's all-reduce, tokens x H x 4 B:                     %s\n",
-        bytes_text(double(a.y_bytes)).c_str());
+        "  forward   Y's all-reduce, tokens x H x %ld B:                     %s\n",
+        a.y_element_bytes, bytes_text(double(a.y_bytes)).c_str());
   std::printf("            counted: %s, %s\n", collectives_text(a.forward).c_str(),
               bytes_text(double(a.forward.bytes())).c_str());
   if (a.has_backward) {
     if (a.layer)
       std::printf(
-          "  backward  the MLP's and attention's all-reduces of dX, 2 x tokens x H x 4 B: %s\n",
-          bytes_text(double(a.y_bytes)).c_str());
+          "  backward  the MLP's and attention's all-reduces of dX, 2 x tokens x H x %ld B: %s\n",
+          a.y_element_bytes, bytes_text(double(a.y_bytes)).c_str());
     else
-      std::printf("  backward  dX's all-reduce, tokens x H x 4 B:                    %s\n",
-                  bytes_text(double(a.y_bytes)).c_str());
+      std::printf("  backward  dX's all-reduce, tokens x H x %ld B:                    %s\n",
+                  a.y_element_bytes, bytes_text(double(a.y_bytes)).c_str());
     if (a.replica_bytes > 0)
       std::printf(
           "            replicated KV heads' dWk, dWv (and dbk, dbv), summed over the group,\n"
@@ -325,16 +326,23 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
         "sharding mistake's (layer_verify.hpp). An element passes within it (diff/bound <= "
         "1).\n\n");
   } else if (attention) {
+    const bool bf16 = cfg.dtype == DType::bf16;
     std::printf(
         "Bound: each element's float error carried through every step: gamma_n x sum|terms|\n"
         "for a sum of n terms (n up to %ld for Y), u = 2^-24; RoPE's rotation; the scores;\n"
         "the softmax (probabilities within e^(2 Delta) of the exact ones when every score of\n"
-        "the row is within Delta) and its backward; the T partial sums. First order in the\n"
-        "errors, so doubled; and never more than 2^-10 of its tensor's max|reference|, about\n"
-        "1000x float's measured error, where the worst case compounds past that\n"
-        "(attention_verify.hpp). An element passes within its own bound (diff/bound <= 1);\n"
-        "tolerance is the loosest bound / max|reference| (9.77e-04 where the cap decides).\n\n",
-        lead.accumulated_terms);
+        "the row is within Delta) and its backward; the T partial sums%s. First order in the\n"
+        "errors, so doubled; and never more than 2^%d of its tensor's max|reference|, %s,\n"
+        "where the worst case compounds past that (attention_verify.hpp). An element passes\n"
+        "within its own bound (diff/bound <= 1); tolerance is the loosest bound /\n"
+        "max|reference| (%.2e where the cap decides).\n\n",
+        lead.accumulated_terms,
+        bf16 ? "; O and dQKV rounded to\nbf16 as they enter a GEMM, Y and dX as they leave "
+               "(2^-8 each)"
+             : "",
+        std::ilogb(AttentionReference::mistake(cfg.dtype)),
+        bf16 ? "about 6x bf16's measured error" : "about 1000x float's measured error",
+        AttentionReference::mistake(cfg.dtype));
   } else {
     std::printf(
         "Bound: each element may differ from the reference by at most what float rounding can do\n"

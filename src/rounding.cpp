@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+
+#include "tp_mlp/bf16.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -53,6 +56,26 @@ void for_each_output(const ConstMatrixDRef& pre, Activation activation, F f) {
 double gamma_n(long n) {
   const double nu = double(n) * u;
   return nu / (1 - nu);
+}
+
+double underflow(long terms, double factor) {
+  return factor * double(terms) * double(std::numeric_limits<float>::min());
+}
+
+double input_roundoff(const Config& cfg) {
+  return cfg.dtype == DType::bf16 ? kBf16UnitRoundoff : 0;
+}
+
+void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error) {
+  error = (1 + input) * error + input * exact.cwiseAbs();
+}
+
+// A partial rounded once, then T − 1 additions each rounded to float and then to bf16.
+double bf16_reduction(const Config& cfg) {
+  if (cfg.reduction() != DType::bf16) return 0;
+  const double per_step = kBf16UnitRoundoff + u * (1 + kBf16UnitRoundoff);
+  const double steps = double(cfg.tp_size) * per_step;
+  return steps / (1 - steps);
 }
 
 void exact_activate(Activation activation, const ConstMatrixDRef& pre, MatrixDRef act) {

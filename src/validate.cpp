@@ -35,6 +35,14 @@ std::string fault_problem(const Config& cfg) {
   return "";
 }
 
+// An fp32 model's partial sums reduced in bf16: refused in every block.
+std::string reduce_dtype_problem(const Config& cfg) {
+  if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16)
+    return "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16, which "
+           "only loses digits: use it with --dtype bf16";
+  return {};
+}
+
 // The rules of megatron's variants, the same for every block: each runs beside megatron, and
 // splits the tokens (over the ranks, or into chunks).
 std::string variant_problem(const Config& cfg) {
@@ -145,11 +153,11 @@ std::string attention_problem(const Config& cfg) {
     why << "--norm chooses the layer's normalisation: add --block layer";
   } else if (cfg.scheme_choice == SchemeChoice::naive) {
     why << block << " has no naive scheme: use --scheme megatron, serial or all";
-  } else if (cfg.dtype == DType::bf16) {
-    why << "--dtype bf16 is not built for " << block << " yet: its attention runs in fp32";
-  } else if (cfg.reduction() == DType::bf16) {
-    why << "--reduce-dtype bf16 is not built for " << block
-        << " yet: its partial sums are reduced in fp32";
+  } else if (layer && cfg.dtype == DType::bf16) {
+    why << "--dtype bf16 is not built for --block layer yet (the attention and MLP blocks each "
+           "take it): its norms and residuals run in fp32";
+  } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
+    why << reduce;
   } else if (cfg.invariant) {
     why << "--invariant is not built for " << block << " yet";
   } else if (!layer && (cfg.overlap || cfg.overlap_chunks > 0)) {
@@ -220,9 +228,8 @@ std::string validate(const Config& cfg, int world) {
         << (b.blocks == 1 ? "" : "s") << " of " << b.block_width
         << " columns, and each rank holds whole blocks: --tp-size " << T
         << " would leave a rank without one";
-  } else if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16) {
-    why << "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16, which "
-           "only loses digits: use it with --dtype bf16";
+  } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
+    why << reduce;
   } else if (!fault_problem(cfg).empty()) {
     why << fault_problem(cfg);
   } else if (widest > INT_MAX) {

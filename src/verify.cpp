@@ -16,19 +16,6 @@
 namespace tp_mlp {
 namespace {
 
-// A float sum of n terms may also lose what underflows below the smallest normal float (bf16
-// dot products flush denormal products and sums alike: twice as much).
-double underflow(long terms) { return double(terms) * double(std::numeric_limits<float>::min()); }
-
-// A T partial sums rounded to bf16 and added in bf16: every addition rounds. A partial rounded
-// once, then T − 1 additions each rounded to float and then to bf16.
-double bf16_reduction(const Config& cfg) {
-  if (cfg.reduction() != DType::bf16) return 0;
-  const double per_step = kBf16UnitRoundoff + kFloatUnitRoundoff * (1 + kBf16UnitRoundoff);
-  const double steps = double(cfg.tp_size) * per_step;
-  return steps / (1 - steps);
-}
-
 // The reference walks F in blocks half a shard wide.
 long block_width(const Config& cfg) {
   return std::max(1L, (block_of(cfg.intermediate_size(), cfg.tp_size, 0).count + 1) / 2);
@@ -48,15 +35,6 @@ void summand_bound(const ConstMatrixDRef& terms, const ConstMatrixDRef& error, l
   bound = (1 + gamma_n(n)) * error + gamma_n(n) * terms.cwiseAbs();
 }
 
-// A value within `error` of `exact`, rounded to a GEMM input with unit roundoff `input`.
-void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error) {
-  error = (1 + input) * error + input * exact.cwiseAbs();
-}
-
-}  // namespace
-
-namespace {
-
 // A pass runs over the reference's rows, or, for the weight gradients, over every token.
 long pass_rows(const Config& cfg, Block rows) {
   return cfg.backward ? std::max(rows.count, cfg.tokens()) : rows.count;
@@ -68,7 +46,7 @@ Reference::Reference(Workspace& ws, const Config& cfg, Block rows)
     : cfg_(cfg),
       rows_(rows),
       block_width_(block_width(cfg)),
-      input_(cfg.dtype == DType::bf16 ? kBf16UnitRoundoff : 0),
+      input_(input_roundoff(cfg)),
       output_(input_),
       reduce_(bf16_reduction(cfg)),
       underflow_factor_(cfg.dtype == DType::bf16 ? 2 : 1),

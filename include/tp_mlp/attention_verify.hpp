@@ -52,8 +52,11 @@ class AttentionReference final : public BlockReference {
  public:
   // What the whole bound is multiplied by, for the second-order terms dropped.
   static constexpr double kSafety = 2;
-  // The largest error any element may have, as a share of its tensor's max|reference|.
+  // The largest error any element may have, as a share of its tensor's max|reference|, in an
+  // fp32 model and in a bf16 one (whose rounding of Y and dX alone is up to 2⁻⁸ of an element).
   static constexpr double kMistake = 1.0 / 1024;
+  static constexpr double kMistakeBf16 = 1.0 / 32;
+  static double mistake(DType dtype) { return dtype == DType::bf16 ? kMistakeBf16 : kMistake; }
 
   AttentionReference(Workspace& ws, const Config& cfg);
   void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) override;
@@ -72,7 +75,13 @@ class AttentionReference final : public BlockReference {
   void forward_pass();
   void backward_pass();
 
+  // Caps `bound` at mistake_ of max|ref| (see above).
+  void cap(MatrixDRef bound, const ConstMatrixDRef& ref) const;
+
   const Config& cfg_;
+  // A bf16 model's: what rounding a GEMM's input (and Y and dX) to bf16 adds, what its bf16
+  // reduction (--reduce-dtype) adds, and its underflow's factor (rounding.hpp).
+  const double input_, reduce_, lost_, mistake_;
   const long H_, N_, K_, d_, s_, t_, width_;  // width_ = (N + 2K)·d
   const double scale_;                        // 1/√d
   // Values, error bounds, |values| and |values| + bound ("hi"): what a float input may be.

@@ -27,8 +27,8 @@
 // forward's to the bit. The price is one more QKᵀ product: seven products in a forward and
 // backward instead of six.
 //
-// fp32 only for now: Q, K and V, every product and the softmax are float (a bf16 model would
-// widen its Q, K, V first).
+// fp32 whatever the model's type: Q, K and V, every product and the softmax are float (a bf16
+// model's projections give float Q, K and V, as attention kernels keep the softmax in fp32).
 #pragma once
 
 #include <vector>

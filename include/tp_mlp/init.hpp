@@ -83,5 +83,7 @@ void fill_qkv(MatrixRef out, const Config& cfg, LayerPart part, Block rows, Bloc
               Block kv_heads);
 void fill_qkv(MatrixDRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
               Block kv_heads);
+void fill_qkv(MatrixBRef out, const Config& cfg, LayerPart part, Block rows, Block query_heads,
+              Block kv_heads);
 
 }  // namespace tp_mlp

@@ -51,9 +51,10 @@ AttentionHeads attention_heads(const Config& cfg);
 // The attention block's collectives, one pass of megatron each: the formulas (bytes of the
 // whole tensors) against what the communication layer counted.
 struct AttentionTraffic {
-  bool layer = false;      // the layer's: attention's all-reduces and its MLP's
-  long y_bytes = 0;        // Y's all-reduce(s) forward, and dX's backward: tokens·H·4 each
-  long replica_bytes = 0;  // the replicated KV heads' gradients: (H + bias)·2·R·d·4; 0: none
+  bool layer = false;        // the layer's: attention's all-reduces and its MLP's
+  long y_bytes = 0;          // Y's all-reduce(s) forward, and dX's backward: tokens·H·B each
+  long y_element_bytes = 4;  // B: the reduce dtype's (--reduce-dtype, by default --dtype)
+  long replica_bytes = 0;    // the replicated KV heads' gradients: (H + bias)·2·R·d·4; 0: none
   CommStats forward, backward;  // counted
   bool has_backward = false;
   bool matches_formula = false;

@@ -28,7 +28,10 @@
 // are reduce-scattered back to each rank's tokens: the bytes of the all-reduce, the
 // activations outside T times smaller.
 //
-// fp32 only (validate.cpp refuses the rest): Q, K, V and attention are float.
+// T is the element type of the weights and of the GEMMs' inputs, float or bfloat16 (--dtype), as
+// in the MLP: the projections' outputs Q, K, V, attention itself and every gradient are float,
+// and what enters a bf16 GEMM is rounded to bf16 first (X, O, dY, dQKV); Y and dX leave as bf16
+// values, a bf16 model's activations.
 #pragma once
 
 #include <optional>
@@ -43,6 +46,7 @@
 
 namespace tp_mlp {
 
+template <typename T>
 class ParallelAttention final : public MlpScheme {
  public:
   ParallelAttention(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp);
@@ -54,6 +58,7 @@ class ParallelAttention final : public MlpScheme {
   // columns: this rank's query heads; w_in [H, (nq + 2·nkv)·d] = [Wq | Wk | Wv]'s columns of
   // them, b_in likewise; w_out [nq·d, H] = Wo's rows; b_out [1, H] = bo.
   Parameters parameters() override;
+  ParametersB parameters_bf16() override;
   void parameters_changed() override;
   Gradients gradients() override;
   void plant_block_fault(Fault fault) override;
@@ -64,6 +69,9 @@ class ParallelAttention final : public MlpScheme {
  private:
   // The replicated KV heads' gradient columns summed over the group (see above).
   void sum_replicas();
+  // O and dQKV as the GEMMs read them: themselves, or their bf16 copies (o_in_, dqkv_in_).
+  ConstRef<T> o_input() const;
+  ConstRef<T> dqkv_input() const;
   // The fused projection's columns of the query heads, of the KV heads' keys, of their values.
   template <typename M>
   auto q_of(M& m) const {
@@ -85,20 +93,22 @@ class ParallelAttention final : public MlpScheme {
   const long tokens_, head_dim_;
   const Block tokens_here_;  // X's and Y's rows here: all, or this rank's (megatron-sp)
   const HeadSharding sharding_;
-  const HeadShard heads_;            // this rank's query heads and KV heads
-  bool sum_replicas_ = true;         // false: --plant-fault kv-grad-not-summed
-  RegionEntry<float> x_entry_;       // f (f̄)
-  ColumnParallelLinear<float> qkv_;  // [H, (nq + 2·nkv)·d]: Wq's, Wk's, Wv's columns
-  Rope rope_;                        // on Q and K, in place in qkv_'s output
-  CausalAttention attention_;        // this rank's heads
-  Tensor<float> o_;                  // [tokens, nq·d], attention's output
-  RowParallelLinear<float> out_;     // [nq·d, H]: Wo's rows
-  RegionExit y_exit_;                // g (ḡ)
-  RegionEntry<float> dy_entry_;      // g's (ḡ's) backward
-  Tensor<float> dqkv_;               // [tokens, (nq + 2·nkv)·d], the projection's gradient
-  Tensor<float> replicas_;           // [H (+1), 2·R·d], the replicated heads' dWk | dWv
-  RegionExit dx_exit_;               // f's (f̄'s) backward
-  std::optional<ConstMatrixRef> x_;  // the forward's input, kept for dW_qkv
+  const HeadShard heads_;         // this rank's query heads and KV heads
+  bool sum_replicas_ = true;      // false: --plant-fault kv-grad-not-summed
+  RegionEntry<T> x_entry_;        // f (f̄)
+  ColumnParallelLinear<T> qkv_;   // [H, (nq + 2·nkv)·d]: Wq's, Wk's, Wv's columns
+  Rope rope_;                     // on Q and K, in place in qkv_'s output
+  CausalAttention attention_;     // this rank's heads
+  Tensor<float> o_;               // [tokens, nq·d], attention's output
+  Tensor<T> o_in_;                // [tokens, nq·d], O as bf16 (bf16 only)
+  RowParallelLinear<T> out_;      // [nq·d, H]: Wo's rows
+  RegionExit y_exit_;             // g (ḡ)
+  RegionEntry<T> dy_entry_;       // g's (ḡ's) backward
+  Tensor<float> dqkv_;            // [tokens, (nq + 2·nkv)·d], the projection's gradient
+  Tensor<T> dqkv_in_;             // [tokens, (nq + 2·nkv)·d], dQKV as bf16 (bf16 only)
+  Tensor<float> replicas_;        // [H (+1), 2·R·d], the replicated heads' dWk | dWv
+  RegionExit dx_exit_;            // f's (f̄'s) backward
+  std::optional<ConstRef<T>> x_;  // the forward's input, kept for dW_qkv
 };
 
 }  // namespace tp_mlp

@@ -28,7 +28,7 @@
 // through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
 // Norm1ᵀ(Attentionᵀ(dh)).
 //
-// fp32 only, as attention is.
+// fp32 only for now (validate.cpp refuses bf16): its norms and residuals are float.
 #pragma once
 
 #include <optional>
@@ -66,18 +66,18 @@ class ParallelLayer final : public MlpScheme {
   const Scheme scheme_;
   TpComm& tp_;
   const bool backward_;
-  const Block tokens_here_;          // X's, h's and Y's rows: all, or this rank's (megatron-sp)
-  bool sum_norm_grads_;              // megatron-sp; false: --plant-fault norm-grad-not-summed
-  Norm norm1_;                       // [tokens here, H], before attention
-  ParallelAttention attention_;      // split by heads
-  Tensor<float> h_;                  // [tokens here, H] = x + attention
-  Norm norm2_;                       // [tokens here, H], before the MLP
-  ParallelMlp<float> mlp_;           // split along F
-  Tensor<float> y_;                  // [tokens here, H] = h + MLP
-  Tensor<float> dh_;                 // [tokens here, H] (backward)
-  Tensor<float> dx_;                 // [tokens here, H] (backward)
-  Tensor<float> norm_grads_;         // [2 or 4, H]: their sum over the group (megatron-sp)
-  std::optional<ConstMatrixRef> x_;  // the forward's input, kept for Norm1's backward
+  const Block tokens_here_;             // X's, h's and Y's rows: all, or this rank's (megatron-sp)
+  bool sum_norm_grads_;                 // megatron-sp; false: --plant-fault norm-grad-not-summed
+  Norm norm1_;                          // [tokens here, H], before attention
+  ParallelAttention<float> attention_;  // split by heads
+  Tensor<float> h_;                     // [tokens here, H] = x + attention
+  Norm norm2_;                          // [tokens here, H], before the MLP
+  ParallelMlp<float> mlp_;              // split along F
+  Tensor<float> y_;                     // [tokens here, H] = h + MLP
+  Tensor<float> dh_;                    // [tokens here, H] (backward)
+  Tensor<float> dx_;                    // [tokens here, H] (backward)
+  Tensor<float> norm_grads_;            // [2 or 4, H]: their sum over the group (megatron-sp)
+  std::optional<ConstMatrixRef> x_;     // the forward's input, kept for Norm1's backward
 };
 
 }  // namespace tp_mlp

@@ -21,6 +21,19 @@ namespace tp_mlp {
 inline constexpr double kFloatUnitRoundoff = 0x1p-24;
 double gamma_n(long n);  // γ_n for float (glibc already has a gamma())
 
+// What a float sum of n terms may also lose below the smallest normal float (bf16 dot
+// products flush denormal products and sums alike: `factor` 2 for a bf16 model).
+double underflow(long terms, double factor = 1);
+
+// The model's element type's unit roundoff where a value is rounded to it to enter a GEMM (and
+// where Y and dX leave as it): bf16's, or 0 for fp32, where nothing is rounded again.
+double input_roundoff(const Config& cfg);
+// A value within `error` of `exact`, rounded to a GEMM input with unit roundoff `input`.
+void rounded_input(double input, const ConstMatrixDRef& exact, MatrixDRef error);
+// The relative error of T partial sums rounded to bf16 and added in bf16 (--reduce-dtype
+// bf16), as a factor of the sum of their magnitudes; 0 when they are reduced in fp32.
+double bf16_reduction(const Config& cfg);
+
 // A float function's evaluation error at an input x: |f̂(x) − f(x)| ≤ (rel·|f(x)| + abs)·u,
 // or, where that is tighter, ≤ (per_input·|x| + per_input_abs)·u (0: no such form).
 struct EvaluationError {

@@ -938,7 +938,9 @@ def check_attention(ranks, heads, kv_heads, *flags, hidden=128):
     expect(got == shards, f"{what}: heads {got}, expected {shards}")
     expect(a["replicated_kv_heads"] == replicated, f"{what}: replicated {a['replicated_kv_heads']}, expected {replicated}")
     d = hidden // heads
-    y_bytes = batch * seq * hidden * 4
+    dtype = flags[flags.index("--dtype") + 1] if "--dtype" in flags else "fp32"
+    reduce = flags[flags.index("--reduce-dtype") + 1] if "--reduce-dtype" in flags else dtype
+    y_bytes = batch * seq * hidden * (2 if reduce == "bf16" else 4)  # Y's sum in the reduce dtype
     replica_bytes = (hidden + (1 if bias else 0)) * 2 * len(replicated) * d * 4
     c = a["communication"]
     # Y's all-reduce forward, dX's backward (a group of one counts its own), and the replicas'.
@@ -960,11 +962,13 @@ def case_attention_1_and_2_ranks():
     check_attention(2, 2, 1, "--backward", "--bias")  # K < T: KV head 0 on both ranks
     check_attention(2, 6, 3, "--backward", hidden=96)  # GQA, a group straddling the ranks
     check_attention(2, 1, 1)                         # N < T: rank 1 holds no head
+    check_attention(2, 6, 3, "--backward", "--bias", "--dtype", "bf16", hidden=96)  # bf16, Y in bf16
 
 
 def case_attention_3_ranks():
     check_attention(3, 4, 2, "--backward", "--bias")  # 2, 1, 1 heads; KV head 1 on ranks 1-2
     check_attention(3, 6, 6, "--backward", hidden=96)  # divisible, no replica
+    check_attention(3, 4, 1, "--backward", "--dtype", "bf16", "--reduce-dtype", "fp32")  # bf16, one KV head on all
 
 
 def case_attention_4_ranks():
@@ -990,6 +994,9 @@ def case_attention_faults_fail_verification():
     base = ["--tp-size", "2", "--block", "attention", "-b", "2", *QUICK]
     small = ["--hidden-size", "64", "-s", "8"]
     for fault, flags, tensor in [("kv-grad-not-summed", [*small, "--num-heads", "2", "--num-kv-heads", "1", "--backward"], "dWk"),
+                                 # bf16's cap is 32 times fp32's: still far below the mistake
+                                 ("kv-grad-not-summed", [*small, "--num-heads", "2", "--num-kv-heads", "1", "--backward",
+                                                         "--dtype", "bf16"], "dWk"),
                                  ("wrong-kv-head", [*small, "--num-heads", "4", "--num-kv-heads", "2"], "Y"),
                                  # where the worst-case bound alone exceeds max|Y|: the cap decides
                                  ("wrong-kv-head", ["--hidden-size", "1024", "-s", "64", "--num-heads", "8",

@@ -215,16 +215,19 @@ TEST(AttentionBlockParts, ForwardAndBackwardAllocateNothingOfTheirOwn) {
 }
 
 // The attention block and the layer whole, as the program builds them: megatron, megatron-sp
-// (whose norms' gradients are summed) and serial, GQA with biases, LayerNorm and RMSNorm.
+// (whose norms' gradients are summed) and serial, GQA with biases, attention in fp32 and bf16,
+// LayerNorm and RMSNorm.
 TEST(WholeBlocks, ThePlanIsExactAndAPassAllocatesNothing) {
   World world;
-  const Config configs[] = {attention_config(1, 4, 2, 8, 8, 0),
+  Config bf16_attention = attention_config(1, 4, 2, 8, 8, 0);
+  bf16_attention.dtype = DType::bf16;
+  const Config configs[] = {attention_config(1, 4, 2, 8, 8, 0), bf16_attention,
                             layer_config(1, 4, 2, 8, 8, 0, Activation::gelu, NormKind::layer),
                             layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms)};
   for (const Config& cfg : configs)
     for (const Scheme scheme : {Scheme::megatron, Scheme::megatron_sp, Scheme::serial}) {
-      const std::string what = std::string(block_name(cfg.block)) + " " +
-                               norm_name(cfg.norm_kind()) + " " + scheme_name(scheme);
+      const std::string what = std::string(block_name(cfg.block)) + " " + dtype_name(cfg.dtype) +
+                               " " + norm_name(cfg.norm_kind()) + " " + scheme_name(scheme);
       TpComm tp = scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
       const WorkspacePlan plan = scheme_plan(scheme, cfg, tp, 1);
       start_counting();

@@ -1,8 +1,8 @@
 // The attention block's scheme and the layer's in a group of one (serial, and megatron at
 // --tp-size 1) against their float64 references: Y, dX and every weight and bias gradient within
-// their bounds, for multi-head and grouped-query attention; a planted wrong KV head is caught;
-// and the layer's dX against central differences of its forward, which checks the backward's
-// maths (the reference's included) by another route.
+// their bounds, for multi-head and grouped-query attention, in fp32 and bf16; a planted wrong
+// KV head is caught in both; and the layer's dX against central differences of its forward,
+// which checks the backward's maths (the reference's included) by another route.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,24 +23,28 @@ struct Shape {
 
 constexpr int kSeqLen = 7;
 
-AttentionModel one_rank(Scheme scheme, const Shape& shape) {
-  return {scheme, attention_config(1, shape.heads, shape.kv_heads, shape.head_size, kSeqLen, 0)};
+AttentionModel one_rank(Scheme scheme, const Shape& shape, DType dtype = DType::fp32) {
+  Config cfg = attention_config(1, shape.heads, shape.kv_heads, shape.head_size, kSeqLen, 0);
+  cfg.dtype = dtype;
+  return {scheme, cfg};
 }
 
 class GroupOfOne : public ::testing::TestWithParam<Scheme> {};
 
 TEST_P(GroupOfOne, EveryTensorWithinItsBound) {
-  for (const Shape shape : {Shape{4, 4, 8}, Shape{6, 2, 8}, Shape{4, 1, 16}}) {
-    const AttentionModel m = one_rank(GetParam(), shape);
-    const std::vector<Verification> checks = m.verify();
-    ASSERT_EQ(checks.size(), 10U);  // Y, dX, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo
-    for (const Verification& v : checks) {
-      EXPECT_TRUE(v.passed) << "N=" << shape.heads << " K=" << shape.kv_heads << ": " << v.tensor
-                            << " at " << v.max_diff_over_bound << "x its bound";
-      // Rigorous where it is tighter, never looser than the cap a mistake must exceed.
-      EXPECT_LE(v.tolerance, AttentionReference::kMistake) << v.tensor;
+  for (const DType dtype : {DType::fp32, DType::bf16})
+    for (const Shape shape : {Shape{4, 4, 8}, Shape{6, 2, 8}, Shape{4, 1, 16}}) {
+      const AttentionModel m = one_rank(GetParam(), shape, dtype);
+      const std::vector<Verification> checks = m.verify();
+      ASSERT_EQ(checks.size(), 10U);  // Y, dX, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo
+      for (const Verification& v : checks) {
+        EXPECT_TRUE(v.passed) << dtype_name(dtype) << " N=" << shape.heads
+                              << " K=" << shape.kv_heads << ": " << v.tensor << " at "
+                              << v.max_diff_over_bound << "x its bound";
+        // Rigorous where it is tighter, never looser than the cap a mistake must exceed.
+        EXPECT_LE(v.tolerance, AttentionReference::mistake(dtype)) << v.tensor;
+      }
     }
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, GroupOfOne, ::testing::Values(Scheme::megatron, Scheme::serial),
@@ -88,11 +92,13 @@ TEST(ParallelLayer, DxMatchesCentralDifferencesOfTheForward) {
 }
 
 TEST(ParallelAttention, AWrongKvHeadIsCaught) {
-  const AttentionModel m = one_rank(Scheme::megatron, {6, 2, 8});
-  plant_fault(Fault::wrong_kv_head, *m.scheme, m.cfg, m.tp);
-  const Verification y = m.verify().front();
-  EXPECT_FALSE(y.passed);
-  EXPECT_GT(y.max_diff_over_bound, 10);
+  for (const DType dtype : {DType::fp32, DType::bf16}) {
+    const AttentionModel m = one_rank(Scheme::megatron, {6, 2, 8}, dtype);
+    plant_fault(Fault::wrong_kv_head, *m.scheme, m.cfg, m.tp);
+    const Verification y = m.verify().front();
+    EXPECT_FALSE(y.passed) << dtype_name(dtype);
+    EXPECT_GT(y.max_diff_over_bound, 10) << dtype_name(dtype);
+  }
 }
 
 }  // namespace
