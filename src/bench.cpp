@@ -6,6 +6,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "tp_mlp/gemm.hpp"
 #include "tp_mlp/machine.hpp"
 #include "tp_mlp/partition.hpp"
 #include "tp_mlp/progress.hpp"
@@ -52,7 +53,8 @@ void replay(const CollectiveCall& c, TpComm& tp, T* full, T* part) {
 
 Peaks measure_peaks(const World& world) {
   Peaks mine;
-  if (world.is_root()) mine = {measure_fma_peak_gflops(), measure_bf16_peak_gflops()};
+  if (world.is_root())
+    mine = {measure_fma_peak_gflops(gemm_vector_isa()), measure_bf16_peak_gflops()};
   world.wait_idle();
   return {world.max(mine.fp32), world.max(mine.bf16)};
 }

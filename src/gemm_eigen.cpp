@@ -23,6 +23,17 @@ void gemm(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c, Op op_a
   if (ta && tb) c.noalias() = a.transpose() * b.transpose();
 }
 
+// Fixed when this file was compiled (-march): Eigen's kernels are the compiler's vectors.
+VectorIsa gemm_vector_isa() {
+#if defined(EIGEN_VECTORIZE_AVX512)
+  return VectorIsa::avx512;
+#elif defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA)
+  return VectorIsa::avx2;
+#else
+  return VectorIsa::sse;
+#endif
+}
+
 // Built with EIGEN_DONT_PARALLELIZE: Eigen's GEMM never starts a thread.
 void gemm_use_one_thread() {}
 
@@ -84,5 +95,7 @@ const char* PlannedGemm<bfloat16>::implementation() const {
 }
 
 const char* bf16_gemm_implementation() { return "widened to fp32, Eigen's GEMM"; }
+
+bool packs_weights_once(DType) { return false; }  // Eigen packs both operands in every product
 
 }  // namespace tp_mlp

@@ -53,6 +53,15 @@ const char* gemm_backend() {
   return name.c_str();
 }
 
+// dnnl_cpu_isa_t's values are sets of bits, each ISA's including those of the ones it extends.
+VectorIsa gemm_vector_isa() {
+  const unsigned isa = dnnl_get_effective_cpu_isa();
+  auto has = [isa](unsigned bits) { return (isa & bits) == bits; };
+  if (has(dnnl_cpu_isa_avx512_core) || has(dnnl_cpu_isa_avx512_mic)) return VectorIsa::avx512;
+  if (has(dnnl_cpu_isa_avx2)) return VectorIsa::avx2;
+  return VectorIsa::sse;
+}
+
 namespace {
 
 using dnnl::memory;
@@ -290,6 +299,25 @@ const char* bf16_gemm_implementation() {
                            .implementation());
   }();
   return name.c_str();
+}
+
+bool packs_weights_once(DType dtype) {
+  // The kernel the primitive picks for a few rows (as a chunk's blocks have) of each type.
+  auto probe = [](memory::data_type type) {
+    constexpr long kProbe = 64;
+    const LibraryScope library;  // oneDNN's descriptions, and the names they give
+    const memory::desc a = view(kProbe, kProbe, kProbe, Op::none, type);
+    const memory::desc c = view(kProbe, kProbe, kProbe, Op::none, memory::data_type::f32);
+    try {
+      const auto pd = describe(a, a, c, /*weights=*/true);
+      return type == memory::data_type::f32 ? brgemm(pd) : native_bf16(pd);
+    } catch (const dnnl::error&) {
+      return false;  // no such matmul on this CPU (bf16 without native bf16): widened instead
+    }
+  };
+  static const bool fp32 = probe(memory::data_type::f32);
+  static const bool bf16 = cpu_has_native_bf16() && probe(memory::data_type::bf16);
+  return dtype == DType::bf16 ? bf16 : fp32;
 }
 
 }  // namespace tp_mlp

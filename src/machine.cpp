@@ -175,11 +175,33 @@ bool cpu_has_native_bf16() {
          __builtin_cpu_supports("avx512vl");
 }
 
-double measure_fma_peak_gflops() {
+const char* vector_isa_name(VectorIsa isa) {
+  switch (isa) {
+    case VectorIsa::avx512: return "AVX-512";
+    case VectorIsa::avx2: return "AVX2";
+    case VectorIsa::sse: return "SSE";
+  }
+  return "?";
+}
+
+namespace {
+
+// This CPU's widest, found at run time.
+VectorIsa cpu_vector_isa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return best_gflops(fma_avx512, 2.0 * 16 * kChains);
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return best_gflops(fma_avx2, 2.0 * 8 * kChainsAvx2);
+  if (__builtin_cpu_supports("avx512f")) return VectorIsa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return VectorIsa::avx2;
+  return VectorIsa::sse;
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(VectorIsa widest) {
+  switch (std::min(cpu_vector_isa(), widest)) {
+    case VectorIsa::avx512: return best_gflops(fma_avx512, 2.0 * 16 * kChains);
+    case VectorIsa::avx2: return best_gflops(fma_avx2, 2.0 * 8 * kChainsAvx2);
+    case VectorIsa::sse: break;
+  }
   return best_gflops(mul_add_sse, 2.0 * 4 * kChainsAvx2);
 }
 

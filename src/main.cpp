@@ -79,6 +79,7 @@ int run(const World& world, int argc, char** argv) {
                       gemm_backend(),
                       bf16_gemm_implementation(),
                       peaks.fp32,
+                      vector_isa_name(gemm_vector_isa()),
                       peaks.bf16,
                       cpu_has_amx_bf16(),
                       world.ranks_on_this_node(),

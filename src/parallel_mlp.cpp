@@ -3,13 +3,20 @@
 
 #include "tp_mlp/activation.hpp"
 #include "tp_mlp/init.hpp"
+#include "tp_mlp/planned_gemm.hpp"
 
 namespace tp_mlp {
 namespace {
 
 // With overlap, a progress test between GEMM blocks keeps the all-reduce in flight moving.
-// Each chunk's GEMMs run in this many blocks of rows (blocks of columns measured no faster)...
-constexpr int kBlocksPerChunk = 2;
+// Each chunk's GEMMs run in this many blocks of rows (blocks of columns measured no faster)
+// where the kernel keeps the weights packed; elsewhere each call packs them again, and halving
+// a call's rows costs what the overlap gains (dnnl_sgemm held to AVX2, [m, 1024]·[1024, 4096]:
+// 94 GFLOP/s at m = 1024 and 512, 81 at 256, 79 at 64), so a chunk is one block there...
+int blocks_per_chunk(int chunks, DType dtype) {
+  constexpr int kBlocksPerChunk = 2;
+  return chunks > 1 && packs_weights_once(dtype) ? kBlocksPerChunk : 1;
+}
 // ...and dW_in = Xᵀ·dpre, behind which dX's all-reduce travels, in this many blocks of columns,
 // however many chunks the forward has: each block packs all of Xᵀ again.
 constexpr int kBackwardBlocks = 4;
@@ -24,7 +31,7 @@ ParallelMlp<T>::ParallelMlp(Workspace& ws, Scheme scheme, const Config& cfg, TpC
       backward_(cfg.backward),
       columns_(block_of(cfg.intermediate_size(), tp.size(), tp.rank())),
       tokens_(tokens_outside(outside_of(scheme), cfg.tokens(), tp)),
-      chunking_{cfg.tokens(), chunks, chunks > 1 ? kBlocksPerChunk : 1},
+      chunking_{cfg.tokens(), chunks, blocks_per_chunk(chunks, cfg.dtype)},
       x_entry_(ws, tp, outside_of(scheme), cfg.tokens(), cfg.hidden_size),
       first_(ws, tp, cfg.hidden_size, Projections::same(columns_.count, cfg.projections()),
              {cfg.bias, cfg.backward, chunking_, chunks > 1 ? kBackwardBlocks : 1}),

@@ -170,6 +170,7 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
   doc["schema_version"] = kSchemaVersion;
   doc["config"] = config_json(cfg, plan, launch);
   doc["machine"] = {{"fma_peak_gflops_per_core", launch.peak_gflops},
+                    {"fma_peak_isa", launch.peak_isa},
                     {"bf16_peak_gflops_per_core", launch.bf16_peak_gflops},
                     {"native_bf16", launch.bf16_peak_gflops > 0},
                     {"amx_bf16", launch.amx_bf16},

@@ -295,7 +295,8 @@ void TextReport::banner(const Config& cfg, const Launch& launch) const {
         cfg.activation == Activation::swiglu ? "SiLU" : "GeLU", dtype_name(cfg.reduction()));
   std::printf("GEMM: %s, one thread per rank\n", launch.gemm_backend);
   if (cfg.dtype == DType::bf16) std::printf("GEMM (bf16): %s\n", launch.bf16_gemm);
-  std::printf("FMA peak of one core: %.1f GFLOP/s (measured)\n", launch.peak_gflops);
+  std::printf("FMA peak of one core: %.1f GFLOP/s (measured, %s: the GEMMs' widest vectors)\n",
+              launch.peak_gflops, launch.peak_isa);
   if (launch.bf16_peak_gflops > 0)
     std::printf("bf16 dot-product peak of one core: %.1f GFLOP/s (measured, %s)\n",
                 launch.bf16_peak_gflops, launch.amx_bf16 ? "AMX tiles" : "AVX512_BF16");

@@ -3,6 +3,7 @@
 // for a plan (bf16, and fp32 products of few rows with constant weights) are planned_gemm.hpp's.
 #pragma once
 
+#include "tp_mlp/machine.hpp"
 #include "tp_mlp/matrix.hpp"
 
 namespace tp_mlp {
@@ -17,6 +18,11 @@ void gemm(const ConstMatrixRef& a, const ConstMatrixRef& b, MatrixRef c, Op op_a
 
 // For the report: "Eigen 3.4.0", "oneDNN 2.6.3 (dnnl_sgemm)".
 const char* gemm_backend();
+
+// The widest vectors the backend's fp32 kernels use on this CPU: oneDNN's own choice at run
+// time (which ONEDNN_MAX_CPU_ISA may hold back), or what Eigen was compiled for. The FMA peak,
+// and every bound against it, is measured with these: what the products could reach here.
+VectorIsa gemm_vector_isa();
 
 // Called once at start-up, on the thread that will call gemm(): the MPI ranks are the
 // parallelism, so the backend must not start threads of its own.

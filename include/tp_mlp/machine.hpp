@@ -7,9 +7,15 @@ double available_memory_bytes();  // MemAvailable from /proc/meminfo
 double peak_rss_bytes();          // this process's high-water resident set
 double current_rss_bytes();       // this process's resident set now
 
-// One core's fp32 FMA peak with the widest vectors this CPU has (found at run time), measured
-// by a register-only loop in about 0.2 s.
-double measure_fma_peak_gflops();
+// The width of the vectors fp32 arithmetic runs in: what a CPU has, and what a GEMM backend
+// uses of it.
+enum class VectorIsa { sse, avx2, avx512 };
+const char* vector_isa_name(VectorIsa isa);  // "SSE", "AVX2", "AVX-512"
+
+// One core's fp32 FMA peak with the widest vectors both this CPU and `widest` allow: the peak
+// the GEMM backend's kernels can reach (gemm.hpp: gemm_vector_isa), measured by a
+// register-only loop in about 0.2 s.
+double measure_fma_peak_gflops(VectorIsa widest);
 
 // Whether the CPU (and its OS) has AVX512_BF16, found at run time: native bf16 dot products.
 bool cpu_has_native_bf16();

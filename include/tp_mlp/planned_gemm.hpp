@@ -12,6 +12,7 @@
 #pragma once
 
 #include "tp_mlp/bf16.hpp"
+#include "tp_mlp/config.hpp"
 #include "tp_mlp/gemm.hpp"
 #include "tp_mlp/workspace.hpp"
 
@@ -43,5 +44,11 @@ class PlannedGemm {
 
 // How a bf16 product runs on this machine, found by planning one: for the banner.
 const char* bf16_gemm_implementation();
+
+// Whether a product of few rows with constant weights of element type `dtype` reuses them
+// packed once (oneDNN's brgemm): then cutting a pass's rows into more calls costs little.
+// Elsewhere (dnnl_sgemm, AVX2's gemm:jit, Eigen) every call packs the weights again, and fewer
+// rows per call run slower. Found by planning one, at run time.
+bool packs_weights_once(DType dtype);
 
 }  // namespace tp_mlp

@@ -762,6 +762,32 @@ def case_numpy_checks_bf16_tensors():
     expect((np.abs(t["y"].reshape(y_ref.shape) - wrong) > bound).any(), "W2/T must be caught in bf16 too")
 
 
+def case_peak_measured_with_the_gemms_vectors():
+    """The FMA peak (and every bound and % of peak against it) is measured with the vectors the
+    GEMMs use: the CPU's widest, or AVX2's where oneDNN is held to them (ONEDNN_MAX_CPU_ISA, as
+    bench/run.sh does to show an AVX2 machine's kernels): against AVX-512's peak, AVX2 kernels
+    would look twice as far from their bound as they are."""
+    flags = ["--hidden-size", "64", *QUICK]
+    cpu = open("/proc/cpuinfo").read().split()
+    widest = "AVX-512" if "avx512f" in cpu else "AVX2" if "avx2" in cpu and "fma" in cpu else "SSE"
+    _, doc = report(1, 1, *flags, mpiexec=False)
+    got = dig(doc, "machine.fma_peak_isa")
+    expect(got == widest, f"peak measured with {got}, the CPU's widest being {widest}")
+    if "oneDNN" not in dig(doc, "config.gemm_backend") or widest != "AVX-512":
+        print(f"peak measured with {got}; no wider ISA to hold oneDNN back from here")
+        return
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    try:
+        _, held = report(1, 1, *flags, mpiexec=False)
+    finally:
+        del os.environ["ONEDNN_MAX_CPU_ISA"]
+    got_held = dig(held, "machine.fma_peak_isa")
+    expect(got_held == "AVX2", f"oneDNN held to AVX2: peak measured with {got_held}")
+    print(f"peak measured with {got}, and with {got_held} where oneDNN is held to it: "
+          f"{dig(doc, 'machine.fma_peak_gflops_per_core'):.0f} and "
+          f"{dig(held, 'machine.fma_peak_gflops_per_core'):.0f} GFLOP/s")
+
+
 def case_runs_without_mpiexec():
     result = run_ok(1, "--tp-size", "1", "--hidden-size", "32", *QUICK, mpiexec=False)
     expect("Correct: True" in result.stdout, "singleton run verifies", result)
