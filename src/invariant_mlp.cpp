@@ -39,18 +39,8 @@ struct InvariantMlp<T>::FBlock {
   static LinearOptions options(const Config& cfg, const InvariantBlocking& b, bool bias) {
     return {bias, cfg.backward, {b.padded_tokens, int(b.tiles()), 1}, 1, true};
   }
-  ConstRef<T> act_input() const {
-    if constexpr (kIsFloat<T>)
-      return act;
-    else
-      return act_in;
-  }
-  ConstRef<T> dpre_input() const {
-    if constexpr (kIsFloat<T>)
-      return dpre;
-    else
-      return dpre_in;
-  }
+  ConstRef<T> act_input() const { return gemm_input(act, act_in); }
+  ConstRef<T> dpre_input() const { return gemm_input(dpre, dpre_in); }
   void round_dpre() {  // what dpre_input() reads, once dpre is there
     if constexpr (!kIsFloat<T>) to_bf16(dpre, dpre_in);
   }

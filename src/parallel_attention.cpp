@@ -118,7 +118,8 @@ ConstMatrixRef ParallelAttention<T>::forward(const ConstMatrixRef& x_here) {
   rope_.forward(k_of(qkv));
   attention_.forward(q_of(qkv), k_of(qkv), v_of(qkv), o_);
   if constexpr (!kIsFloat<T>) to_bf16(o_, o_in_);  // what Wo's GEMM reads, and dWo's
-  out_.forward(o_input(), {0, tokens_});        // a partial sum of Y (zeros on a rank with no head)
+  out_.forward(gemm_input(o_, o_in_),
+               {0, tokens_});                   // a partial sum of Y (zeros on a rank with no head)
   MatrixRef y = y_exit_.leave(out_.partial());  // g: all-reduce (ḡ: reduce-scatter)
   out_.add_bias(y);                             // once, after the sum
   if constexpr (!kIsFloat<T>) round_to_bf16(y);
@@ -128,36 +129,20 @@ ConstMatrixRef ParallelAttention<T>::forward(const ConstMatrixRef& x_here) {
 template <typename T>
 ConstMatrixRef ParallelAttention<T>::backward(const ConstMatrixRef& dy_here) {
   const ConstRef<T> dy = dy_entry_.enter(dy_here);  // g's backward (ḡ's: all-gather)
-  out_.backward(o_input(), dy);                     // dWo = Oᵀ·dY, dbo, dO = dY·Woᵀ
+  out_.backward(gemm_input(o_, o_in_), dy);         // dWo = Oᵀ·dY, dbo, dO = dY·Woᵀ
   const Tensor<float>& qkv = qkv_.output();
   attention_.backward(q_of(qkv), k_of(qkv), v_of(qkv), out_.input_grad(), q_of(dqkv_), k_of(dqkv_),
                       v_of(dqkv_));
   rope_.backward(q_of(dqkv_));  // the rotations' gradients turned back, in place
   rope_.backward(k_of(dqkv_));
   if constexpr (!kIsFloat<T>) to_bf16(dqkv_, dqkv_in_);  // what dX's and dW's GEMMs read
-  const ConstRef<T> dqkv = dqkv_input();
+  const ConstRef<T> dqkv = gemm_input(dqkv_, dqkv_in_);
   MatrixRef dx_partial = qkv_.backward_input(dqkv);  // dX's partial sum = dQKV·W_qkvᵀ
   qkv_.backward_weights(*x_, dqkv, dqkv_);           // dW_qkv = Xᵀ·dQKV, db_qkv (from fp32)
   if (sum_replicas_) sum_replicas();
   MatrixRef dx = dx_exit_.leave(dx_partial);  // f's backward: all-reduce (f̄'s: reduce-scatter)
   if constexpr (!kIsFloat<T>) round_to_bf16(dx);
   return dx;
-}
-
-template <typename T>
-ConstRef<T> ParallelAttention<T>::o_input() const {
-  if constexpr (kIsFloat<T>)
-    return o_;
-  else
-    return o_in_;
-}
-
-template <typename T>
-ConstRef<T> ParallelAttention<T>::dqkv_input() const {
-  if constexpr (kIsFloat<T>)
-    return dqkv_;
-  else
-    return dqkv_in_;
 }
 
 template <typename T>

@@ -58,24 +58,6 @@ ParallelMlp<T>::ParallelMlp(Workspace& ws, Scheme scheme, const Config& cfg, TpC
 }
 
 template <typename T>
-ConstRef<T> ParallelMlp<T>::act_input() const {
-  if constexpr (kIsFloat<T>)
-    return act_;
-  else
-    return act_in_;
-}
-
-template <typename T>
-ConstRef<T> ParallelMlp<T>::dpre_input() {
-  if constexpr (kIsFloat<T>) {
-    return dpre_;
-  } else {
-    to_bf16(dpre_, dpre_in_);
-    return dpre_in_;
-  }
-}
-
-template <typename T>
 long ParallelMlp<T>::weight_bytes() const {
   return long(sizeof(T)) * long(first_.weight().size() + second_.weight().size());
 }
@@ -125,7 +107,7 @@ ConstMatrixRef ParallelMlp<T>::forward(const ConstMatrixRef& x_here) {
     activate(activation_, first_.output().middleRows(chunk.first, chunk.count), act);  // local
     if constexpr (!kIsFloat<T>) to_bf16(act, act_in_.middleRows(chunk.first, chunk.count));
     for (int j = 0; j < chunking_.blocks; ++j) {  // row-parallel: a partial sum of Y
-      second_.forward(act_input(), chunking_.block(c, j));
+      second_.forward(gemm_input(act_, act_in_), chunking_.block(c, j));
       if (overlapped()) tp_.progress();
     }
     if (overlapped())
@@ -142,9 +124,10 @@ ConstMatrixRef ParallelMlp<T>::forward(const ConstMatrixRef& x_here) {
 template <typename T>
 ConstMatrixRef ParallelMlp<T>::backward(const ConstMatrixRef& dy_here) {
   const ConstRef<T> dy = dy_entry_.enter(dy_here);  // g's backward: identity; ḡ's: all-gather
-  second_.backward(act_input(), dy);                // dW2 = actᵀ·dY, db2, dact = dY·W2ᵀ
+  second_.backward(gemm_input(act_, act_in_), dy);  // dW2 = actᵀ·dY, db2, dact = dY·W2ᵀ
   activate_backward(activation_, first_.output(), second_.input_grad(), dpre_);  // ⊙ act'(pre)
-  const ConstRef<T> dpre = dpre_input();
+  if constexpr (!kIsFloat<T>) to_bf16(dpre_, dpre_in_);
+  const ConstRef<T> dpre = gemm_input(dpre_, dpre_in_);
   MatrixRef dx_partial = first_.backward_input(dpre);  // dX's partial sum = dpre·W_inᵀ
   // f's backward: an all-reduce (set off now when overlapped, to travel during dW_in); f̄'s: a
   // reduce-scatter

@@ -28,6 +28,16 @@ float bf16_value(std::uint16_t bits);  // exact
 // x rounded to the nearest bf16, as a float: what a bf16 tensor holds.
 inline float round_to_bf16(float x) { return bf16_value(bf16_bits(x)); }
 
+// What a GEMM of element type T reads of a float value: the value itself, or in a bf16 model
+// its copy `rounded` (the same shape), which the model keeps beside it and fills by to_bf16.
+template <typename T>
+ConstRef<T> gemm_input(const Tensor<float>& value, const Tensor<T>& rounded) {
+  if constexpr (kIsFloat<T>)
+    return value;
+  else
+    return rounded;
+}
+
 void to_bf16(const ConstMatrixRef& in, MatrixBRef out);
 void to_float(const ConstMatrixBRef& in, MatrixRef out);
 void round_to_bf16(MatrixRef m);  // in place: float storage, bf16 values

@@ -69,9 +69,6 @@ class ParallelAttention final : public MlpScheme {
  private:
   // The replicated KV heads' gradient columns summed over the group (see above).
   void sum_replicas();
-  // O and dQKV as the GEMMs read them: themselves, or their bf16 copies (o_in_, dqkv_in_).
-  ConstRef<T> o_input() const;
-  ConstRef<T> dqkv_input() const;
   // The fused projection's columns of the query heads, of the KV heads' keys, of their values.
   template <typename M>
   auto q_of(M& m) const {

@@ -51,9 +51,6 @@ class ParallelMlp final : public MlpScheme {
 
  private:
   bool overlapped() const { return chunking_.chunks > 1; }
-  // The activation and its gradient as the GEMMs read them: as they are, or rounded to T.
-  ConstRef<T> act_input() const;
-  ConstRef<T> dpre_input();
 
   const Scheme scheme_;
   TpComm& tp_;
