@@ -333,10 +333,10 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
         "for a sum of n terms (n up to %ld for Y), u = 2^-24; RoPE's rotation; the scores;\n"
         "the softmax (probabilities within e^(2 Delta) of the exact ones when every score of\n"
         "the row is within Delta) and its backward; the T partial sums%s. First order in the\n"
-        "errors, so doubled; and never more than 2^%d of its tensor's max|reference|, %s,\n"
-        "where the worst case compounds past that (attention_verify.hpp). An element passes\n"
-        "within its own bound (diff/bound <= 1); tolerance is the loosest bound /\n"
-        "max|reference| (%.2e where the cap decides).\n\n",
+        "errors, so doubled; and never more than 2^%d of its tensor's max|reference|\n"
+        "(%s), where the worst case compounds past that\n"
+        "(attention_verify.hpp). An element passes within its own bound (diff/bound <= 1);\n"
+        "tolerance is the loosest bound / max|reference| (%.2e where the cap decides).\n\n",
         lead.accumulated_terms,
         bf16 ? "; O and dQKV rounded to\nbf16 as they enter a GEMM, Y and dX as they leave "
                "(2^-8 each)"

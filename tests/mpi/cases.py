@@ -994,7 +994,8 @@ def case_attention_1_and_2_ranks():
 def case_attention_3_ranks():
     check_attention(3, 4, 2, "--backward", "--bias")  # 2, 1, 1 heads; KV head 1 on ranks 1-2
     check_attention(3, 6, 6, "--backward", hidden=96)  # divisible, no replica
-    check_attention(3, 4, 1, "--backward", "--dtype", "bf16", "--reduce-dtype", "fp32")  # bf16, one KV head on all
+    check_attention(3, 4, 1, "--backward", "--dtype", "bf16", "--reduce-dtype", "fp32",
+                    "--sequence-parallel")  # bf16, one KV head on all three, 32 tokens over 3
 
 
 def case_attention_4_ranks():
