@@ -118,10 +118,10 @@ ConstMatrixRef ParallelAttention<T>::forward(const ConstMatrixRef& x_here) {
   rope_.forward(k_of(qkv));
   attention_.forward(q_of(qkv), k_of(qkv), v_of(qkv), o_);
   if constexpr (!kIsFloat<T>) to_bf16(o_, o_in_);  // what Wo's GEMM reads, and dWo's
-  out_.forward(gemm_input(o_, o_in_),
-               {0, tokens_});                   // a partial sum of Y (zeros on a rank with no head)
-  MatrixRef y = y_exit_.leave(out_.partial());  // g: all-reduce (ḡ: reduce-scatter)
-  out_.add_bias(y);                             // once, after the sum
+  // A partial sum of Y (zeros on a rank with no head), then g: all-reduce (ḡ: reduce-scatter)
+  out_.forward(gemm_input(o_, o_in_), {0, tokens_});
+  MatrixRef y = y_exit_.leave(out_.partial());
+  out_.add_bias(y);  // once, after the sum
   if constexpr (!kIsFloat<T>) round_to_bf16(y);
   return y;
 }
