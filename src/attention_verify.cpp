@@ -13,8 +13,6 @@
 namespace tp_mlp {
 namespace {
 
-constexpr double u = kFloatUnitRoundoff;
-
 // RoPE's pairs (i, i + d/2) of every head: each error becomes the pair's errors added, plus 4u
 // of the pair's magnitudes `mag`, which become their sum (|rotated| ≤ |x1| + |x2|).
 void rotate_bounds(MatrixDRef err, MatrixDRef mag, long d) {
@@ -24,7 +22,7 @@ void rotate_bounds(MatrixDRef err, MatrixDRef mag, long d) {
       for (long i = 0; i < half; ++i) {
         const long c1 = head * d + i, c2 = c1 + half;
         const double m = mag(r, c1) + mag(r, c2);
-        err(r, c1) = err(r, c2) = err(r, c1) + err(r, c2) + 4 * u * m;
+        err(r, c1) = err(r, c2) = err(r, c1) + err(r, c2) + 4 * kFloatUnitRoundoff * m;
         mag(r, c1) = mag(r, c2) = m;
       }
 }
@@ -131,7 +129,8 @@ void AttentionReference::softmax_block(long b, long h) {
     double spread = 0;  // Δ: every score of the row within it
     for (long j = 0; j < n; ++j) {
       const double dot_error = p_err_(i, j) + gamma_n(d_) * (abs_(i, j) + p_err_(i, j));
-      spread = std::max(spread, scale_ * dot_error + 4 * u * (std::abs(score(j)) + std::abs(max)));
+      spread = std::max(spread, scale_ * dot_error +
+                                    4 * kFloatUnitRoundoff * (std::abs(score(j)) + std::abs(max)));
     }
     score = (score.array() - max).exp().matrix();
     score /= score.sum();
@@ -218,7 +217,7 @@ void AttentionReference::backward_pass() {
                                    gamma_n(n) * (p_hi * (dp.abs() + dp_err)).sum();
         const auto diff = dp - row_sum;
         dp_err = scale_ * (p_err * diff.abs() + p_hi * (dp_err + row_sum_err)) +
-                 4 * u * scale_ * p_hi * (diff.abs() + dp_err + row_sum_err);
+                 4 * kFloatUnitRoundoff * scale_ * p_hi * (diff.abs() + dp_err + row_sum_err);
         dp = p * diff * scale_;
         ds_.row(i).tail(s_ - n).setZero();
         ds_err_.row(i).tail(s_ - n).setZero();

@@ -3,16 +3,9 @@
 
 #include <cstring>
 
+#include "tp_mlp/splitmix.hpp"
+
 namespace tp_mlp {
-namespace {
-
-std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 std::uint64_t digest(const ConstMatrixRef& piece, long first_row, long first_col, long cols) {
   std::uint64_t sum = 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "tp_mlp/bf16.hpp"
+#include "tp_mlp/splitmix.hpp"
 
 namespace tp_mlp {
 namespace {
@@ -37,12 +38,6 @@ enum Stream : std::uint64_t {
 constexpr double kNormSpread = 0.5;
 MasterTensor norm_parameter(std::uint64_t stream, long hidden_size, double centre) {
   return {stream, MasterTensor::Distribution::uniform, 1, hidden_size, kNormSpread, centre};
-}
-
-std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 // The counter-th 64-bit output of the generator for (seed, stream).

@@ -42,6 +42,29 @@ class PlannedGemm {
   Plan* plan_ = nullptr;
 };
 
+// Each backend defines these (gemm_onednn.cpp or gemm_eigen.cpp): declared here, before any
+// use, as C++ asks of explicit specialisations.
+template <>
+PlannedGemm<float>::PlannedGemm(Workspace& ws, const ConstRef<float>& a, const ConstRef<float>& b,
+                                const MatrixRef& c, Op op_a, Op op_b, Operand b_kind);
+template <>
+void PlannedGemm<float>::prepare(const ConstRef<float>& b);
+template <>
+void PlannedGemm<float>::run(const ConstRef<float>& a, const ConstRef<float>& b, MatrixRef c);
+template <>
+const char* PlannedGemm<float>::implementation() const;
+template <>
+PlannedGemm<bfloat16>::PlannedGemm(Workspace& ws, const ConstRef<bfloat16>& a,
+                                   const ConstRef<bfloat16>& b, const MatrixRef& c, Op op_a,
+                                   Op op_b, Operand b_kind);
+template <>
+void PlannedGemm<bfloat16>::prepare(const ConstRef<bfloat16>& b);
+template <>
+void PlannedGemm<bfloat16>::run(const ConstRef<bfloat16>& a, const ConstRef<bfloat16>& b,
+                                MatrixRef c);
+template <>
+const char* PlannedGemm<bfloat16>::implementation() const;
+
 // How a bf16 product runs on this machine, found by planning one: for the banner.
 const char* bf16_gemm_implementation();
 
