@@ -33,7 +33,7 @@ AttentionReference::AttentionReference(Workspace& ws, const Config& cfg)
     : cfg_(cfg),
       input_(input_roundoff(cfg)),
       reduce_(bf16_reduction(cfg)),
-      lost_(cfg.dtype == DType::bf16 ? 2 : 1),
+      lost_(underflow_factor(cfg)),
       mistake_(mistake(cfg.dtype)),
       H_(cfg.hidden_size),
       N_(cfg.heads()),

@@ -62,6 +62,8 @@ double underflow(long terms, double factor) {
   return factor * double(terms) * double(std::numeric_limits<float>::min());
 }
 
+double underflow_factor(const Config& cfg) { return cfg.dtype == DType::bf16 ? 2 : 1; }
+
 double input_roundoff(const Config& cfg) {
   return cfg.dtype == DType::bf16 ? kBf16UnitRoundoff : 0;
 }

@@ -49,7 +49,7 @@ Reference::Reference(Workspace& ws, const Config& cfg, Block rows)
       input_(input_roundoff(cfg)),
       output_(input_),
       reduce_(bf16_reduction(cfg)),
-      underflow_factor_(cfg.dtype == DType::bf16 ? 2 : 1),
+      underflow_factor_(underflow_factor(cfg)),
       naive_bf16_pre_(reduce_ > 0 && cfg.runs(Scheme::naive)),
       H_(cfg.hidden_size),
       pw_(cfg.projections() * block_width_),

@@ -21,9 +21,11 @@ namespace tp_mlp {
 inline constexpr double kFloatUnitRoundoff = 0x1p-24;
 double gamma_n(long n);  // γ_n for float (glibc already has a gamma())
 
-// What a float sum of n terms may also lose below the smallest normal float (bf16 dot
-// products flush denormal products and sums alike: `factor` 2 for a bf16 model).
+// What a float sum of n terms may also lose below the smallest normal float, times `factor`:
+// the model's underflow_factor (bf16 dot products flush denormal products and sums alike:
+// twice as much in a bf16 model).
 double underflow(long terms, double factor = 1);
+double underflow_factor(const Config& cfg);
 
 // The model's element type's unit roundoff where a value is rounded to it to enter a GEMM (and
 // where Y and dX leave as it): bf16's, or 0 for fp32, where nothing is rounded again.
