@@ -318,11 +318,17 @@ std::vector<Verification> AttentionReference::verify_gradients(Scheme, const Con
                                                                const ConstMatrixRef&,
                                                                const ConstMatrixRef&,
                                                                const World& world) {
+  std::optional<Gradients> shard;
+  if (computed) shard = computed->gradients();
+  return verify_shard(dx, held, shard, world);
+}
+
+std::vector<Verification> AttentionReference::verify_shard(const ConstMatrixRef& dx, Block held,
+                                                           const std::optional<Gradients>& shard,
+                                                           const World& world) {
   Agreement a_dx, a_w[3], a_wo, a_b[3], a_bo;
   a_dx.add(dx, dx_.middleRows(held.first, held.count),
            dx_bound_.middleRows(held.first, held.count));
-  std::optional<Gradients> shard;
-  if (computed) shard = computed->gradients();
   if (shard && shard->columns.count > 0) {
     const FusedColumns at = fused_qkv_columns(shard->columns, N_, K_, d_);
     for (int j = 0; j < 3; ++j) {

@@ -80,7 +80,8 @@ TensorDigest digest_of(const char* tensor, std::uint64_t mine, const World& worl
 // the layer's, whole on every rank (a sequence's tokens see each other).
 BlockReference& make_reference(Workspace& ws, const Run& run) {
   if (run.cfg.block == BlockKind::attention) return ws.make<AttentionReference>(ws, run.cfg);
-  if (run.cfg.block == BlockKind::layer) return ws.make<LayerReference>(ws, run.cfg);
+  if (run.cfg.block == BlockKind::layer)
+    return ws.make<LayerReference>(ws, run.cfg, reference_rows_here(run));
   return ws.make<Reference>(ws, run.cfg, reference_rows_here(run));
 }
 
@@ -109,8 +110,12 @@ Comparison::Comparison(Workspace& ws, const Run& run)
           run.cfg.hidden_size)),
       saved_dx_(ws.matrix<float>(saved_y_.rows() > 0 ? dy_.rows() : 0, run.cfg.hidden_size)),
       replay_(ws.make<CollectiveReplay>(ws, every_call(run.cfg), run.tp.size())),
+      stage_piece_(ws.matrix<float>(run.cfg.block == BlockKind::layer ? run.cfg.tokens() : 0,
+                                    run.cfg.hidden_size)),
       reference_(make_reference(ws, run)) {
   const Config& cfg = run.cfg;
+  for (int i = 0; i < kStages; ++i)
+    stages_.push_back(ws.matrix<float>(stage_piece_.rows(), cfg.hidden_size));
   if (!cfg.tensors_dir.empty()) save_buffers_ = &ws.make<SaveBuffers>(ws, cfg, run.world.is_root());
   if (!ws.planning()) {
     fill_block(x_, master_input(cfg), cfg.seed, 0, 0);
@@ -188,7 +193,10 @@ void Comparison::verify_and_count() {
     r.digests = {output_digest("Y", p, y, held)};
     const bool saved = i == saved_ && saved_y_.size() > 0;
     if (saved) saved_y_ = y;
-    if (!r.has_backward) continue;
+    if (!r.has_backward) {
+      verify_blocks(p, r);
+      continue;
+    }
 
     p.comm->reset_stats();
     std::optional<ConstMatrixRef> dx_here;
@@ -199,9 +207,34 @@ void Comparison::verify_and_count() {
     std::optional<Gradients> shard;
     if (here) shard = p.mlp->gradients();
     r.gradients = reference_.verify_gradients(p.scheme, dx, held, p.mlp, x_, dy_, run_.world);
+    verify_blocks(p, r);
     r.digests.push_back(output_digest("dX", p, dx, held));
     if (cfg.block == BlockKind::mlp) add_gradient_digests(r, p, shard);
   }
+}
+
+void Comparison::verify_blocks(const Participant& p, SchemeResult& r) {
+  if (stages_.front().size() == 0) return;  // not a layer
+  const int count = r.has_backward ? kStages : int(Stage::mlp_dx);
+  std::optional<LayerStages> mine;
+  if (p.placement.computes_here()) mine.emplace(p.mlp->layer_stages());
+  for (int i = 0; i < count; ++i) {
+    Tensor<float>& whole = stages_[std::size_t(i)];
+    if (!p.placement.on_every_rank()) {  // the baseline, on world rank 0
+      if (mine) whole = *(*mine)[std::size_t(i)];
+      run_.world.broadcast_from_root(whole.data(), whole.size());
+      continue;
+    }
+    const ConstMatrixRef& piece = *(*mine)[std::size_t(i)];
+    if (sequence_parallel(p.scheme)) {
+      auto contiguous = stage_piece_.topRows(piece.rows());
+      contiguous = piece;
+      p.comm->all_gather_rows(contiguous.data(), whole.data(), whole.rows(), whole.cols());
+    } else {
+      whole = piece;
+    }
+  }
+  r.blocks = reference_.verify_blocks(p.scheme, stages_, dy_, p.mlp, run_.world);
 }
 
 TensorDigest Comparison::output_digest(const char* tensor, const Participant& p,

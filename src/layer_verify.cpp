@@ -26,7 +26,7 @@ void add(Agreement& a, const ConstMatrixRef& got, const ConstMatrixDRef& ref,
 
 }  // namespace
 
-LayerReference::LayerReference(Workspace& ws, const Config& cfg)
+LayerReference::LayerReference(Workspace& ws, const Config& cfg, Block mlp_rows)
     : cfg_(cfg),
       norm_(cfg.norm_kind()),
       H_(cfg.hidden_size),
@@ -79,7 +79,9 @@ LayerReference::LayerReference(Workspace& ws, const Config& cfg)
       d_w_in_(ws.matrix<double>(d_w_qkv_.rows(), p_ * F_)),
       d_b_in_(ws.matrix<double>(d_norm1_w_.rows(), p_ * F_)),
       d_w2_(ws.matrix<double>(cfg.backward ? F_ : 0, H_)),
-      d_b2_(ws.matrix<double>(d_norm1_w_.rows(), H_)) {}
+      d_b2_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
+      attention_(ws, cfg),
+      mlp_(ws, cfg, mlp_rows) {}
 
 void LayerReference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
   const std::uint64_t seed = cfg_.seed;
@@ -238,6 +240,37 @@ std::vector<Verification> LayerReference::verify_gradients(Scheme, const ConstMa
   for (long j = 0; j < p_; ++j)
     checks.push_back(conclude(b_in_names[j], a_b_in[j], H_ + t_, world));
   checks.push_back(conclude("db2", a_b2, t_, world));
+  return checks;
+}
+
+std::vector<Verification> LayerReference::verify_blocks(Scheme scheme,
+                                                        const std::vector<Tensor<float>>& stages,
+                                                        const ConstMatrixRef& dy,
+                                                        MlpScheme* computed, const World& world) {
+  auto stage = [&](Stage s) -> ConstMatrixRef { return stages[std::size_t(s)]; };
+  const bool backward = dy.rows() > 0;
+  const Block all = {0, t_};  // every stage is whole on every rank
+  std::optional<LayerGradients> g;
+  if (computed && backward) g = computed->layer_gradients();
+  std::vector<Verification> checks;
+  auto add = [&](const char* block, std::vector<Verification> of_block) {
+    for (Verification& v : of_block) {
+      v.tensor = std::string(block) + "." + v.tensor;
+      checks.push_back(std::move(v));
+    }
+  };
+  attention_.compute(stage(Stage::attention_in), backward ? stage(Stage::attention_dy) : dy);
+  add("attn", {attention_.verify_output(scheme, stage(Stage::attention_out), all, world)});
+  if (backward)
+    add("attn", attention_.verify_shard(stage(Stage::attention_dx), all,
+                                             g ? std::optional(g->attention) : std::nullopt,
+                                             world));
+  mlp_.compute(stage(Stage::mlp_in), dy);
+  add("mlp", {mlp_.verify_output(scheme, stage(Stage::mlp_out), all, world)});
+  if (backward)
+    add("mlp", mlp_.verify_shard(scheme, stage(Stage::mlp_dx), all,
+                                 g ? std::optional(g->mlp) : std::nullopt, stage(Stage::mlp_in),
+                                 dy, world));
   return checks;
 }
 

@@ -124,12 +124,14 @@ VerificationMetrics verification_metrics(const std::vector<SchemeResult>& result
   VerificationMetrics m;
   m.passed = true;
   for (const SchemeResult& r : results) {
-    SchemeChecks c{r.scheme, r.output, r.gradients, r.digests, true, r.output.passed};
-    for (const Verification& g : r.gradients) c.passed = c.passed && g.passed;
+    SchemeChecks c{r.scheme, r.output, r.gradients, r.blocks, r.digests, true, r.output.passed};
+    for (const auto* checks : {&r.gradients, &r.blocks})
+      for (const Verification& g : *checks) c.passed = c.passed && g.passed;
     for (const TensorDigest& d : r.digests) c.copies_match = c.copies_match && d.copies_match;
     // An invariant scheme promises the same bits everywhere: one differing copy is a failure.
     if (is_invariant(r.scheme)) c.passed = c.passed && c.copies_match;
     m.any_gradients = m.any_gradients || !r.gradients.empty();
+    m.any_blocks = m.any_blocks || !r.blocks.empty();
     m.any_invariant = m.any_invariant || is_invariant(r.scheme);
     m.passed = m.passed && c.passed;
     m.schemes.push_back(c);

@@ -75,18 +75,29 @@ void ParallelLayer::sum_norm_grads() {
 ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
   x_.emplace(x);
   norm1_.forward(x);
-  h_ = x + attention_.forward(norm1_.output());  // g (ḡ) inside: all of it (this rank's tokens)
+  const ConstMatrixRef attention = attention_.forward(norm1_.output());  // g (ḡ) inside
+  h_ = x + attention;
   norm2_.forward(h_);
-  y_ = h_ + mlp_.forward(norm2_.output());
+  const ConstMatrixRef mlp = mlp_.forward(norm2_.output());
+  y_ = h_ + mlp;
+  at(Stage::attention_in).emplace(norm1_.output());
+  at(Stage::attention_out).emplace(attention);
+  at(Stage::mlp_in).emplace(norm2_.output());
+  at(Stage::mlp_out).emplace(mlp);
   return y_;
 }
 
 ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
-  norm2_.backward(h_, mlp_.backward(dy));  // f's (f̄'s) backward inside: dNorm2 (its tokens')
+  const ConstMatrixRef mlp_dx = mlp_.backward(dy);  // f's (f̄'s) backward inside: this rank's
+  norm2_.backward(h_, mlp_dx);
   dh_ = dy + norm2_.input_grad();
-  norm1_.backward(*x_, attention_.backward(dh_));
+  const ConstMatrixRef attention_dx = attention_.backward(dh_);
+  norm1_.backward(*x_, attention_dx);
   dx_ = dh_ + norm1_.input_grad();
   if (sum_norm_grads_) sum_norm_grads();
+  at(Stage::mlp_dx).emplace(mlp_dx);
+  at(Stage::attention_dy).emplace(dh_);
+  at(Stage::attention_dx).emplace(attention_dx);
   return dx_;
 }
 

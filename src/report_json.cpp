@@ -128,6 +128,7 @@ void add_schemes(json& schemes, const Metrics& m) {
     j["digests_copies_match"] = c.copies_match;
     for (const Verification& g : c.gradients)
       j["backward"]["verification"][g.tensor] = verification_json(g);
+    for (const Verification& b : c.blocks) j["block_verification"][b.tensor] = verification_json(b);
   }
   for (const PassTraffic& p : m.communication.passes) {
     json& j = schemes[scheme_name(p.scheme)];

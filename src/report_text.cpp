@@ -360,6 +360,17 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
     for (const SchemeChecks& s : m.schemes)
       for (const Verification& g : s.gradients) print_verification_row(s.scheme, g);
   }
+  if (m.any_blocks) {
+    std::printf(
+        "\n  Block by block: attention from the Norm1(X) and dh the scheme gave it, the MLP\n"
+        "  from its Norm2(h) and dY, each against its own float64 reference and bound, as\n"
+        "  --block attention and --block mlp verify them (the MLP's rigorous; attention's\n"
+        "  capped at 2^%d of max|reference|): the bound of one block, not compounded through\n"
+        "  the norms, catches a mistake as small as the block alone would:\n",
+        std::ilogb(AttentionReference::mistake(cfg.dtype)));
+    for (const SchemeChecks& s : m.schemes)
+      for (const Verification& b : s.blocks) print_verification_row(s.scheme, b);
+  }
   if (m.any_invariant) {
     const InvariantBlocking blocking = InvariantBlocking::of(cfg);
     std::printf(

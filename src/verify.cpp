@@ -240,6 +240,13 @@ std::vector<Verification> Reference::verify_gradients(Scheme scheme, const Const
                                                       const World& world) {
   std::optional<Gradients> shard;
   if (computed) shard = computed->gradients();
+  return verify_shard(scheme, dx, held, shard, x, dy, world);
+}
+
+std::vector<Verification> Reference::verify_shard(Scheme scheme, const ConstMatrixRef& dx,
+                                                  Block held, const std::optional<Gradients>& shard,
+                                                  const ConstMatrixRef& x, const ConstMatrixRef& dy,
+                                                  const World& world) {
   const long H = cfg_.hidden_size, tokens = cfg_.tokens(), p = cfg_.projections();
   const bool swiglu = cfg_.activation == Activation::swiglu;
   Agreement a_dx, a_dw_in[2], a_dw2, a_db_in[2], a_db2;

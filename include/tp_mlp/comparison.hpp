@@ -54,6 +54,10 @@ class Comparison {
   // A pass's output on every rank: the scheme's own, or the baseline's sent from rank 0.
   ConstMatrixRef on_every_rank(const Participant& p, std::optional<ConstMatrixRef> computed,
                                Tensor<float>& received);
+  // A layer's blocks, each from the input the scheme gave it (layer_verify.hpp): the stages
+  // of the passes just run (mlp.hpp) whole [tokens, H] on every rank first, megatron-sp's
+  // token blocks gathered and the baseline's sent from world rank 0. Nothing for other blocks.
+  void verify_blocks(const Participant& p, SchemeResult& r);
   // The digest of a pass's output t (its rows `held`), every copy's.
   TensorDigest output_digest(const char* tensor, const Participant& p, const ConstMatrixRef& t,
                              Block held) const;
@@ -73,8 +77,10 @@ class Comparison {
   Tensor<float> received_y_, received_dx_;  // [tokens, H], the baseline's outputs, from rank 0
   Tensor<float> saved_y_, saved_dx_;     // [tokens, H], the first scheme's, on world rank 0 to save
   CollectiveReplay& replay_;             // the floors' buffers
+  Tensor<float> stage_piece_;            // --block layer: [tokens, H], a stage before it is gathered
+  std::vector<Tensor<float>> stages_;    // --block layer: [tokens, H] each, a LayerStages's
   SaveBuffers* save_buffers_ = nullptr;  // with --save-tensors
-  BlockReference& reference_;            // the MLP's, or the attention block's
+  BlockReference& reference_;            // the MLP's, the attention block's or the layer's
   std::vector<Participant> participants_;
   std::size_t saved_ = 0;  // the participant --save-tensors writes
   std::vector<SchemeResult> results_;

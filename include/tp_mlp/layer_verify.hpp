@@ -15,10 +15,21 @@
 // error measured at every size run (tests over hundreds of seeds at tiny sizes, where
 // cancellation is worst, never come near it), and ~1000x below the error of every planted
 // sharding mistake (each one caught, by a launched test).
+//
+// Block by block (verify_blocks), the derived bounds: each block is run again by its own
+// reference (attention_verify.hpp, verify.hpp) from the very input the scheme gave it, its
+// Norm(·) forward and its output's gradient backward, and its output, input gradient and
+// weight gradients are checked with that block's bound, as if it ran alone. A block's error no
+// longer passes through the norms before it is judged, so nothing compounds: a sharding
+// mistake is caught by the bound that catches it in the block alone (a bias added on every
+// rank, say, which bf16's rounding of the whole layer would hide). What only the whole layer
+// defines, the norms, the residuals and how the blocks are wired together, is the end-to-end
+// check's.
 #pragma once
 
 #include <vector>
 
+#include "tp_mlp/attention_verify.hpp"
 #include "tp_mlp/causal_attention.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
@@ -35,7 +46,8 @@ class LayerReference final : public BlockReference {
   // The largest error any element may have, as a share of its tensor's max|reference|.
   static constexpr double kMistake = 1.0 / 1024;
 
-  LayerReference(Workspace& ws, const Config& cfg);
+  // The blocks' own references check the MLP on the token rows `mlp_rows` (verify.hpp).
+  LayerReference(Workspace& ws, const Config& cfg, Block mlp_rows);
   void compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) override;
   Verification verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
                              const World& world) const override;
@@ -44,6 +56,12 @@ class LayerReference final : public BlockReference {
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                              MlpScheme* computed, const ConstMatrixRef& x,
                                              const ConstMatrixRef& dy, const World& world) override;
+  // Attention's and the MLP's outputs, input gradients and weight gradients, each against its
+  // block's own reference (attention_verify.hpp, verify.hpp) run from the input the scheme gave
+  // the block: "attn.Y", "mlp.dW1", ...
+  std::vector<Verification> verify_blocks(Scheme scheme, const std::vector<Tensor<float>>& stages,
+                                          const ConstMatrixRef& dy, MlpScheme* computed,
+                                          const World& world) override;
 
  private:
   void forward_pass();
@@ -64,6 +82,9 @@ class LayerReference final : public BlockReference {
   // ...and the parameters' gradients, shaped as the parameters.
   Tensor<double> d_norm1_w_, d_norm1_b_, d_norm2_w_, d_norm2_b_;
   Tensor<double> d_w_qkv_, d_b_qkv_, d_w_o_, d_b_o_, d_w_in_, d_b_in_, d_w2_, d_b2_;
+  // Each block alone, from the scheme's own input to it.
+  AttentionReference attention_;
+  Reference mlp_;
 };
 
 }  // namespace tp_mlp

@@ -22,6 +22,7 @@ struct SchemeChecks {
   Scheme scheme = Scheme::megatron;
   Verification output;                  // Y
   std::vector<Verification> gradients;  // with --backward
+  std::vector<Verification> blocks;     // a layer's: each block from its own input
   std::vector<TensorDigest> digests;    // Y, and with --backward dX and every weight gradient
   bool copies_match = true;             // every copy of every tensor had the same digest
   // Y and every gradient within their bounds; for an invariant scheme, every copy alike too.
@@ -30,6 +31,7 @@ struct SchemeChecks {
 struct VerificationMetrics {
   std::vector<SchemeChecks> schemes;
   bool any_gradients = false;
+  bool any_blocks = false;
   bool any_invariant = false;  // then the digests are shown
   bool passed = false;         // every scheme: the run's verdict
 };

@@ -20,6 +20,9 @@
 // in a real one; forward() and backward() allocate nothing.
 #pragma once
 
+#include <array>
+#include <optional>
+
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/comm.hpp"
 #include "tp_mlp/config.hpp"
@@ -75,6 +78,21 @@ struct LayerGradients {
   NormGradients norm1, norm2;
 };
 
+// What passes between a layer's parts on a rank (--block layer), [tokens here, H] each: each
+// block's input and output, forward and backward, so that verification can check each block
+// from the very input the scheme gave it (layer_verify.hpp).
+enum class Stage {
+  attention_in,   // Norm1(X)
+  attention_out,  // Attention(Norm1(X))
+  mlp_in,         // Norm2(h)
+  mlp_out,        // MLP(Norm2(h))
+  mlp_dx,         // the MLP's backward from dY
+  attention_dy,   // dh
+  attention_dx,   // attention's backward from dh
+};
+inline constexpr int kStages = 7;
+using LayerStages = std::array<std::optional<ConstMatrixRef>, kStages>;
+
 class MlpScheme {
  public:
   virtual ~MlpScheme() = default;
@@ -89,6 +107,7 @@ class MlpScheme {
   virtual ConstMatrixRef backward(const ConstMatrixRef& dy);
   virtual Gradients gradients() { return {}; }
   virtual LayerGradients layer_gradients();  // a layer's (--block layer) only
+  virtual LayerStages layer_stages() { return {}; }  // a layer's, of the last passes
   // This rank's parameters in the scheme's element type, to read or change in place (a real
   // model's optimizer would; faults.hpp plants mistakes this way), then parameters_changed().
   // Empty for the naive scheme, whose first layer is split by rows, and for the other type.

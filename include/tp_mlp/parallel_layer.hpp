@@ -53,6 +53,7 @@ class ParallelLayer final : public MlpScheme {
   void parameters_changed() override { mlp_.parameters_changed(); }
   Gradients gradients() override { return mlp_.gradients(); }
   LayerGradients layer_gradients() override;
+  LayerStages layer_stages() override { return stages_; }
   // Attention's faults in the layer's attention; the norms' gradients left unsummed.
   void plant_block_fault(Fault fault) override;
 
@@ -62,6 +63,7 @@ class ParallelLayer final : public MlpScheme {
  private:
   // Under sequence parallelism, the norms' gradients summed over the group (see above).
   void sum_norm_grads();
+  std::optional<ConstMatrixRef>& at(Stage stage) { return stages_[std::size_t(stage)]; }
 
   const Scheme scheme_;
   TpComm& tp_;
@@ -78,6 +80,7 @@ class ParallelLayer final : public MlpScheme {
   Tensor<float> dx_;                    // [tokens here, H] (backward)
   Tensor<float> norm_grads_;            // [2 or 4, H]: their sum over the group (megatron-sp)
   std::optional<ConstMatrixRef> x_;     // the forward's input, kept for Norm1's backward
+  LayerStages stages_;                  // what the last passes gave and got from each block
 };
 
 }  // namespace tp_mlp

@@ -27,6 +27,7 @@ struct SchemeResult {
   PassResult forward, backward;
   Verification output;                  // Y
   std::vector<Verification> gradients;  // dX, dW1, dW2 (db1, db2)
+  std::vector<Verification> blocks;     // a layer's: each block from its own input
   std::vector<TensorDigest> digests;    // Y, and with --backward dX and every weight gradient
   StepTiming timing;                    // forward passes
   Summary floor;                        // bare collectives of the forward's sizes

@@ -42,6 +42,14 @@ class BlockReference {
                                                      const ConstMatrixRef& x,
                                                      const ConstMatrixRef& dy,
                                                      const World& world) = 0;
+  // A layer's only (layer_verify.hpp): each block from the input the scheme gave it, `stages`
+  // [tokens, H] each, in mlp.hpp's Stage order (the backward's unused without --backward),
+  // dy [tokens, H] the layer's; the blocks' gradients of the scheme that `computed` them.
+  virtual std::vector<Verification> verify_blocks(Scheme, const std::vector<Tensor<float>>&,
+                                                  const ConstMatrixRef&, MlpScheme*,
+                                                  const World&) {
+    return {};
+  }
 };
 
 class Reference final : public BlockReference {
@@ -56,6 +64,12 @@ class Reference final : public BlockReference {
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                              MlpScheme* computed, const ConstMatrixRef& x,
                                              const ConstMatrixRef& dy, const World& world) override;
+  // The same, of the MLP's gradients `shard` (none: this rank computed none), as a layer's
+  // MLP leaves them.
+  std::vector<Verification> verify_shard(Scheme scheme, const ConstMatrixRef& dx, Block held,
+                                         const std::optional<Gradients>& shard,
+                                         const ConstMatrixRef& x, const ConstMatrixRef& dy,
+                                         const World& world);
 
  private:
   struct Weights;  // a block of the master weights, with their magnitudes

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -45,7 +46,7 @@ inline Config layer_config(int tp_size, int heads, int kv_heads, int head_size, 
 struct AttentionModel {
   Config cfg;
   World world;
-  TpComm tp;
+  mutable TpComm tp;  // a collective changes its counters, not the model
   MlpScheme* scheme = nullptr;
   BlockReference* reference = nullptr;
   std::unique_ptr<Workspace> ws;
@@ -60,7 +61,7 @@ struct AttentionModel {
     ws = build_planned([&](Workspace& w) {
       scheme = &make_scheme(w, s, cfg, tp);
       if (cfg.block == BlockKind::layer)
-        reference = &w.make<LayerReference>(w, cfg);
+        reference = &w.make<LayerReference>(w, cfg, Block{0, cfg.tokens()});
       else
         reference = &w.make<AttentionReference>(w, cfg);
     });
@@ -78,6 +79,25 @@ struct AttentionModel {
     const ConstMatrixRef dx = scheme->backward(dy.middleRows(rows.first, rows.count));
     for (const Verification& g : reference->verify_gradients(s, dx, rows, scheme, x, dy, world))
       checks.push_back(g);
+    if (cfg.block != BlockKind::layer) return checks;
+    // A layer's blocks, each from its own input: the stages whole, gathered from megatron-sp's
+    // token blocks as the program gathers them (comparison.cpp).
+    const LayerStages stages = scheme->layer_stages();
+    std::vector<Matrix> whole;
+    std::vector<Tensor<float>> views;
+    whole.reserve(kStages);
+    for (const std::optional<ConstMatrixRef>& piece : stages) {
+      Matrix& all = whole.emplace_back(cfg.tokens(), cfg.hidden_size);
+      if (piece->rows() == all.rows()) {
+        all = *piece;
+      } else {
+        const Matrix contiguous = *piece;
+        tp.all_gather_rows(contiguous.data(), all.data(), all.rows(), all.cols());
+      }
+      views.emplace_back(all.data(), all.rows(), all.cols());
+    }
+    for (const Verification& b : reference->verify_blocks(s, views, dy, scheme, world))
+      checks.push_back(b);
     return checks;
   }
 };
