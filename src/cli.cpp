@@ -60,7 +60,8 @@ const char* kDescription =
     "  leaves the tensor-parallel region on its own: 2 all-reduces forward, 2 backward (+ the\n"
     "  KV replicas'); the norms and residuals run on every rank, whole, or with\n"
     "  --sequence-parallel on each rank's tokens, their weights' gradients summed over the\n"
-    "  group. --model llama3-8b (and others) gives a published model's shapes.\n"
+    "  group. --model llama3-8b (and others) gives a published model's shapes. Verified end\n"
+    "  to end, and part by part: each norm and block from the input the scheme gave it.\n"
     "\n"
     "Prints CORRECTNESS VERIFICATION, COMMUNICATION ANALYSIS, BENCHMARK and SCALING ANALYSIS.\n"
     "The model depends on --seed only, never on --tp-size or the number of ranks.";
@@ -212,11 +213,11 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
       ->type_name("NAME")
       ->check(CLI::IsMember(scheme_choices()).description(""));
   std::string dtype = dtype_name(cfg.dtype), reduce_dtype;
-  app.add_option(
-         "--dtype", dtype,
-         "fp32, or bf16: weights, activations and GEMM inputs in bf16, products "
-         "accumulated in fp32, GeLU/SiLU (attention's RoPE and softmax) in fp32, weight "
-         "gradients in fp32; the MLP and attention blocks, not yet the layer (default fp32)")
+  app.add_option("--dtype", dtype,
+                 "fp32, or bf16: weights, activations and GEMM inputs in bf16, products "
+                 "accumulated in fp32, GeLU/SiLU (attention's RoPE and softmax) in fp32, weight "
+                 "gradients in fp32; every block (the layer's norms and residual stream stay fp32) "
+                 "(default fp32)")
       ->type_name("TYPE")
       ->check(CLI::IsMember(dtypes()).description(""));
   app.add_option("--reduce-dtype", reduce_dtype,

@@ -34,6 +34,8 @@ template <typename T>
 MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                         int overlap_chunks) {
   if (cfg.block == BlockKind::attention) return ws.make<ParallelAttention<T>>(ws, scheme, cfg, tp);
+  if (cfg.block == BlockKind::layer)
+    return ws.make<ParallelLayer<T>>(ws, scheme, cfg, tp, overlap_chunks);
   if (scheme == Scheme::naive) return ws.make<NaiveMlp<T>>(ws, cfg, tp);
   if (is_invariant(scheme)) return ws.make<InvariantMlp<T>>(ws, scheme, cfg, tp, overlap_chunks);
   return ws.make<ParallelMlp<T>>(ws, scheme, cfg, tp, overlap_chunks);
@@ -43,8 +45,6 @@ MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm&
 
 MlpScheme& make_scheme(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                        int overlap_chunks) {
-  if (cfg.block == BlockKind::layer)
-    return ws.make<ParallelLayer>(ws, scheme, cfg, tp, overlap_chunks);
   if (cfg.dtype == DType::bf16) return make_of_type<bfloat16>(ws, scheme, cfg, tp, overlap_chunks);
   return make_of_type<float>(ws, scheme, cfg, tp, overlap_chunks);
 }

@@ -15,8 +15,9 @@ void fill_norm(Norm& norm, const Config& cfg, int which) {
 
 }  // namespace
 
-ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
-                             int overlap_chunks)
+template <typename T>
+ParallelLayer<T>::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
+                                int overlap_chunks)
     : scheme_(scheme),
       tp_(tp),
       backward_(cfg.backward),
@@ -37,12 +38,14 @@ ParallelLayer::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, Tp
   fill_norm(norm2_, cfg, 2);
 }
 
-long ParallelLayer::weight_bytes() const {
+template <typename T>
+long ParallelLayer<T>::weight_bytes() const {
   const long norms = long(sizeof(float)) * (norm1_.parameter_count() + norm2_.parameter_count());
   return attention_.weight_bytes() + mlp_.weight_bytes() + norms;
 }
 
-LayerGradients ParallelLayer::layer_gradients() {
+template <typename T>
+LayerGradients ParallelLayer<T>::layer_gradients() {
   auto of = [](const Norm& norm) {
     return NormGradients{&norm.weight_grad(),
                          norm.bias_grad().size() > 0 ? &norm.bias_grad() : nullptr};
@@ -50,14 +53,16 @@ LayerGradients ParallelLayer::layer_gradients() {
   return {attention_.gradients(), mlp_.gradients(), of(norm1_), of(norm2_)};
 }
 
-void ParallelLayer::plant_block_fault(Fault fault) {
+template <typename T>
+void ParallelLayer<T>::plant_block_fault(Fault fault) {
   if (fault == Fault::norm_grad_not_summed)
     sum_norm_grads_ = false;
   else
     attention_.plant_block_fault(fault);
 }
 
-void ParallelLayer::sum_norm_grads() {
+template <typename T>
+void ParallelLayer<T>::sum_norm_grads() {
   Norm* norms[] = {&norm1_, &norm2_};
   long row = 0;
   for (Norm* norm : norms) {
@@ -72,7 +77,8 @@ void ParallelLayer::sum_norm_grads() {
   }
 }
 
-ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
+template <typename T>
+ConstMatrixRef ParallelLayer<T>::forward(const ConstMatrixRef& x) {
   x_.emplace(x);
   norm1_.forward(x);
   const ConstMatrixRef attention = attention_.forward(norm1_.output());  // g (ḡ) inside
@@ -80,14 +86,17 @@ ConstMatrixRef ParallelLayer::forward(const ConstMatrixRef& x) {
   norm2_.forward(h_);
   const ConstMatrixRef mlp = mlp_.forward(norm2_.output());
   y_ = h_ + mlp;
+  at(Stage::x).emplace(x);
   at(Stage::attention_in).emplace(norm1_.output());
   at(Stage::attention_out).emplace(attention);
+  at(Stage::h).emplace(h_);
   at(Stage::mlp_in).emplace(norm2_.output());
   at(Stage::mlp_out).emplace(mlp);
   return y_;
 }
 
-ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
+template <typename T>
+ConstMatrixRef ParallelLayer<T>::backward(const ConstMatrixRef& dy) {
   const ConstMatrixRef mlp_dx = mlp_.backward(dy);  // f's (f̄'s) backward inside: this rank's
   norm2_.backward(h_, mlp_dx);
   dh_ = dy + norm2_.input_grad();
@@ -96,9 +105,14 @@ ConstMatrixRef ParallelLayer::backward(const ConstMatrixRef& dy) {
   dx_ = dh_ + norm1_.input_grad();
   if (sum_norm_grads_) sum_norm_grads();
   at(Stage::mlp_dx).emplace(mlp_dx);
+  at(Stage::norm2_dx).emplace(norm2_.input_grad());
   at(Stage::attention_dy).emplace(dh_);
   at(Stage::attention_dx).emplace(attention_dx);
+  at(Stage::norm1_dx).emplace(norm1_.input_grad());
   return dx_;
 }
+
+template class ParallelLayer<float>;
+template class ParallelLayer<bfloat16>;
 
 }  // namespace tp_mlp

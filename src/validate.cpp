@@ -153,9 +153,6 @@ std::string attention_problem(const Config& cfg) {
     why << "--norm chooses the layer's normalisation: add --block layer";
   } else if (cfg.scheme_choice == SchemeChoice::naive) {
     why << block << " has no naive scheme: use --scheme megatron, serial or all";
-  } else if (layer && cfg.dtype == DType::bf16) {
-    why << "--dtype bf16 is not built for --block layer yet (the attention and MLP blocks each "
-           "take it): its norms and residuals run in fp32";
   } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
     why << reduce;
   } else if (cfg.invariant) {

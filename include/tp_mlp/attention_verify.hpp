@@ -70,8 +70,7 @@ class AttentionReference final : public BlockReference {
   // The same, of the attention gradients `shard` (none: this rank computed none), as a
   // layer's attention leaves them.
   std::vector<Verification> verify_shard(const ConstMatrixRef& dx, Block held,
-                                         const std::optional<Gradients>& shard,
-                                         const World& world);
+                                         const std::optional<Gradients>& shard, const World& world);
 
  private:
   // P (in p_), its error bound (p_err_) and P + that (p_hi_) of sequence b, query head h,

@@ -75,10 +75,10 @@ class Comparison {
   Block sp_tokens_;                         // megatron-sp's token block on this rank
   Tensor<float> x_, dy_;                    // [tokens, H]; dy_ empty without --backward
   Tensor<float> received_y_, received_dx_;  // [tokens, H], the baseline's outputs, from rank 0
-  Tensor<float> saved_y_, saved_dx_;     // [tokens, H], the first scheme's, on world rank 0 to save
-  CollectiveReplay& replay_;             // the floors' buffers
-  Tensor<float> stage_piece_;            // --block layer: [tokens, H], a stage before it is gathered
-  std::vector<Tensor<float>> stages_;    // --block layer: [tokens, H] each, a LayerStages's
+  Tensor<float> saved_y_, saved_dx_;   // [tokens, H], the first scheme's, on world rank 0 to save
+  CollectiveReplay& replay_;           // the floors' buffers
+  Tensor<float> stage_piece_;          // --block layer: [tokens, H], a stage before it is gathered
+  std::vector<Tensor<float>> stages_;  // --block layer: [tokens, H] each, a LayerStages's
   SaveBuffers* save_buffers_ = nullptr;  // with --save-tensors
   BlockReference& reference_;            // the MLP's, the attention block's or the layer's
   std::vector<Participant> participants_;

@@ -82,15 +82,19 @@ struct LayerGradients {
 // block's input and output, forward and backward, so that verification can check each block
 // from the very input the scheme gave it (layer_verify.hpp).
 enum class Stage {
+  x,              // the layer's input, Norm1's
   attention_in,   // Norm1(X)
   attention_out,  // Attention(Norm1(X))
+  h,              // X + Attention(Norm1(X)), Norm2's input
   mlp_in,         // Norm2(h)
   mlp_out,        // MLP(Norm2(h))
-  mlp_dx,         // the MLP's backward from dY
-  attention_dy,   // dh
-  attention_dx,   // attention's backward from dh
+  mlp_dx,         // the MLP's backward from dY, Norm2's output gradient
+  norm2_dx,       // Norm2's backward from it
+  attention_dy,   // dh = dY + that
+  attention_dx,   // attention's backward from dh, Norm1's output gradient
+  norm1_dx,       // Norm1's backward from it
 };
-inline constexpr int kStages = 7;
+inline constexpr int kStages = 11;
 using LayerStages = std::array<std::optional<ConstMatrixRef>, kStages>;
 
 class MlpScheme {
@@ -106,7 +110,7 @@ class MlpScheme {
   // After forward(x): dy [tokens here, H] -> dx, same shape; fills gradients().
   virtual ConstMatrixRef backward(const ConstMatrixRef& dy);
   virtual Gradients gradients() { return {}; }
-  virtual LayerGradients layer_gradients();  // a layer's (--block layer) only
+  virtual LayerGradients layer_gradients();          // a layer's (--block layer) only
   virtual LayerStages layer_stages() { return {}; }  // a layer's, of the last passes
   // This rank's parameters in the scheme's element type, to read or change in place (a real
   // model's optimizer would; faults.hpp plants mistakes this way), then parameters_changed().

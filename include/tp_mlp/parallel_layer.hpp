@@ -28,7 +28,10 @@
 // through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
 // Norm1ᵀ(Attentionᵀ(dh)).
 //
-// fp32 only for now (validate.cpp refuses bf16): its norms and residuals are float.
+// T is the blocks' element type (parallel_mlp.hpp): with bf16, attention and the MLP hold
+// their weights in bf16, take their inputs rounded to it and give their outputs rounded to it;
+// the norms (weights, statistics, outputs) and the residual stream h and Y stay in float, as
+// mixed-precision training keeps them.
 #pragma once
 
 #include <optional>
@@ -39,6 +42,7 @@
 
 namespace tp_mlp {
 
+template <typename T>
 class ParallelLayer final : public MlpScheme {
  public:
   // megatron-overlap's MLP runs its forward in `overlap_chunks` token chunks.
@@ -50,6 +54,7 @@ class ParallelLayer final : public MlpScheme {
   bool has_backward() const override { return backward_; }
   // The MLP's: the MLP block's faults are planted in the layer's MLP (faults.hpp).
   Parameters parameters() override { return mlp_.parameters(); }
+  ParametersB parameters_bf16() override { return mlp_.parameters_bf16(); }
   void parameters_changed() override { mlp_.parameters_changed(); }
   Gradients gradients() override { return mlp_.gradients(); }
   LayerGradients layer_gradients() override;
@@ -68,19 +73,19 @@ class ParallelLayer final : public MlpScheme {
   const Scheme scheme_;
   TpComm& tp_;
   const bool backward_;
-  const Block tokens_here_;             // X's, h's and Y's rows: all, or this rank's (megatron-sp)
-  bool sum_norm_grads_;                 // megatron-sp; false: --plant-fault norm-grad-not-summed
-  Norm norm1_;                          // [tokens here, H], before attention
-  ParallelAttention<float> attention_;  // split by heads
-  Tensor<float> h_;                     // [tokens here, H] = x + attention
-  Norm norm2_;                          // [tokens here, H], before the MLP
-  ParallelMlp<float> mlp_;              // split along F
-  Tensor<float> y_;                     // [tokens here, H] = h + MLP
-  Tensor<float> dh_;                    // [tokens here, H] (backward)
-  Tensor<float> dx_;                    // [tokens here, H] (backward)
-  Tensor<float> norm_grads_;            // [2 or 4, H]: their sum over the group (megatron-sp)
-  std::optional<ConstMatrixRef> x_;     // the forward's input, kept for Norm1's backward
-  LayerStages stages_;                  // what the last passes gave and got from each block
+  const Block tokens_here_;          // X's, h's and Y's rows: all, or this rank's (megatron-sp)
+  bool sum_norm_grads_;              // megatron-sp; false: --plant-fault norm-grad-not-summed
+  Norm norm1_;                       // [tokens here, H], before attention
+  ParallelAttention<T> attention_;   // split by heads
+  Tensor<float> h_;                  // [tokens here, H] = x + attention
+  Norm norm2_;                       // [tokens here, H], before the MLP
+  ParallelMlp<T> mlp_;               // split along F
+  Tensor<float> y_;                  // [tokens here, H] = h + MLP
+  Tensor<float> dh_;                 // [tokens here, H] (backward)
+  Tensor<float> dx_;                 // [tokens here, H] (backward)
+  Tensor<float> norm_grads_;         // [2 or 4, H]: their sum over the group (megatron-sp)
+  std::optional<ConstMatrixRef> x_;  // the forward's input, kept for Norm1's backward
+  LayerStages stages_;               // what the last passes gave and got from each block
 };
 
 }  // namespace tp_mlp

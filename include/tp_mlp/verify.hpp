@@ -43,11 +43,11 @@ class BlockReference {
                                                      const ConstMatrixRef& dy,
                                                      const World& world) = 0;
   // A layer's only (layer_verify.hpp): each block from the input the scheme gave it, `stages`
-  // [tokens, H] each, in mlp.hpp's Stage order (the backward's unused without --backward),
+  // [tokens, H] each, in mlp.hpp's Stage order (the backward's unused without --backward; the
+  // blocks' inputs rounded in place to the model's element type, as the blocks round them),
   // dy [tokens, H] the layer's; the blocks' gradients of the scheme that `computed` them.
-  virtual std::vector<Verification> verify_blocks(Scheme, const std::vector<Tensor<float>>&,
-                                                  const ConstMatrixRef&, MlpScheme*,
-                                                  const World&) {
+  virtual std::vector<Verification> verify_blocks(Scheme, std::vector<Tensor<float>>&,
+                                                  const ConstMatrixRef&, MlpScheme*, const World&) {
     return {};
   }
 };

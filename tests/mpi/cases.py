@@ -1044,10 +1044,18 @@ def check_layer(ranks, heads, kv_heads, *flags, hidden=96):
     expected |= {"dW3"} if swiglu else set()
     expected |= set() if rms else {"dnorm1_b", "dnorm2_b"}
     expected |= ({"dbq", "dbk", "dbv", "dbo", "db1", "db2"} | ({"db3"} if swiglu else set())) if bias else set()
+    expected = {"dX"} if "bf16" in flags else expected  # bf16's weights: block by block only
     expect(set(gradients) == (expected if backward else set()), f"{what}: gradients {sorted(gradients)}")
     expect(all(g["passed"] for g in gradients.values()), f"{what}: every gradient passes")
+    # Block by block: each block's output, and backward its dX and weights' gradients.
+    blocks = dig(doc, "schemes.megatron.block_verification")
+    expected = {"norm1.y", "attn.Y", "norm2.y", "mlp.Y"}
+    expected |= {"norm1.dw", "attn.dX", "attn.dWk", "norm2.dw", "mlp.dX", "mlp.dW2"} if backward else set()
+    expect(expected <= set(blocks) and all(b["passed"] for b in blocks.values()),
+           f"{what}: block by block {sorted(blocks)}")
     shards, replicated = head_blocks(heads, kv_heads, ranks)
-    y_bytes = batch * seq * hidden * 4
+    # Y and dX are summed in the reduce dtype: bf16's by default in a bf16 model.
+    y_bytes = batch * seq * hidden * (2 if "bf16" in flags and "--reduce-dtype" not in flags else 4)
     replica_bytes = (hidden + (1 if bias else 0)) * 2 * len(replicated) * (hidden // heads) * 4
     c = dig(doc, "attention.communication")
     expect(c["y_allreduces_per_pass"] == 2 and c["forward_counted_calls"] == 2
@@ -1078,6 +1086,7 @@ def case_layer_1_and_2_ranks():
     check_layer(2, 2, 1, "--backward", "--bias")                        # K < T, GeLU and LayerNorm
     check_layer(2, 6, 3, "--backward", "--activation", "swiglu", "--norm", "layernorm")  # a group straddles
     check_layer(2, 2, 1, "--backward", "--bias", "--sequence-parallel")  # the norms' gradients summed
+    check_layer(2, 6, 3, "--backward", "--bias", "--dtype", "bf16", "--sequence-parallel")  # bf16 blocks
     # A preset's shapes, at a few tokens: GPT-2 small's H, F, heads and norm.
     result, doc = report(2, 2, "--block", "layer", "--model", "gpt2", "-b", "1", "-s", "8",
                          "--scheme", "megatron", *QUICK)
@@ -1110,6 +1119,7 @@ def case_layer_3_and_4_ranks():
     check_layer(4, 8, 2, "--backward", hidden=128)                         # K < T: each KV head on two
     check_layer(4, 6, 3, "--backward", "--bias")                           # 2, 2, 1, 1 heads
     check_layer(3, 4, 2, "--backward", "--activation", "swiglu", "--sequence-parallel")  # 16 tokens over 3
+    check_layer(3, 3, 1, "--backward", "--activation", "swiglu", "--dtype", "bf16")  # one KV head on all
     check_layer(4, 2, 2, "--backward", "--activation", "swiglu")           # N < T: ranks 2, 3 hold none
 
 

@@ -196,7 +196,8 @@ TEST(AttentionVerification, EveryHeadShardingMistakeIsCaught) {
 }
 
 // The layer at 2 ranks, tiny: every gradient, the norms' included, within its bound for both
-// norms and activations, with GQA replicas and uneven heads and columns.
+// norms and activations, with GQA replicas and uneven heads and columns, in fp32 and bf16,
+// with and without sequence parallelism, end to end and part by part.
 TEST(LayerVerification, NeverCriesWolfOverManySeeds) {
   constexpr int kSeeds = 60;
   constexpr int kSeqLen = 5;
@@ -204,22 +205,25 @@ TEST(LayerVerification, NeverCriesWolfOverManySeeds) {
     int heads, kv_heads, head_size;
   };
   int runs = 0;
-  for (const Shape shape : {Shape{2, 1, 2}, Shape{3, 3, 2}})
-    for (const auto& [activation, norm] : {std::pair{Activation::gelu, NormKind::layer},
-                                           std::pair{Activation::swiglu, NormKind::rms}})
-      for (std::uint64_t seed = 0; seed < kSeeds; ++seed) {
-        const AttentionModel m = {Scheme::megatron,
-                                  layer_config(kRanks, shape.heads, shape.kv_heads, shape.head_size,
-                                               kSeqLen, seed, activation, norm)};
-        const std::vector<Verification> checks = m.verify();
-        for (const Verification& v : checks)
-          EXPECT_TRUE(v.passed) << "N=" << shape.heads << " K=" << shape.kv_heads << " "
-                                << activation_name(activation) << " " << norm_name(norm) << " seed "
-                                << seed << ": " << v.tensor << " at " << v.max_diff_over_bound
-                                << "x its bound";
-        ++runs;
-      }
-  EXPECT_EQ(runs, 2 * 2 * kSeeds);
+  for (const Scheme scheme : {Scheme::megatron, Scheme::megatron_sp})
+    for (const DType dtype : {DType::fp32, DType::bf16})
+      for (const Shape shape : {Shape{2, 1, 2}, Shape{3, 3, 2}})
+        for (const auto& [activation, norm] : {std::pair{Activation::gelu, NormKind::layer},
+                                               std::pair{Activation::swiglu, NormKind::rms}})
+          for (std::uint64_t seed = 0; seed < kSeeds; ++seed) {
+            Config cfg = layer_config(kRanks, shape.heads, shape.kv_heads, shape.head_size, kSeqLen,
+                                      seed, activation, norm);
+            cfg.dtype = dtype;
+            const AttentionModel m = {scheme, cfg};
+            for (const Verification& v : m.verify())
+              EXPECT_TRUE(v.passed)
+                  << scheme_name(scheme) << " " << dtype_name(dtype) << " N=" << shape.heads
+                  << " K=" << shape.kv_heads << " " << activation_name(activation) << " "
+                  << norm_name(norm) << " seed " << seed << ": " << v.tensor << " at "
+                  << v.max_diff_over_bound << "x its bound";
+            ++runs;
+          }
+  EXPECT_EQ(runs, 2 * 2 * 2 * 2 * kSeeds);
 }
 
 // The layer's MLP and attention take their blocks' mistakes, and each is caught (6 heads over
@@ -230,15 +234,17 @@ TEST(LayerVerification, EveryShardingMistakeIsCaught) {
     for (const Verification& v : checks) most = std::max(most, v.max_diff_over_bound);
     return most;
   };
-  for (const Fault fault : {Fault::kv_grad_not_summed, Fault::wrong_kv_head,
-                            Fault::missing_partial_sum, Fault::duplicate_shard, Fault::w2_over_t,
-                            Fault::bias_on_every_rank, Fault::gate_up_split}) {
-    const AttentionModel m = {
-        Scheme::megatron, layer_config(kRanks, 6, 3, 8, 5, 0, Activation::swiglu, NormKind::rms)};
-    EXPECT_LE(worst(m.verify()), 1) << "before " << fault_name(fault);
-    plant_fault(fault, *m.scheme, m.cfg, m.tp);
-    EXPECT_GT(worst(m.verify()), kCaughtBy) << fault_name(fault);
-  }
+  for (const DType dtype : {DType::fp32, DType::bf16})
+    for (const Fault fault : {Fault::kv_grad_not_summed, Fault::wrong_kv_head,
+                              Fault::missing_partial_sum, Fault::duplicate_shard, Fault::w2_over_t,
+                              Fault::bias_on_every_rank, Fault::gate_up_split}) {
+      Config cfg = layer_config(kRanks, 6, 3, 8, 5, 0, Activation::swiglu, NormKind::rms);
+      cfg.dtype = dtype;
+      const AttentionModel m = {Scheme::megatron, cfg};
+      EXPECT_LE(worst(m.verify()), 1) << dtype_name(dtype) << " before " << fault_name(fault);
+      plant_fault(fault, *m.scheme, m.cfg, m.tp);
+      EXPECT_GT(worst(m.verify()), kCaughtBy) << dtype_name(dtype) << " " << fault_name(fault);
+    }
 }
 
 }  // namespace

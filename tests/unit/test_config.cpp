@@ -420,8 +420,6 @@ TEST(Config, TheBadInputCorpusIsRefusedNamingTheFlag) {
        "--tp-size 2 is more than the FFN width F = 1, which the layer's MLP is split along"},
       {{"--tp-size", "2", "--block", "layer", "--scheme", "naive"},
        "--block layer has no naive scheme"},
-      {{"--tp-size", "2", "--block", "layer", "--dtype", "bf16"},
-       "--dtype bf16 is not built for --block layer yet"},
       {{"--tp-size", "2", "--block", "layer", "--reduce-dtype", "bf16"},
        "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16"},
       {{"--tp-size", "2", "--block", "layer", "--sequence-parallel", "--scheme", "serial"},

@@ -215,15 +215,19 @@ TEST(AttentionBlockParts, ForwardAndBackwardAllocateNothingOfTheirOwn) {
 }
 
 // The attention block and the layer whole, as the program builds them: megatron, megatron-sp
-// (whose norms' gradients are summed) and serial, GQA with biases, attention in fp32 and bf16,
-// LayerNorm and RMSNorm.
+// (whose norms' gradients are summed) and serial, GQA with biases, in fp32 and bf16, LayerNorm
+// and RMSNorm.
 TEST(WholeBlocks, ThePlanIsExactAndAPassAllocatesNothing) {
   World world;
-  Config bf16_attention = attention_config(1, 4, 2, 8, 8, 0);
-  bf16_attention.dtype = DType::bf16;
-  const Config configs[] = {attention_config(1, 4, 2, 8, 8, 0), bf16_attention,
-                            layer_config(1, 4, 2, 8, 8, 0, Activation::gelu, NormKind::layer),
-                            layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms)};
+  auto in_bf16 = [](Config cfg) {
+    cfg.dtype = DType::bf16;
+    return cfg;
+  };
+  const Config configs[] = {
+      attention_config(1, 4, 2, 8, 8, 0), in_bf16(attention_config(1, 4, 2, 8, 8, 0)),
+      layer_config(1, 4, 2, 8, 8, 0, Activation::gelu, NormKind::layer),
+      layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms),
+      in_bf16(layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms))};
   for (const Config& cfg : configs)
     for (const Scheme scheme : {Scheme::megatron, Scheme::megatron_sp, Scheme::serial}) {
       const std::string what = std::string(block_name(cfg.block)) + " " + dtype_name(cfg.dtype) +

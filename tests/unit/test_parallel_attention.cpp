@@ -56,10 +56,11 @@ TEST_P(GroupOfOne, TheLayerWithinItsBounds) {
     const AttentionModel m = {GetParam(), layer_config(1, 6, 2, 8, kSeqLen, 0, activation, norm)};
     const std::vector<Verification> checks = m.verify();
     // Y, dX, dWq, dWk, dWv, dWo, dW1 (dW3), dW2, the norms' weights (and biases), the biases;
-    // then block by block, attention's Y, dX, weights and biases, the MLP's
+    // then block by block, each norm's output, dX, weight (and bias), attention's Y, dX, weights
+    // and biases, the MLP's
     const std::size_t projections = activation == Activation::swiglu ? 2 : 1;
     const std::size_t norms = norm == NormKind::layer ? 4 : 2;
-    const std::size_t blocks = (2 + 4 + 4) + (2 + 2 * (projections + 1));
+    const std::size_t blocks = (4 + norms) + (2 + 4 + 4) + (2 + 2 * (projections + 1));
     EXPECT_EQ(checks.size(), 2 + 4 + projections + 1 + norms + 4 + projections + 1 + blocks);
     for (const Verification& v : checks)
       EXPECT_TRUE(v.passed) << norm_name(norm) << ": " << v.tensor << " at "
