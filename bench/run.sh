@@ -18,6 +18,10 @@
 #           2; with oneDNN limited to AVX2 as well where the CPU has AVX-512 (ONEDNN_MAX_CPU_ISA:
 #           the GEMMs take AVX2's kernels, the rest of the program stays native), and the
 #           script's size <= 1.3 x bound there too
+#   blocks  attention (Llama 3 8B's H and heads) and the layer (--model llama3-8b), 256 tokens
+#           at T = 2: GFLOP/s >= 0.90 x the MLP block's, forward >= 70% and forward + backward
+#           >= 65% of the FMA peak, communication = formula; bf16 >= 1.8 x fp32 forward and
+#           1.6 x forward + backward; with oneDNN held to AVX2 as well, as for the chunks
 #   invariant  megatron-inv's forward and forward + backward <= 1.10 x megatron's (fp32, and
 #           bf16 with native bf16) at T = 2; the same at T = 3 with uneven F; at 1 Gbit/s
 #           megatron-inv's forward <= 1.25 x megatron's (and megatron-overlap-inv's, shown)
@@ -106,9 +110,10 @@ $summarize_only || for entry in "${configs[@]}"; do
     --json "$out/$name.json" >"$out/$name.log"
 done
 
-# With oneDNN held to AVX2's kernels, where the CPU has AVX-512: the chunked compute and the
-# script's size, as on an AVX2 machine's GEMMs.
-avx2=("chunks_t1_c2" "chunks_t1_c8" "chunks_t2_c2" "chunks_t2_c8" "script")
+# With oneDNN held to AVX2's kernels, where the CPU has AVX-512: the chunked compute, the
+# script's size and the attention block's and the layer's targets, as on an AVX2 machine's GEMMs.
+avx2=("chunks_t1_c2" "chunks_t1_c8" "chunks_t2_c2" "chunks_t2_c8" "script" "mlp_llama3_8b"
+      "attention_llama3_8b" "mlp_llama3_8b_swiglu" "layer_llama3_8b")
 $summarize_only || if grep -qw avx512f /proc/cpuinfo; then
   for entry in "${configs[@]}"; do
     IFS='|' read -r name ranks rest <<<"$entry"
@@ -176,6 +181,8 @@ names = ["large", "script", "large_backward", "large_swiglu", "uneven_t2", "unev
          "large_bf16", "large_backward_bf16", "mlp_llama3_8b", "attention_llama3_8b",
          "attention_llama3_8b_bf16", "mlp_llama3_8b_swiglu", "layer_llama3_8b",
          "layer_llama3_8b_bf16"]
+names += [n + "_avx2" for n in ["mlp_llama3_8b", "attention_llama3_8b", "mlp_llama3_8b_swiglu",
+                                 "layer_llama3_8b"] if load(n + "_avx2")]
 for name in names:
     d = load(name)
     c, s = d["config"], d["schemes"]["megatron"]
@@ -274,9 +281,13 @@ def block_targets(label, run, mlp_run):
     target(f"{label}: communication = formula", "yes" if counted else "no", counted)
 # The attention block against the MLP block (GeLU) at Llama 3 8B's H, its heads; the whole layer
 # (--block layer) against its own MLP block, at Llama 3 8B's shapes (--model).
-block_targets("attention, Llama 3 8B's H and heads, 256 tokens, T=2", "attention_llama3_8b",
-              "mlp_llama3_8b")
-block_targets("layer, --model llama3-8b, 256 tokens, T=2", "layer_llama3_8b", "mlp_llama3_8b_swiglu")
+for isa, held in [("", ""), ("_avx2", " (oneDNN held to AVX2)")]:
+    if load("attention_llama3_8b" + isa) is None or load("layer_llama3_8b" + isa) is None:
+        continue
+    block_targets(f"attention{held}, Llama 3 8B's H and heads, 256 tokens, T=2",
+                  "attention_llama3_8b" + isa, "mlp_llama3_8b" + isa)
+    block_targets(f"layer{held}, --model llama3-8b, 256 tokens, T=2", "layer_llama3_8b" + isa,
+                  "mlp_llama3_8b_swiglu" + isa)
 # Attention and the layer in bf16 against fp32, as the MLP block's bf16 targets.
 for label, run in [("attention bf16, Llama 3 8B's H and heads", "attention_llama3_8b"),
                    ("layer bf16, --model llama3-8b", "layer_llama3_8b")]:

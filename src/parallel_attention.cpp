@@ -62,18 +62,12 @@ long ParallelAttention<T>::weight_bytes() const {
 
 template <typename T>
 Parameters ParallelAttention<T>::parameters() {
-  if constexpr (kIsFloat<T>)
-    return {heads_.query, &qkv_.weight(), &out_.weight(), qkv_.has_bias() ? &qkv_.bias() : nullptr,
-            out_.has_bias() ? &out_.bias() : nullptr};
-  return {};
+  return shard_parameters<Parameters>(heads_.query, qkv_, out_);
 }
 
 template <typename T>
 ParametersB ParallelAttention<T>::parameters_bf16() {
-  if constexpr (!kIsFloat<T>)
-    return {heads_.query, &qkv_.weight(), &out_.weight(), qkv_.has_bias() ? &qkv_.bias() : nullptr,
-            out_.has_bias() ? &out_.bias() : nullptr};
-  return {};
+  return shard_parameters<ParametersB>(heads_.query, qkv_, out_);
 }
 
 template <typename T>
@@ -84,9 +78,7 @@ void ParallelAttention<T>::parameters_changed() {
 
 template <typename T>
 Gradients ParallelAttention<T>::gradients() {
-  return {heads_.query, &qkv_.weight_grad(), &out_.weight_grad(),
-          qkv_.has_bias() ? &qkv_.bias_grad() : nullptr,
-          out_.has_bias() ? &out_.bias_grad() : nullptr};
+  return shard_gradients(heads_.query, qkv_, out_);
 }
 
 template <typename T>

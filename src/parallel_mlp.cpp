@@ -64,20 +64,12 @@ long ParallelMlp<T>::weight_bytes() const {
 
 template <typename T>
 Parameters ParallelMlp<T>::parameters() {
-  if constexpr (kIsFloat<T>)
-    return {columns_, &first_.weight(), &second_.weight(),
-            first_.has_bias() ? &first_.bias() : nullptr,
-            second_.has_bias() ? &second_.bias() : nullptr};
-  return {};
+  return shard_parameters<Parameters>(columns_, first_, second_);
 }
 
 template <typename T>
 ParametersB ParallelMlp<T>::parameters_bf16() {
-  if constexpr (!kIsFloat<T>)
-    return {columns_, &first_.weight(), &second_.weight(),
-            first_.has_bias() ? &first_.bias() : nullptr,
-            second_.has_bias() ? &second_.bias() : nullptr};
-  return {};
+  return shard_parameters<ParametersB>(columns_, first_, second_);
 }
 
 template <typename T>
@@ -88,9 +80,7 @@ void ParallelMlp<T>::parameters_changed() {
 
 template <typename T>
 Gradients ParallelMlp<T>::gradients() {
-  return {columns_, &first_.weight_grad(), &second_.weight_grad(),
-          first_.has_bias() ? &first_.bias_grad() : nullptr,
-          second_.has_bias() ? &second_.bias_grad() : nullptr};
+  return shard_gradients(columns_, first_, second_);
 }
 
 template <typename T>

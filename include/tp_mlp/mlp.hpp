@@ -22,6 +22,7 @@
 
 #include <array>
 #include <optional>
+#include <type_traits>
 
 #include "tp_mlp/bf16.hpp"
 #include "tp_mlp/comm.hpp"
@@ -65,6 +66,22 @@ struct ShardTensors {
 using Parameters = ShardTensors<Tensor<float>, Tensor<float>>;      // a --dtype fp32 scheme's
 using ParametersB = ShardTensors<Tensor<bfloat16>, Tensor<float>>;  // a --dtype bf16 scheme's
 using Gradients = ShardTensors<const Tensor<float>, const Tensor<float>>;
+
+// A block's pair of linears (column_parallel_linear.hpp's `in`, row_parallel_linear.hpp's
+// `out`) as this rank's shard of `columns`: its parameters as Shard (Parameters or
+// ParametersB: empty where the linears' weights are of the other type), or its gradients.
+template <typename Shard, typename In, typename Out>
+Shard shard_parameters(Block columns, In& in, Out& out) {
+  if constexpr (std::is_same_v<decltype(Shard::w_in), decltype(&in.weight())>)
+    return {columns, &in.weight(), &out.weight(), in.has_bias() ? &in.bias() : nullptr,
+            out.has_bias() ? &out.bias() : nullptr};
+  return {};
+}
+template <typename In, typename Out>
+Gradients shard_gradients(Block columns, const In& in, const Out& out) {
+  return {columns, &in.weight_grad(), &out.weight_grad(), in.has_bias() ? &in.bias_grad() : nullptr,
+          out.has_bias() ? &out.bias_grad() : nullptr};
+}
 
 // What a layer's backward leaves on a rank (--block layer): its attention's shard (columns:
 // its query heads), its MLP's (columns of F), and each norm's weight and bias gradients (the
