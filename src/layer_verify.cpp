@@ -13,8 +13,6 @@
 #include "tp_mlp/rounding.hpp"
 
 namespace tp_mlp {
-namespace {}  // namespace
-
 // What an element of `ref` may be off by: mistake_ of its tensor's (`whole`) largest magnitude.
 void LayerReference::add(Agreement& a, const ConstMatrixRef& got, const ConstMatrixDRef& ref,
                          const ConstMatrixDRef& whole) const {
@@ -348,33 +346,34 @@ std::vector<Verification> LayerReference::verify_blocks(Scheme scheme,
   std::optional<LayerGradients> g;
   if (computed && backward) g = computed->layer_gradients();
   std::vector<Verification> checks;
-  auto add = [&](const char* block, std::vector<Verification> of_block) {
-    for (Verification& v : of_block) {
-      if (*block) v.tensor = std::string(block) + "." + v.tensor;
+  auto take = [&](const char* part, std::vector<Verification> of_part) {
+    for (Verification& v : of_part) {
+      if (*part) v.tensor = std::string(part) + "." + v.tensor;
       checks.push_back(std::move(v));
     }
   };
   // The norms first, from X and from the scheme's h, while their outputs are as they gave them.
   const ConstMatrixRef d_norm1 = stage(Stage::attention_dx), d_norm2 = stage(Stage::mlp_dx);
-  add("", verify_norm(1, stage(Stage::x), stage(Stage::attention_in), backward ? &d_norm1 : nullptr,
-                      stage(Stage::norm1_dx), g ? &g->norm1 : nullptr, world));
-  add("", verify_norm(2, stage(Stage::h), stage(Stage::mlp_in), backward ? &d_norm2 : nullptr,
-                      stage(Stage::norm2_dx), g ? &g->norm2 : nullptr, world));
+  take("",
+       verify_norm(1, stage(Stage::x), stage(Stage::attention_in), backward ? &d_norm1 : nullptr,
+                   stage(Stage::norm1_dx), g ? &g->norm1 : nullptr, world));
+  take("", verify_norm(2, stage(Stage::h), stage(Stage::mlp_in), backward ? &d_norm2 : nullptr,
+                       stage(Stage::norm2_dx), g ? &g->norm2 : nullptr, world));
   // A bf16 block rounds its float inputs to bf16 first; its reference starts from there.
   if (cfg_.dtype == DType::bf16)
     for (const Stage in : {Stage::attention_in, Stage::attention_dy, Stage::mlp_in})
       round_to_bf16(stage(in));
   attention_.compute(stage(Stage::attention_in), backward ? stage(Stage::attention_dy) : dy);
-  add("attn", {attention_.verify_output(scheme, stage(Stage::attention_out), all, world)});
+  take("attn", {attention_.verify_output(scheme, stage(Stage::attention_out), all, world)});
   if (backward)
-    add("attn", attention_.verify_shard(stage(Stage::attention_dx), all,
-                                        g ? std::optional(g->attention) : std::nullopt, world));
+    take("attn", attention_.verify_shard(stage(Stage::attention_dx), all,
+                                         g ? std::optional(g->attention) : std::nullopt, world));
   mlp_.compute(stage(Stage::mlp_in), dy);
-  add("mlp", {mlp_.verify_output(scheme, stage(Stage::mlp_out), all, world)});
+  take("mlp", {mlp_.verify_output(scheme, stage(Stage::mlp_out), all, world)});
   if (backward)
-    add("mlp", mlp_.verify_shard(scheme, stage(Stage::mlp_dx), all,
-                                 g ? std::optional(g->mlp) : std::nullopt, stage(Stage::mlp_in), dy,
-                                 world));
+    take("mlp", mlp_.verify_shard(scheme, stage(Stage::mlp_dx), all,
+                                  g ? std::optional(g->mlp) : std::nullopt, stage(Stage::mlp_in),
+                                  dy, world));
   return checks;
 }
 

@@ -64,9 +64,9 @@ class LayerReference final : public BlockReference {
   std::vector<Verification> verify_gradients(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                              MlpScheme* computed, const ConstMatrixRef& x,
                                              const ConstMatrixRef& dy, const World& world) override;
-  // Attention's and the MLP's outputs, input gradients and weight gradients, each against its
-  // block's own reference (attention_verify.hpp, verify.hpp) run from the input the scheme gave
-  // the block: "attn.Y", "mlp.dW1", ...
+  // Each norm's, attention's and the MLP's output, input gradient and parameters' gradients,
+  // each against its own reference (verify_norm; attention_verify.hpp, verify.hpp) run from the
+  // input the scheme gave it: "norm1.y", "attn.Y", "mlp.dW1", ...
   std::vector<Verification> verify_blocks(Scheme scheme, std::vector<Tensor<float>>& stages,
                                           const ConstMatrixRef& dy, MlpScheme* computed,
                                           const World& world) override;
