@@ -35,6 +35,28 @@ std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, D
   return calls;
 }
 
+// The attention block's invariant schemes (invariant_attention.hpp): Y and dX leave as the
+// MLP's do; backward, the KV heads' dK and dV are summed exactly first, behind a grid of their
+// own: all of them, [tokens, 2·K·d], when some KV head is replicated, none otherwise.
+std::vector<CollectiveCall> invariant_attention_formula(Scheme plain, const Config& cfg,
+                                                        Direction direction) {
+  if (plain == Scheme::serial) return {};
+  const long H = cfg.hidden_size, tokens = cfg.tokens(), y = tokens * H;
+  const bool sp = plain == Scheme::megatron_sp;
+  std::vector<CollectiveCall> calls;
+  if (sp) calls.push_back({Collective::all_gather, y, H, dtype_bytes(cfg.dtype)});  // f̄ (ḡ's bw)
+  if (direction == Direction::backward) {
+    calls.push_back({Collective::all_reduce, tokens, 1, kRowMaxBytes});
+    if (HeadSharding(cfg.heads(), cfg.kv_heads(), cfg.tp_size).replicated_count() > 0)
+      calls.push_back(
+          {Collective::all_reduce, tokens * 2 * cfg.kv_heads() * cfg.head_size(), 1, kExactBytes});
+  }
+  calls.push_back({Collective::all_reduce, tokens, 1, kRowMaxBytes});
+  calls.push_back(sp ? CollectiveCall{Collective::reduce_scatter, y, H, kExactBytes}
+                     : CollectiveCall{Collective::all_reduce, y, 1, kExactBytes});
+  return calls;
+}
+
 // Multiply-adds, 2 FLOPs each, of a rank holding nq query and nkv KV heads: the fused QKV
 // projection, the causal products (QKᵀ and P·V over the s(s+1)/2 pairs a sequence's tokens see)
 // and Wo's rows forward; backward, each projection's two products (dX and dW), and attention's
@@ -109,6 +131,8 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   const long pre = cfg.tokens() * cfg.projections() * cfg.intermediate_size();  // [tokens, p·F]
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
+  if (cfg.block != BlockKind::mlp && is_invariant(scheme))
+    return invariant_attention_formula(plain_of(scheme), cfg, direction);
   if (cfg.block != BlockKind::mlp)
     return head_split_formula(scheme, cfg, direction, overlap_chunks);
   if (is_invariant(scheme))
@@ -141,7 +165,7 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
   // invariant scheme's padding rows are waste, not work): mlp_flops of its width; the naive
   // scheme's first GEMM is over its rows of H and every column of the first layer instead.
   if (cfg.block != BlockKind::mlp) {  // the rank with the most work (the norms' is not counted)
-    const int ranks = scheme == Scheme::serial ? 1 : cfg.tp_size;
+    const int ranks = plain_of(scheme) == Scheme::serial ? 1 : cfg.tp_size;
     const HeadSharding sharding(cfg.heads(), cfg.kv_heads(), ranks);
     const bool layer = cfg.block == BlockKind::layer;
     double most = 0;

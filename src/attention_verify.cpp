@@ -7,6 +7,7 @@
 
 #include "tp_mlp/agreement.hpp"
 #include "tp_mlp/attention_reference.hpp"
+#include "tp_mlp/exact_sum.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/rounding.hpp"
 
@@ -79,6 +80,8 @@ AttentionReference::AttentionReference(Workspace& ws, const Config& cfg)
       dwo_bound_(ws.matrix<double>(dwo_.rows(), H_)),
       dbo_(ws.matrix<double>(cfg.backward ? 1 : 0, H_)),
       dbo_bound_(ws.matrix<double>(dbo_.rows(), H_)),
+      y_grid_(ws.matrix<double>(cfg.invariant ? t_ : 0, 1)),
+      dx_grid_(ws.matrix<double>(cfg.invariant && cfg.backward ? t_ : 0, 1)),
       p_(ws.matrix<double>(s_, s_)),
       p_err_(ws.matrix<double>(s_, s_)),
       p_hi_(ws.matrix<double>(s_, s_)),
@@ -168,6 +171,9 @@ void AttentionReference::forward_pass() {
     }
   rounded_input(input_, o_, o_err_);  // O enters Wo's GEMM (and dWo's) as the model's type
   o_hi_ = o_.cwiseAbs() + o_err_;
+  if (y_grid_.size() > 0)  // N heads' partial sums of N·d terms, on a grid of the row's max|O|
+    y_grid_ = (double(N_) * kExactSumHalfStep * double(nd) * wo_abs_.maxCoeff()) *
+              o_hi_.rowwise().maxCoeff();
   // Y = O·Wo + bo: N·d products, T partial sums (in bf16 with --reduce-dtype bf16), the bias;
   // then Y rounded to the model's type.
   const long n = nd + cfg_.tp_size + 1;
@@ -255,7 +261,18 @@ void AttentionReference::backward_pass() {
                 dqkv_hi_.middleCols(rotated.first, rotated.count), d_);
   exact_rope_backward(dqkv_.leftCols(nd), s_, d_, cfg_.rope_base());
   exact_rope_backward(dqkv_.middleCols(nd, K_ * d_), s_, d_, cfg_.rope_base());
+  if (cfg_.invariant) {
+    // A KV head's dK and dV, summed exactly over its N/K query heads' parts, each part within
+    // hi and rounded onto a grid of the row's largest part.
+    auto kv = dqkv_err_.middleCols(nd, 2 * K_ * d_);
+    const double parts = double(group);
+    kv.colwise() += parts * kExactSumHalfStep * parts *
+                    dqkv_hi_.middleCols(nd, 2 * K_ * d_).rowwise().maxCoeff();
+  }
   dqkv_hi_ += dqkv_err_;
+  if (dx_grid_.size() > 0)  // N + K partial sums of (N + 2K)·d terms, on the row's max|dQKV|
+    dx_grid_ = (double(N_ + K_) * kExactSumHalfStep * double(width_) * w_abs_.maxCoeff()) *
+               dqkv_hi_.rowwise().maxCoeff();
   // db = Σ dQKV over the tokens, from the float dQKV, and the replicas' T partial sums.
   const long n_dw = t_ + T;
   db_ = dqkv_.colwise().sum();
@@ -306,29 +323,29 @@ void AttentionReference::backward_pass() {
 }
 
 // The scheme holds the token rows `held`: every one, or under sequence parallelism its block.
-Verification AttentionReference::verify_output(Scheme, const ConstMatrixRef& y, Block held,
+Verification AttentionReference::verify_output(Scheme scheme, const ConstMatrixRef& y, Block held,
                                                const World& world) const {
   Agreement a;
-  a.add(y, y_.middleRows(held.first, held.count), y_bound_.middleRows(held.first, held.count));
+  a.add(y, y_.middleRows(held.first, held.count), y_bound_.middleRows(held.first, held.count),
+        is_invariant(scheme) && y_grid_.size() > 0 ? y_grid_.data() + held.first : nullptr);
   return conclude("Y", a, H_ + d_ + s_ + N_ * d_, world);  // QKV, QKᵀ, P·V, ·Wo
 }
 
-std::vector<Verification> AttentionReference::verify_gradients(Scheme, const ConstMatrixRef& dx,
-                                                               Block held, MlpScheme* computed,
-                                                               const ConstMatrixRef&,
-                                                               const ConstMatrixRef&,
-                                                               const World& world) {
+std::vector<Verification> AttentionReference::verify_gradients(
+    Scheme scheme, const ConstMatrixRef& dx, Block held, MlpScheme* computed, const ConstMatrixRef&,
+    const ConstMatrixRef&, const World& world) {
   std::optional<Gradients> shard;
   if (computed) shard = computed->gradients();
-  return verify_shard(dx, held, shard, world);
+  return verify_shard(scheme, dx, held, shard, world);
 }
 
-std::vector<Verification> AttentionReference::verify_shard(const ConstMatrixRef& dx, Block held,
+std::vector<Verification> AttentionReference::verify_shard(Scheme scheme, const ConstMatrixRef& dx,
+                                                           Block held,
                                                            const std::optional<Gradients>& shard,
                                                            const World& world) {
   Agreement a_dx, a_w[3], a_wo, a_b[3], a_bo;
-  a_dx.add(dx, dx_.middleRows(held.first, held.count),
-           dx_bound_.middleRows(held.first, held.count));
+  a_dx.add(dx, dx_.middleRows(held.first, held.count), dx_bound_.middleRows(held.first, held.count),
+           is_invariant(scheme) && dx_grid_.size() > 0 ? dx_grid_.data() + held.first : nullptr);
   if (shard && shard->columns.count > 0) {
     const FusedColumns at = fused_qkv_columns(shard->columns, N_, K_, d_);
     for (int j = 0; j < 3; ++j) {

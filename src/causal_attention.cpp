@@ -63,64 +63,81 @@ void CausalAttention::probabilities(const ConstMatrixRef& q, const ConstMatrixRe
 
 void CausalAttention::forward(const ConstMatrixRef& q, const ConstMatrixRef& k,
                               const ConstMatrixRef& v, MatrixRef out) {
-  const long s = seq_len_, d = head_dim_;
-  for (long sequence = 0; sequence < batch_size_; ++sequence)
-    for (long h = 0; h < query_heads(); ++h) {
-      const long first_row = sequence * s, kv = kv_of_(0, h);
-      const ConstMatrixRef q_h = q.block(first_row, h * d, s, d);
-      const ConstMatrixRef k_kv = k.block(first_row, kv * d, s, d);
-      const ConstMatrixRef v_kv = v.block(first_row, kv * d, s, d);
-      probabilities(q_h, k_kv, first_row, h, /*learn=*/true);
-      for_each_tile(s, [&](long first, long end) {  // O's rows [first, end) = P's · V's rows
-        gemm(probabilities_.block(first, 0, end - first, end), v_kv.topRows(end),
-             out.block(first_row + first, h * d, end - first, d));
-      });
-    }
+  const long d = head_dim_;
+  for (long h = 0; h < query_heads(); ++h) {
+    const long kv = kv_of_(0, h);
+    forward_head(h, q.middleCols(h * d, d), k.middleCols(kv * d, d), v.middleCols(kv * d, d),
+                 out.middleCols(h * d, d));
+  }
+}
+
+void CausalAttention::forward_head(long h, const ConstMatrixRef& q_h, const ConstMatrixRef& k_kv,
+                                   const ConstMatrixRef& v_kv, MatrixRef out_h) {
+  const long s = seq_len_;
+  for (long sequence = 0; sequence < batch_size_; ++sequence) {
+    const long first_row = sequence * s;
+    probabilities(q_h.middleRows(first_row, s), k_kv.middleRows(first_row, s), first_row, h,
+                  /*learn=*/true);
+    const ConstMatrixRef v = v_kv.middleRows(first_row, s);
+    for_each_tile(s, [&](long first, long end) {  // O's rows [first, end) = P's · V's rows
+      gemm(probabilities_.block(first, 0, end - first, end), v.topRows(end),
+           out_h.middleRows(first_row + first, end - first));
+    });
+  }
 }
 
 void CausalAttention::backward(const ConstMatrixRef& q, const ConstMatrixRef& k,
                                const ConstMatrixRef& v, const ConstMatrixRef& d_out, MatrixRef dq,
                                MatrixRef dk, MatrixRef dv) {
-  const long s = seq_len_, d = head_dim_;
+  const long d = head_dim_;
   dk.setZero();  // sums over the query heads that share a KV head (or none)
   dv.setZero();
+  for (long h = 0; h < query_heads(); ++h) {
+    const long kv = kv_of_(0, h);
+    backward_head(h, q.middleCols(h * d, d), k.middleCols(kv * d, d), v.middleCols(kv * d, d),
+                  d_out.middleCols(h * d, d), dq.middleCols(h * d, d), dk.middleCols(kv * d, d),
+                  dv.middleCols(kv * d, d));
+  }
+}
+
+void CausalAttention::backward_head(long h, const ConstMatrixRef& q_h, const ConstMatrixRef& k_kv,
+                                    const ConstMatrixRef& v_kv, const ConstMatrixRef& d_out_h,
+                                    MatrixRef dq_h, MatrixRef dk_kv, MatrixRef dv_kv) {
+  const long s = seq_len_;
   auto& ds = probability_grad_;  // dP, then dS in place
-  for (long sequence = 0; sequence < batch_size_; ++sequence)
-    for (long h = 0; h < query_heads(); ++h) {
-      const long first_row = sequence * s, kv = kv_of_(0, h);
-      const ConstMatrixRef q_h = q.block(first_row, h * d, s, d);
-      const ConstMatrixRef k_kv = k.block(first_row, kv * d, s, d);
-      const ConstMatrixRef v_kv = v.block(first_row, kv * d, s, d);
-      const ConstMatrixRef d_out_h = d_out.block(first_row, h * d, s, d);
-      probabilities(q_h, k_kv, first_row, h, /*learn=*/false);
+  for (long sequence = 0; sequence < batch_size_; ++sequence) {
+    const long first_row = sequence * s;
+    const ConstMatrixRef q = q_h.middleRows(first_row, s), k = k_kv.middleRows(first_row, s);
+    const ConstMatrixRef v = v_kv.middleRows(first_row, s);
+    const ConstMatrixRef d_out = d_out_h.middleRows(first_row, s);
+    probabilities(q, k, first_row, h, /*learn=*/false);
+    for_each_tile(s, [&](long first, long end) {
+      const long rows = end - first;
+      gemm(d_out.middleRows(first, rows), v.topRows(end), ds.block(first, 0, rows, end), Op::none,
+           Op::transpose);                  // dP = dO·Vᵀ
+      for (long i = first; i < end; ++i) {  // dS = P ⊙ (dP − D)/√d, D = Σ_j P_ij·dP_ij
+        const auto p = probabilities_.row(i).head(i + 1).array();
+        auto ds_row = ds.row(i).head(i + 1).array();
+        const float row_sum = (p * ds_row).sum();
+        ds_row = p * (ds_row - row_sum) * scale_;
+        ds.row(i).segment(i + 1, end - i - 1).setZero();
+      }
+      // dQ's rows [first, end) = dS's · K's rows up to the diagonal
+      gemm(ds.block(first, 0, rows, end), k.topRows(end), dq_h.middleRows(first_row + first, rows));
+    });
+    // dK = dSᵀ·Q_h and dV = Pᵀ·dO_h, both weightsᵀ·rows, by tiles of key rows [first, end),
+    // which only the query rows from `first` on see.
+    auto add_kv_grad = [&](const Tensor<float>& weights, const ConstMatrixRef& rows,
+                           MatrixRef grad) {
       for_each_tile(s, [&](long first, long end) {
-        const long rows = end - first;
-        gemm(d_out_h.middleRows(first, rows), v_kv.topRows(end), ds.block(first, 0, rows, end),
-             Op::none, Op::transpose);        // dP = dO·Vᵀ
-        for (long i = first; i < end; ++i) {  // dS = P ⊙ (dP − D)/√d, D = Σ_j P_ij·dP_ij
-          const auto p = probabilities_.row(i).head(i + 1).array();
-          auto ds_row = ds.row(i).head(i + 1).array();
-          const float row_sum = (p * ds_row).sum();
-          ds_row = p * (ds_row - row_sum) * scale_;
-          ds.row(i).segment(i + 1, end - i - 1).setZero();
-        }
-        // dQ's rows [first, end) = dS's · K's rows up to the diagonal
-        gemm(ds.block(first, 0, rows, end), k_kv.topRows(end),
-             dq.block(first_row + first, h * d, rows, d));
+        gemm(weights.block(first, first, s - first, end - first), rows.bottomRows(s - first),
+             kv_grad_.middleRows(first, end - first), Op::transpose, Op::none);
       });
-      // dK = dSᵀ·Q_h and dV = Pᵀ·dO_h, both weightsᵀ·rows, by tiles of key rows [first, end),
-      // which only the query rows from `first` on see.
-      auto add_kv_grad = [&](const Tensor<float>& weights, const ConstMatrixRef& rows,
-                             MatrixRef grad) {
-        for_each_tile(s, [&](long first, long end) {
-          gemm(weights.block(first, first, s - first, end - first), rows.bottomRows(s - first),
-               kv_grad_.middleRows(first, end - first), Op::transpose, Op::none);
-        });
-        grad.block(first_row, kv * d, s, d) += kv_grad_;
-      };
-      add_kv_grad(ds, q_h, dk);
-      add_kv_grad(probabilities_, d_out_h, dv);
-    }
+      grad.middleRows(first_row, s) += kv_grad_;
+    };
+    add_kv_grad(ds, q, dk_kv);
+    add_kv_grad(probabilities_, d_out, dv_kv);
+  }
 }
 
 }  // namespace tp_mlp

@@ -232,8 +232,9 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
          "Plant a classic mistake in the megatron scheme and watch verification catch it: "
          "missing-partial-sum, duplicate-shard, bias-on-every-rank (--bias), w2-over-t (the "
          "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
-         "one-ulp (--invariant), which passes verification but changes megatron-inv's "
-         "digests; with --block attention: kv-grad-not-summed (--backward, a replicated KV "
+         "one-ulp (--invariant, also with --block attention), which passes verification but "
+         "changes megatron-inv's digests; with --block attention: kv-grad-not-summed (--backward, "
+         "a replicated KV "
          "head), wrong-kv-head (K >= 2), each exiting 4; --block layer takes both kinds, the "
          "MLP's planted in its MLP, and norm-grad-not-summed (--sequence-parallel --backward: "
          "the norms' gradients left unsummed in megatron-sp)")
@@ -258,7 +259,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
   app.add_flag("--invariant", cfg.invariant,
                "Also run megatron (-sp, -overlap) and serial as *-inv: every output and gradient "
                "with the same bits at every --tp-size, uneven shards and chunks included (F in "
-               "fixed blocks, their partial sums added exactly as 64-bit integers); "
+               "fixed blocks, their partial sums added exactly as 64-bit integers; with --block "
+               "attention, every head on its own and the sums over heads exact); "
                "CORRECTNESS VERIFICATION prints each tensor's digest")
       ->multi_option_policy(once);
   add_whole_number(app, "--overlap-chunks", cfg.overlap_chunks, 1, kMaxCollectivesInFlight,

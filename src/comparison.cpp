@@ -8,6 +8,7 @@
 #include "tp_mlp/attention_verify.hpp"
 #include "tp_mlp/digest.hpp"
 #include "tp_mlp/faults.hpp"
+#include "tp_mlp/head_sharding.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/layer_verify.hpp"
 
@@ -209,7 +210,7 @@ void Comparison::verify_and_count() {
     r.gradients = reference_.verify_gradients(p.scheme, dx, held, p.mlp, x_, dy_, run_.world);
     verify_blocks(p, r);
     r.digests.push_back(output_digest("dX", p, dx, held));
-    if (cfg.block == BlockKind::mlp) add_gradient_digests(r, p, shard);
+    if (cfg.block != BlockKind::layer) add_gradient_digests(r, p, shard);
   }
 }
 
@@ -257,6 +258,10 @@ void Comparison::add_gradient_digests(SchemeResult& r, const Participant& p,
   auto add = [&](const char* tensor, auto piece) {
     r.digests.push_back(digest_of(tensor, shard ? piece() : 0, run_.world, per_copy, copies));
   };
+  if (cfg.block == BlockKind::attention) {
+    add_attention_gradient_digests(add, p, shard);
+    return;
+  }
   const char* dw_in[] = {"dW1", "dW3"};
   const char* db_in[] = {"db1", "db3"};
   for (int j = 0; j < cfg.projections(); ++j)
@@ -271,6 +276,39 @@ void Comparison::add_gradient_digests(SchemeResult& r, const Participant& p,
     });
   // b2's gradient is whole on every rank of a group: the one at F's first column speaks.
   add("db2", [&] { return cols.first == 0 ? digest(*shard->b_out, 0, 0, H) : 0; });
+}
+
+template <typename Add>
+void Comparison::add_attention_gradient_digests(Add add, const Participant& p,
+                                                const std::optional<Gradients>& shard) const {
+  // The shard's columns are its query heads': [dWq | dWk | dWv] of them and of the KV heads
+  // they use, dWo's rows. A replicated KV head's gradient is on each of its holders: the first
+  // speaks for it.
+  const Config& cfg = run_.cfg;
+  const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads(), d = cfg.head_size();
+  const HeadSharding sharding(N, K, p.comm->size());
+  const FusedColumns at = fused_qkv_columns(shard ? shard->columns : Block{}, N, K, d);
+  auto fused = [&](const Tensor<float>* grad, int j) {
+    if (j == 0)
+      return digest(grad->middleCols(at.here[0].first, at.here[0].count), 0, at.master[0].first,
+                    N * d);
+    std::uint64_t sum = 0;
+    const long first_kv = at.master[1].first / d - N;  // Wk's columns follow Wq's N·d
+    for (long i = 0; i < at.here[j].count / d; ++i) {
+      const long kv = first_kv + i;
+      if (sharding.holders(kv).first == p.comm->rank())
+        sum += digest(grad->middleCols(at.here[j].first + i * d, d), 0, kv * d, K * d);
+    }
+    return sum;
+  };
+  const char* dw_in[] = {"dWq", "dWk", "dWv"};
+  const char* db_in[] = {"dbq", "dbk", "dbv"};
+  for (int j = 0; j < 3; ++j) add(dw_in[j], [&] { return fused(shard->w_in, j); });
+  add("dWo", [&] { return digest(*shard->w_out, at.master[0].first, 0, H); });
+  if (!cfg.bias) return;
+  for (int j = 0; j < 3; ++j) add(db_in[j], [&] { return fused(shard->b_in, j); });
+  // bo's gradient is whole on every rank of a group: its first rank's speaks.
+  add("dbo", [&] { return p.comm->rank() == 0 ? digest(*shard->b_out, 0, 0, H) : 0; });
 }
 
 OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megatron) {

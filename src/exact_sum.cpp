@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 namespace tp_mlp {
 namespace {
@@ -69,13 +70,16 @@ void ExactSum::clear(Block rows) {
   acc_.middleRows(rows.first, rows.count).setZero();
 }
 
-void ExactSum::add(const ConstMatrixRef& partial, long first_row) {
+void ExactSum::add(const ConstMatrixRef& partial, long first_row, long first_col) {
   const long rows = summed({first_row, partial.rows()}).count;  // the padding's rows: none
+  // In locals: the integers written below are longs, as Eigen's sizes are, so the compiler
+  // would read the sizes again after every write, and not vectorise.
+  const long cols = partial.cols(), stride = partial.outerStride(), acc_cols = acc_.cols();
   for (long r = 0; r < rows; ++r) {
     const double inverse = 1.0 / step_(first_row + r, 0);  // a power of two: exact
-    const float* from = partial.data() + r * partial.outerStride();
-    std::int64_t* to = acc_.data() + (first_row + r) * acc_.cols();
-    for (long c = 0; c < partial.cols(); ++c)
+    const float* from = partial.data() + r * stride;
+    std::int64_t* to = acc_.data() + (first_row + r) * acc_cols + first_col;
+    for (long c = 0; c < cols; ++c)
       to[c] += bits_of(double(from[c]) * inverse + kMagic) - kMagicBits;
   }
 }
@@ -99,6 +103,13 @@ MatrixRef ExactSum::leave() {
     tp_.reduce_scatter_rows(acc_.data(), here_.data(), acc_.rows(), acc_.cols());  // ḡ
     to_floats(here_.data(), {0, here_.rows()});
   }
+  return sum_;
+}
+
+MatrixRef ExactSum::leave_unsummed() {
+  if (outside_ != Outside::replicated)
+    throw std::logic_error("a sequence-parallel exact sum leaves through its reduce-scatter");
+  to_floats(acc_.data(), {0, acc_.rows()});
   return sum_;
 }
 

@@ -366,7 +366,7 @@ std::vector<Verification> LayerReference::verify_blocks(Scheme scheme,
   attention_.compute(stage(Stage::attention_in), backward ? stage(Stage::attention_dy) : dy);
   take("attn", {attention_.verify_output(scheme, stage(Stage::attention_out), all, world)});
   if (backward)
-    take("attn", attention_.verify_shard(stage(Stage::attention_dx), all,
+    take("attn", attention_.verify_shard(scheme, stage(Stage::attention_dx), all,
                                          g ? std::optional(g->attention) : std::nullopt, world));
   mlp_.compute(stage(Stage::mlp_in), dy);
   take("mlp", {mlp_.verify_output(scheme, stage(Stage::mlp_out), all, world)});

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "tp_mlp/invariant_attention.hpp"
 #include "tp_mlp/invariant_mlp.hpp"
 #include "tp_mlp/naive_mlp.hpp"
 #include "tp_mlp/parallel_attention.hpp"
@@ -33,6 +34,8 @@ namespace {
 template <typename T>
 MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
                         int overlap_chunks) {
+  if (cfg.block == BlockKind::attention && is_invariant(scheme))
+    return ws.make<InvariantAttention<T>>(ws, scheme, cfg, tp);
   if (cfg.block == BlockKind::attention) return ws.make<ParallelAttention<T>>(ws, scheme, cfg, tp);
   if (cfg.block == BlockKind::layer)
     return ws.make<ParallelLayer<T>>(ws, scheme, cfg, tp, overlap_chunks);

@@ -201,9 +201,12 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
                       {"forward_ms", summary_json(b.lead_forward)},
                       {"gflops", b.lead_gflops},
                       {"gflops_per_rank", b.lead_gflops_per_rank}};
-  if (cfg.invariant) {
+  if (cfg.invariant && cfg.block == BlockKind::attention) {
+    doc["invariant"] = {{"unit", "head"}};
+  } else if (cfg.invariant) {
     const InvariantBlocking blocking = InvariantBlocking::of(cfg);
-    doc["invariant"] = {{"block_width", blocking.block_width},
+    doc["invariant"] = {{"unit", "ffn_block"},
+                        {"block_width", blocking.block_width},
                         {"blocks", blocking.blocks},
                         {"row_tile", blocking.row_tile},
                         {"padded_tokens", blocking.padded_tokens}};

@@ -387,11 +387,17 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
     const InvariantBlocking blocking = InvariantBlocking::of(cfg);
     std::printf(
         "\n  Digests: a 64-bit fingerprint of each whole tensor's bits, the same at every\n"
-        "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards.\n"
-        "  The invariant schemes cut F into %ld blocks of %ld columns and the tokens into tiles\n"
-        "  of %ld rows (%ld tokens, padded to %ld):\n",
-        blocking.blocks, blocking.block_width, blocking.row_tile, cfg.tokens(),
-        blocking.padded_tokens);
+        "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards.\n");
+    if (cfg.block == BlockKind::attention)
+      std::printf(
+          "  The invariant schemes run every head with products of its own and sum Y, dX and\n"
+          "  each KV head's dK and dV over heads exactly:\n");
+    else
+      std::printf(
+          "  The invariant schemes cut F into %ld blocks of %ld columns and the tokens into\n"
+          "  tiles of %ld rows (%ld tokens, padded to %ld):\n",
+          blocking.blocks, blocking.block_width, blocking.row_tile, cfg.tokens(),
+          blocking.padded_tokens);
     for (const SchemeChecks& s : m.schemes) {
       if (!is_invariant(s.scheme)) continue;
       for (const TensorDigest& d : s.digests)

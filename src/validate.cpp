@@ -37,6 +37,10 @@ std::string fault_problem(const Config& cfg) {
 
 // An fp32 model's partial sums reduced in bf16: refused in every block.
 std::string reduce_dtype_problem(const Config& cfg) {
+  if (cfg.invariant && cfg.reduce_dtype == DType::bf16)
+    return "--invariant sums the partial sums exactly, as 64-bit integers: --reduce-dtype bf16, "
+           "which rounds them at every addition, does not combine with it (the plain schemes "
+           "of an --invariant run reduce in the --dtype)";
   if (cfg.dtype == DType::fp32 && cfg.reduction() == DType::bf16)
     return "--reduce-dtype bf16 rounds the partial sums of an --dtype fp32 model to bf16, which "
            "only loses digits: use it with --dtype bf16";
@@ -105,10 +109,11 @@ std::string attention_fault_problem(const Config& cfg) {
            " is planted in an invariant scheme, and --invariant is not built for --block "
            "layer yet";
   if (cfg.block == BlockKind::layer && !is_attention_fault(cfg.fault)) return fault_problem(cfg);
+  if (cfg.fault == Fault::one_ulp) return fault_problem(cfg);  // as in the MLP block
   if (!is_attention_fault(cfg.fault))
     return flag +
            " is a mistake of the MLP block's: with --block attention plant kv-grad-not-summed or "
-           "wrong-kv-head";
+           "wrong-kv-head (or one-ulp with --invariant)";
   if (!cfg.runs(Scheme::megatron))
     return flag + " is planted in the megatron scheme: use --scheme megatron or all";
   if (cfg.fault == Fault::wrong_kv_head && cfg.kv_heads() < 2)
@@ -155,8 +160,8 @@ std::string attention_problem(const Config& cfg) {
     why << block << " has no naive scheme: use --scheme megatron, serial or all";
   } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
     why << reduce;
-  } else if (cfg.invariant) {
-    why << "--invariant is not built for " << block << " yet";
+  } else if (cfg.invariant && layer) {
+    why << "--invariant is not built for " << block << " yet: --block attention and mlp have it";
   } else if (!layer && (cfg.overlap || cfg.overlap_chunks > 0)) {
     why << "--overlap hides the MLP's all-reduces, and the attention block has none: with "
            "--block layer it overlaps the layer's MLP";
@@ -165,9 +170,11 @@ std::string attention_problem(const Config& cfg) {
   } else if (const std::string fault = attention_fault_problem(cfg); !fault.empty()) {
     why << fault;
   } else {
-    // The largest collectives: Y (and dX) [tokens, H], and the replicated KV heads' gradients.
+    // The largest collectives: Y (and dX) [tokens, H], and the replicated KV heads' gradients
+    // (--invariant: every KV head's dK and dV, [tokens, 2·K·d]).
     const long R = HeadSharding(N, K, cfg.tp_size).replicated_count();
-    const long largest = std::max(cfg.tokens() * H, (H + 1) * 2 * R * (H / N));
+    const long largest = std::max({cfg.tokens() * H, (H + 1) * 2 * R * (H / N),
+                                   cfg.invariant ? cfg.tokens() * 2 * K * (H / N) : 0L});
     if (largest > INT_MAX)
       why << "the attention block's largest collective would hold " << largest
           << " elements (Y [--batch-size x --seq-len, --hidden-size], or the replicated KV "
@@ -214,10 +221,6 @@ std::string validate(const Config& cfg, int world) {
   } else if (cfg.invariant && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--invariant applies to megatron, megatron-sp, megatron-overlap and serial; naive "
            "stays the wrong way: use --scheme megatron, serial or all";
-  } else if (cfg.invariant && cfg.reduce_dtype == DType::bf16) {
-    why << "--invariant sums the partial sums exactly, as 64-bit integers: --reduce-dtype bf16, "
-           "which rounds them at every addition, does not combine with it (the plain schemes "
-           "of an --invariant run reduce in the --dtype)";
   } else if (cfg.invariant && InvariantBlocking::of(cfg).blocks < T &&
              cfg.scheme_choice != SchemeChoice::serial) {
     const InvariantBlocking b = InvariantBlocking::of(cfg);

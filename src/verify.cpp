@@ -9,6 +9,7 @@
 
 #include "tp_mlp/agreement.hpp"
 #include "tp_mlp/bf16.hpp"
+#include "tp_mlp/exact_sum.hpp"
 #include "tp_mlp/init.hpp"
 #include "tp_mlp/invariant_blocking.hpp"
 #include "tp_mlp/rounding.hpp"
@@ -214,10 +215,9 @@ void Reference::compute(const ConstMatrixRef& x, const ConstMatrixRef& dy) {
   // An invariant scheme rounds each of the blocks' partial sums onto its exact sum's grid,
   // whose step is under 2^-48 of terms · max|input| · max|weight| for the row (exact_sum.hpp):
   // at most half a step per block.
-  const double blocks = double(InvariantBlocking::of(cfg_).blocks),
-               half_step = std::ldexp(1.0, -49);
-  y_grid_ *= blocks * half_step * double(F) * w2_max;
-  dx_grid_ *= blocks * half_step * double(p * F) * w_in_max;
+  const double blocks = double(InvariantBlocking::of(cfg_).blocks);
+  y_grid_ *= blocks * kExactSumHalfStep * double(F) * w2_max;
+  dx_grid_ *= blocks * kExactSumHalfStep * double(p * F) * w_in_max;
   // Y and dX are rounded to the model's element type at the end.
   y_bound_ = (1 + output_) * y_bound_ + output_ * y_.cwiseAbs();
   if (naive_bf16_pre_) y_bound_naive_ = (1 + output_) * y_bound_naive_ + output_ * y_.cwiseAbs();

@@ -22,9 +22,13 @@
 //   the softmax backward   dS = P ⊙ (dP − D)/√d, D = Σ P ⊙ dP: each factor's bound carried
 //                          through, plus 4u for the subtraction and the three products
 // Sums split over ranks (Y's and dX's partial sums, replicated KV heads' gradients) count the
-// T additions among their terms. Terms of two errors multiplied are kept where they are cheap
-// and dropped elsewhere (e.g. ΔP·ΔV): the whole bound is then doubled (kSafety), which covers
-// them many times over wherever the bound is meaningful (relative errors ≪ 1).
+// T additions among their terms. The --invariant schemes' exact sums (invariant_attention.hpp)
+// add half a grid step per partial sum: to Y's and dX's rows for those schemes; to dK and dV
+// (summed exactly over their query heads) for every scheme of such a run, whose bounds then
+// carry it into dX and the gradients (2^-49 of a row's scale per part: immaterial beside
+// float's roundings, and counted all the same). Terms of two errors multiplied are kept where they
+// are cheap and dropped elsewhere (e.g. ΔP·ΔV): the whole bound is then doubled (kSafety), which
+// covers them many times over wherever the bound is meaningful (relative errors ≪ 1).
 //
 // Worst-case bounds compound through three products and the softmax: at H = 1024 and 64
 // tokens per sequence the loosest bound on Y exceeds max|Y| (a query head paired with the wrong
@@ -69,7 +73,7 @@ class AttentionReference final : public BlockReference {
                                              const ConstMatrixRef& dy, const World& world) override;
   // The same, of the attention gradients `shard` (none: this rank computed none), as a
   // layer's attention leaves them.
-  std::vector<Verification> verify_shard(const ConstMatrixRef& dx, Block held,
+  std::vector<Verification> verify_shard(Scheme scheme, const ConstMatrixRef& dx, Block held,
                                          const std::optional<Gradients>& shard, const World& world);
 
  private:
@@ -99,6 +103,9 @@ class AttentionReference final : public BlockReference {
   Tensor<double> dx_, dx_bound_;                      // [tokens, H]
   Tensor<double> dw_, dw_bound_, db_, db_bound_;      // [H, width], [1, width]
   Tensor<double> dwo_, dwo_bound_, dbo_, dbo_bound_;  // [N·d, H], [1, H]
+  // --invariant: what each row of Y and dX adds to its bound in an invariant scheme, its
+  // partial sums (N heads' for Y, N + K for dX) rounded onto the exact sum's grid.
+  Tensor<double> y_grid_, dx_grid_;  // [tokens, 1]
   // One sequence and head: [s, s] each.
   Tensor<double> p_, p_err_, p_hi_, ds_, ds_err_, abs_, hi_;
 };

@@ -80,6 +80,16 @@ class CausalAttention {
   void backward(const ConstMatrixRef& q, const ConstMatrixRef& k, const ConstMatrixRef& v,
                 const ConstMatrixRef& d_out, MatrixRef dq, MatrixRef dk, MatrixRef dv);
 
+  // The same for one query head h: q_h and out_h [tokens, d] its own, k_kv and v_kv [tokens, d]
+  // its KV head's, each its own matrix or a column block of a wider one (--invariant gives
+  // every head matrices of its own, whose products have the same strides at every T). Backward
+  // writes dq_h and adds the head's part of its KV head's gradients into dk_kv and dv_kv.
+  void forward_head(long h, const ConstMatrixRef& q_h, const ConstMatrixRef& k_kv,
+                    const ConstMatrixRef& v_kv, MatrixRef out_h);
+  void backward_head(long h, const ConstMatrixRef& q_h, const ConstMatrixRef& k_kv,
+                     const ConstMatrixRef& v_kv, const ConstMatrixRef& d_out_h, MatrixRef dq_h,
+                     MatrixRef dk_kv, MatrixRef dv_kv);
+
  private:
   // Every buffer, the KV heads' table unfilled.
   CausalAttention(Workspace& ws, long batch_size, long seq_len, long head_dim, long query_heads,

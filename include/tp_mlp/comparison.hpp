@@ -64,6 +64,9 @@ class Comparison {
   // The digest of every weight and bias gradient, every TP group's shards added up.
   void add_gradient_digests(SchemeResult& r, const Participant& p,
                             const std::optional<Gradients>& shard) const;
+  template <typename Add>  // the attention block's, each through add(tensor, piece)
+  void add_attention_gradient_digests(Add add, const Participant& p,
+                                      const std::optional<Gradients>& shard) const;
   // How many token chunks hide megatron's all-reduce here: timed, on candidates built in `ws`
   // and released again.
   OverlapChoice choose_overlap(Workspace& ws, const Participant& megatron);

@@ -27,6 +27,11 @@
 
 namespace tp_mlp {
 
+// Every grid step is under 2^-48 of its row's terms · max|input| · max|weight|, so a partial
+// sum rounded onto it moves by at most this share of that product (what a reference adds, per
+// partial sum, to its bound).
+inline constexpr double kExactSumHalfStep = 0x1p-49;
+
 class ExactSum {
  public:
   // Sums [rows, cols] of partial sums over `terms` products each (F for Y, p·F for dX). With
@@ -39,12 +44,16 @@ class ExactSum {
   void set_grid(Block rows, float* row_max, double weight_max);
   // Rows `rows` start from zero.
   void clear(Block rows);
-  // One block's partial sums of the rows from `first_row`, rounded onto the grid and added.
-  void add(const ConstMatrixRef& partial, long first_row);
+  // One block's partial sums of the rows from `first_row` (and the columns from `first_col`),
+  // rounded onto the grid and added.
+  void add(const ConstMatrixRef& partial, long first_row, long first_col = 0);
 
   // Leaving the region: the integers summed over the group (all-reduced in place, or
   // reduce-scattered to this rank's block of rows), then as floats [rows here, cols].
   MatrixRef leave();
+  // Or as floats without a sum over the group: when no other rank adds to an element this one
+  // reads, its integers are the sum already (at every T, the same bits as leave()'s).
+  MatrixRef leave_unsummed();
   // Overlapped (replicated only): rows set off to be summed while the rank computes...
   void start_leaving(Block rows);
   // ...and all of them finished and turned into floats.

@@ -1215,10 +1215,14 @@ def invariant_digests(flags, tp_sizes=(1, 2, 3, 4), binary=None, mpiexec=None):
                 doc = json.load(f)
         counted_as_formulas(doc, result)
         blocking, config = doc["invariant"], doc["config"]
-        expect(config["invariant"] and blocking["padded_tokens"] % blocking["row_tile"] == 0
-               and blocking["padded_tokens"] >= config["batch_size"] * config["seq_len"]
-               and blocking["blocks"] * blocking["block_width"] >= config["ffn_hidden_size"],
-               f"T={tp}: the blocking reported, and whole: {blocking}", result)
+        if config["block"] == "attention":
+            expect(config["invariant"] and blocking["unit"] == "head", f"T={tp}: heads", result)
+        else:
+            expect(config["invariant"] and blocking["unit"] == "ffn_block"
+                   and blocking["padded_tokens"] % blocking["row_tile"] == 0
+                   and blocking["padded_tokens"] >= config["batch_size"] * config["seq_len"]
+                   and blocking["blocks"] * blocking["block_width"] >= config["ffn_hidden_size"],
+                   f"T={tp}: the blocking reported, and whole: {blocking}", result)
         for name, s in doc["schemes"].items():
             expect(s["verification"]["passed"] and s["digests_copies_match"],
                    f"T={tp} {name}: verified, and every copy alike", result)
@@ -1235,6 +1239,13 @@ INVARIANT_CONFIGS = [
     ["--hidden-size", "48", "--batch-size", "3", "--seq-len", "25", "--activation", "swiglu",
      "--ffn-hidden-size", "170", "--backward", "--bias", "--overlap", "--overlap-chunks", "2",
      "--dtype", "bf16"],
+    # The attention block: 6 query heads and 2 KV heads, uneven from T = 4 on, KV head 0
+    # replicated at T = 3 and 4 (its dK and dV summed over ranks), sequence parallelism.
+    ["--block", "attention", "--hidden-size", "48", "--num-heads", "6", "--num-kv-heads", "2",
+     "--batch-size", "2", "--seq-len", "5", "--backward", "--bias", "--sequence-parallel"],
+    # One KV head held by every rank, bf16.
+    ["--block", "attention", "--hidden-size", "64", "--num-heads", "4", "--num-kv-heads", "1",
+     "--batch-size", "1", "--seq-len", "9", "--backward", "--dtype", "bf16"],
 ]
 
 
@@ -1257,14 +1268,15 @@ def case_invariant_same_bits_at_every_tp_size():
 
 
 def case_invariant_one_ulp_changes_the_digest():
-    """A one-ulp change in one block's partial sum passes verification (it is within every
-    bound) and still changes megatron-inv's digest of Y: the bits show what a bound cannot."""
-    flags = INVARIANT_CONFIGS[0][:6]
-    clean = invariant_digests(flags, tp_sizes=(2,))[2]
-    planted = invariant_digests([*flags, "--plant-fault", "one-ulp"], tp_sizes=(2,))[2]
-    expect(planted["megatron-inv"]["Y"] != clean["megatron-inv"]["Y"], "the planted ulp changes Y's digest")
-    expect(planted["megatron"] == clean["megatron"], "and nothing in the plain scheme")
-    print(f"Y's digest {clean['megatron-inv']['Y']} -> {planted['megatron-inv']['Y']}")
+    """A one-ulp change in one block's (one head's) partial sum passes verification (it is
+    within every bound) and still changes megatron-inv's digest of Y: the bits show what a bound
+    cannot. In the MLP and in the attention block."""
+    for flags in (INVARIANT_CONFIGS[0][:6], INVARIANT_CONFIGS[2][:12]):
+        clean = invariant_digests(flags, tp_sizes=(2,))[2]
+        planted = invariant_digests([*flags, "--plant-fault", "one-ulp"], tp_sizes=(2,))[2]
+        expect(planted["megatron-inv"]["Y"] != clean["megatron-inv"]["Y"], "the planted ulp changes Y's digest")
+        expect(planted["megatron"] == clean["megatron"], "and nothing in the plain scheme")
+        print(f"{' '.join(flags)}: Y's digest {clean['megatron-inv']['Y']} -> {planted['megatron-inv']['Y']}")
 
 
 def case_invariant_same_bits_under_both_mpis():

@@ -9,6 +9,7 @@
 // data: library_scope.hpp) is the library's own and counted apart; everything else is ours.
 #include <cerrno>
 #include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -216,23 +217,34 @@ TEST(AttentionBlockParts, ForwardAndBackwardAllocateNothingOfTheirOwn) {
 
 // The attention block and the layer whole, as the program builds them: megatron, megatron-sp
 // (whose norms' gradients are summed) and serial, GQA with biases, in fp32 and bf16, LayerNorm
-// and RMSNorm.
+// and RMSNorm; and the attention block's invariant twins of the three.
 TEST(WholeBlocks, ThePlanIsExactAndAPassAllocatesNothing) {
   World world;
   auto in_bf16 = [](Config cfg) {
     cfg.dtype = DType::bf16;
     return cfg;
   };
+  auto invariant = [](Config cfg) {
+    cfg.invariant = true;
+    return cfg;
+  };
   const Config configs[] = {
-      attention_config(1, 4, 2, 8, 8, 0), in_bf16(attention_config(1, 4, 2, 8, 8, 0)),
+      attention_config(1, 4, 2, 8, 8, 0),
+      in_bf16(attention_config(1, 4, 2, 8, 8, 0)),
+      invariant(attention_config(1, 4, 2, 8, 8, 0)),
+      invariant(in_bf16(attention_config(1, 4, 2, 8, 8, 0))),
       layer_config(1, 4, 2, 8, 8, 0, Activation::gelu, NormKind::layer),
       layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms),
       in_bf16(layer_config(1, 4, 2, 8, 8, 0, Activation::swiglu, NormKind::rms))};
   for (const Config& cfg : configs)
-    for (const Scheme scheme : {Scheme::megatron, Scheme::megatron_sp, Scheme::serial}) {
+    for (const Scheme scheme :
+         cfg.invariant
+             ? std::vector{Scheme::megatron_inv, Scheme::megatron_sp_inv, Scheme::serial_inv}
+             : std::vector{Scheme::megatron, Scheme::megatron_sp, Scheme::serial}) {
       const std::string what = std::string(block_name(cfg.block)) + " " + dtype_name(cfg.dtype) +
                                " " + norm_name(cfg.norm_kind()) + " " + scheme_name(scheme);
-      TpComm tp = scheme == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
+      TpComm tp =
+          plain_of(scheme) == Scheme::serial ? TpComm::group_of_one(world) : TpComm(world, 1);
       const WorkspacePlan plan = scheme_plan(scheme, cfg, tp, 1);
       start_counting();
       Workspace ws(plan);

@@ -47,6 +47,25 @@ TEST_P(GroupOfOne, EveryTensorWithinItsBound) {
     }
 }
 
+// megatron-inv in a group of one: every tensor within its bound, the exact sums' grids
+// included, for multi-head and grouped-query attention in fp32 and bf16 (its bits at T = 1...4:
+// the launched invariant cases).
+TEST(InvariantAttention, EveryTensorWithinItsBound) {
+  for (const DType dtype : {DType::fp32, DType::bf16})
+    for (const Shape shape : {Shape{4, 4, 8}, Shape{6, 2, 8}, Shape{4, 1, 16}}) {
+      Config cfg = attention_config(1, shape.heads, shape.kv_heads, shape.head_size, kSeqLen, 0);
+      cfg.dtype = dtype;
+      cfg.invariant = true;
+      const AttentionModel m = {Scheme::megatron_inv, cfg};
+      const std::vector<Verification> checks = m.verify();
+      ASSERT_EQ(checks.size(), 10U);
+      for (const Verification& v : checks)
+        EXPECT_TRUE(v.passed) << dtype_name(dtype) << " N=" << shape.heads
+                              << " K=" << shape.kv_heads << ": " << v.tensor << " at "
+                              << v.max_diff_over_bound << "x its bound";
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Attention, GroupOfOne, ::testing::Values(Scheme::megatron, Scheme::serial),
                          scheme_test_name);
 
