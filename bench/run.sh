@@ -24,7 +24,8 @@
 #           1.6 x forward + backward; with oneDNN held to AVX2 as well, as for the chunks
 #   invariant  megatron-inv's forward and forward + backward <= 1.10 x megatron's (fp32, and
 #           bf16 with native bf16) at T = 2; the same at T = 3 with uneven F; at 1 Gbit/s
-#           megatron-inv's forward <= 1.25 x megatron's (and megatron-overlap-inv's, shown)
+#           megatron-inv's forward <= 1.25 x megatron's (and megatron-overlap-inv's, shown); the
+#           attention block's the same at Llama 3 8B's H and heads, T = 2 and 3
 # Run it on a quiet machine: other work on the cores shows up in every number.
 set -euo pipefail
 caller=$PWD
@@ -63,6 +64,10 @@ configs=(
   "large_backward_bf16|2|$large --iterations 50 --scheme megatron --dtype bf16 --backward"
   "attention_llama3_8b|2|$llama3_8b --iterations 20 --scheme megatron --backward --block attention --num-heads 32 --num-kv-heads 8 --rope-theta 500000"
   "attention_llama3_8b_bf16|2|$llama3_8b --iterations 20 --scheme megatron --backward --block attention --num-heads 32 --num-kv-heads 8 --rope-theta 500000 --dtype bf16"
+  # The attention block's --invariant: even heads at T = 2; at T = 3, 11, 11 and 10 query heads
+  # and two KV heads each replicated on two ranks.
+  "attention_invariant|2|$llama3_8b --iterations 20 --scheme megatron --backward --block attention --num-heads 32 --num-kv-heads 8 --rope-theta 500000 --invariant"
+  "attention_invariant_t3|3|$llama3_8b --iterations 10 --scheme megatron --backward --block attention --num-heads 32 --num-kv-heads 8 --rope-theta 500000 --invariant"
   "mlp_llama3_8b|2|$llama3_8b --iterations 20 --scheme megatron --backward"
   # The whole layer at Llama 3 8B's shapes (--model), and its MLP block alone at the same.
   "layer_llama3_8b|2|$llama3_8b_model --iterations 20 --scheme megatron --backward --block layer"
@@ -257,7 +262,9 @@ def invariant_targets(name, note=""):
     fwd = s["megatron-inv"]["forward_ms"]["median"] / s["megatron"]["forward_ms"]["median"]
     train = (s["megatron-inv"]["backward"]["step_ms"]["median"] /
              s["megatron"]["backward"]["step_ms"]["median"])
-    label = f"invariant, {d['config']['dtype']}, T={d['config']['tp_size']}{note}"
+    block = d["config"].get("block", "mlp")  # (reports older than --block have none)
+    block = "" if block == "mlp" else f" {block}"
+    label = f"invariant{block}, {d['config']['dtype']}, T={d['config']['tp_size']}{note}"
     target(f"{label}: forward <= 1.10 x megatron's", f"{fwd:.2f}x", fwd <= 1.10)
     target(f"{label}: forward + backward <= 1.10 x megatron's", f"{train:.2f}x", train <= 1.10)
 invariant_targets("invariant")
@@ -266,6 +273,11 @@ if load("invariant_bf16") and load("invariant_bf16")["machine"]["native_bf16"]:
 t3 = load("invariant_t3")
 if t3:
     invariant_targets("invariant_t3", ", uneven F = 2730" +
+                      (" (3 ranks time-share the cores)" if t3["machine"]["oversubscribed"] else ""))
+invariant_targets("attention_invariant", ", Llama 3 8B's H and heads, 256 tokens")
+t3 = load("attention_invariant_t3")
+if t3:
+    invariant_targets("attention_invariant_t3", ", uneven heads, replicated KV heads" +
                       (" (3 ranks time-share the cores)" if t3["machine"]["oversubscribed"] else ""))
 
 # Issue 20's targets, for a block `run` against the MLP block `mlp_run` at the same H and tokens.
