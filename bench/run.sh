@@ -25,7 +25,8 @@
 #   invariant  megatron-inv's forward and forward + backward <= 1.10 x megatron's (fp32, and
 #           bf16 with native bf16) at T = 2; the same at T = 3 with uneven F; at 1 Gbit/s
 #           megatron-inv's forward <= 1.25 x megatron's (and megatron-overlap-inv's, shown); the
-#           attention block's the same at Llama 3 8B's H and heads, T = 2 and 3
+#           attention block's the same at Llama 3 8B's H and heads, T = 2 and 3, and the
+#           layer's at --model llama3-8b, T = 2
 # Run it on a quiet machine: other work on the cores shows up in every number.
 set -euo pipefail
 caller=$PWD
@@ -72,6 +73,7 @@ configs=(
   # The whole layer at Llama 3 8B's shapes (--model), and its MLP block alone at the same.
   "layer_llama3_8b|2|$llama3_8b_model --iterations 20 --scheme megatron --backward --block layer"
   "layer_llama3_8b_bf16|2|$llama3_8b_model --iterations 20 --scheme megatron --backward --block layer --dtype bf16"
+  "layer_invariant|2|$llama3_8b_model --iterations 10 --scheme megatron --backward --block layer --invariant"
   "mlp_llama3_8b_swiglu|2|$llama3_8b_model --iterations 20 --scheme megatron --backward"
 )
 if $summarize_only; then
@@ -275,6 +277,7 @@ if t3:
     invariant_targets("invariant_t3", ", uneven F = 2730" +
                       (" (3 ranks time-share the cores)" if t3["machine"]["oversubscribed"] else ""))
 invariant_targets("attention_invariant", ", Llama 3 8B's H and heads, 256 tokens")
+invariant_targets("layer_invariant", ", --model llama3-8b, 256 tokens")
 t3 = load("attention_invariant_t3")
 if t3:
     invariant_targets("attention_invariant_t3", ", uneven heads, replicated KV heads" +

@@ -37,9 +37,10 @@ std::vector<CollectiveCall> invariant_formula(Scheme plain, const Config& cfg, D
 
 // The attention block's invariant schemes (invariant_attention.hpp): Y and dX leave as the
 // MLP's do; backward, the KV heads' dK and dV are summed exactly first, behind a grid of their
-// own: all of them, [tokens, 2·K·d], when some KV head is replicated, none otherwise.
-std::vector<CollectiveCall> invariant_attention_formula(Scheme plain, const Config& cfg,
-                                                        Direction direction) {
+// own: all of them, [tokens, 2·K·d], when some KV head is replicated, none otherwise. The
+// layer's: its attention's, then its MLP's.
+std::vector<CollectiveCall> invariant_head_split_formula(Scheme plain, const Config& cfg,
+                                                         Direction direction, int overlap_chunks) {
   if (plain == Scheme::serial) return {};
   const long H = cfg.hidden_size, tokens = cfg.tokens(), y = tokens * H;
   const bool sp = plain == Scheme::megatron_sp;
@@ -54,6 +55,9 @@ std::vector<CollectiveCall> invariant_attention_formula(Scheme plain, const Conf
   calls.push_back({Collective::all_reduce, tokens, 1, kRowMaxBytes});
   calls.push_back(sp ? CollectiveCall{Collective::reduce_scatter, y, H, kExactBytes}
                      : CollectiveCall{Collective::all_reduce, y, 1, kExactBytes});
+  if (cfg.block == BlockKind::layer)
+    for (const CollectiveCall& call : invariant_formula(plain, cfg, direction, overlap_chunks))
+      calls.push_back(call);
   return calls;
 }
 
@@ -132,7 +136,7 @@ std::vector<CollectiveCall> comm_formula(Scheme scheme, const Config& cfg, Direc
   // Activations travel in the model's element type, partial sums in the reduce dtype.
   const long element = dtype_bytes(cfg.dtype), partial = dtype_bytes(cfg.reduction());
   if (cfg.block != BlockKind::mlp && is_invariant(scheme))
-    return invariant_attention_formula(plain_of(scheme), cfg, direction);
+    return invariant_head_split_formula(plain_of(scheme), cfg, direction, overlap_chunks);
   if (cfg.block != BlockKind::mlp)
     return head_split_formula(scheme, cfg, direction, overlap_chunks);
   if (is_invariant(scheme))
@@ -171,7 +175,10 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
     double most = 0;
     for (int r = 0; r < ranks; ++r) {
       const HeadShard h = sharding.of(r);
-      const long columns = block_of(cfg.intermediate_size(), ranks, r).count;
+      const long F = cfg.intermediate_size();
+      const long columns = is_invariant(scheme)
+                               ? InvariantBlocking::of(cfg).columns_of(ranks, r, F).count
+                               : block_of(F, ranks, r).count;
       most = std::max(most, attention_flops(cfg, h.query.count, h.kv.count, direction) +
                                 (layer ? mlp_flops(cfg, columns, direction) : 0));
     }

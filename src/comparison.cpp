@@ -205,12 +205,10 @@ void Comparison::verify_and_count() {
     r.backward.counted = p.comm->stats();
     const ConstMatrixRef dx = on_every_rank(p, dx_here, received_dx_);
     if (saved) saved_dx_ = dx;
-    std::optional<Gradients> shard;
-    if (here) shard = p.mlp->gradients();
     r.gradients = reference_.verify_gradients(p.scheme, dx, held, p.mlp, x_, dy_, run_.world);
     verify_blocks(p, r);
     r.digests.push_back(output_digest("dX", p, dx, held));
-    if (cfg.block != BlockKind::layer) add_gradient_digests(r, p, shard);
+    add_gradient_digests(r, p);
   }
 }
 
@@ -246,48 +244,69 @@ TensorDigest Comparison::output_digest(const char* tensor, const Participant& p,
                    run_.world.size() / per_copy);
 }
 
-void Comparison::add_gradient_digests(SchemeResult& r, const Participant& p,
-                                      const std::optional<Gradients>& shard) const {
+void Comparison::add_gradient_digests(SchemeResult& r, const Participant& p) const {
   // A TP group's shards add up to one copy of each master-shaped gradient; the baseline's is
   // world rank 0's alone.
-  const Config& cfg = run_.cfg;
+  const bool here = p.placement.computes_here();
   const int per_copy = p.placement.on_every_rank() ? run_.tp.size() : 1;
   const int copies = p.placement.on_every_rank() ? run_.world.size() / per_copy : 1;
-  const long H = cfg.hidden_size, F = cfg.intermediate_size();
-  const Block cols = shard ? shard->columns : Block{};
   auto add = [&](const char* tensor, auto piece) {
-    r.digests.push_back(digest_of(tensor, shard ? piece() : 0, run_.world, per_copy, copies));
+    r.digests.push_back(digest_of(tensor, here ? piece() : 0, run_.world, per_copy, copies));
   };
-  if (cfg.block == BlockKind::attention) {
-    add_attention_gradient_digests(add, p, shard);
+  const Config& cfg = run_.cfg;
+  if (cfg.block != BlockKind::layer) {
+    const Gradients shard = here ? p.mlp->gradients() : Gradients{};
+    if (cfg.block == BlockKind::mlp)
+      add_mlp_gradient_digests(add, shard);
+    else
+      add_attention_gradient_digests(add, p, shard);
     return;
   }
+  const LayerGradients g = here ? p.mlp->layer_gradients() : LayerGradients{};
+  add_attention_gradient_digests(add, p, g.attention);
+  add_mlp_gradient_digests(add, g.mlp);
+  // The norms' gradients are whole on every rank of a group: its first rank's speaks.
+  const long H = cfg.hidden_size;
+  const bool first = p.comm->rank() == 0;
+  auto whole = [&](const Tensor<float>* grad) { return first ? digest(*grad, 0, 0, H) : 0; };
+  add("norm1.dw", [&] { return whole(g.norm1.weight); });
+  add("norm2.dw", [&] { return whole(g.norm2.weight); });
+  if (cfg.norm_kind() != NormKind::layer) return;
+  add("norm1.db", [&] { return whole(g.norm1.bias); });
+  add("norm2.db", [&] { return whole(g.norm2.bias); });
+}
+
+template <typename Add>
+void Comparison::add_mlp_gradient_digests(Add add, const Gradients& shard) const {
+  const Config& cfg = run_.cfg;
+  const long H = cfg.hidden_size, F = cfg.intermediate_size();
+  const Block cols = shard.columns;
   const char* dw_in[] = {"dW1", "dW3"};
   const char* db_in[] = {"db1", "db3"};
   for (int j = 0; j < cfg.projections(); ++j)
     add(dw_in[j], [&] {
-      return digest(shard->w_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
+      return digest(shard.w_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
     });
-  add("dW2", [&] { return digest(*shard->w_out, cols.first, 0, H); });
+  add("dW2", [&] { return digest(*shard.w_out, cols.first, 0, H); });
   if (!cfg.bias) return;
   for (int j = 0; j < cfg.projections(); ++j)
     add(db_in[j], [&] {
-      return digest(shard->b_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
+      return digest(shard.b_in->middleCols(j * cols.count, cols.count), 0, cols.first, F);
     });
   // b2's gradient is whole on every rank of a group: the one at F's first column speaks.
-  add("db2", [&] { return cols.first == 0 ? digest(*shard->b_out, 0, 0, H) : 0; });
+  add("db2", [&] { return cols.first == 0 ? digest(*shard.b_out, 0, 0, H) : 0; });
 }
 
 template <typename Add>
 void Comparison::add_attention_gradient_digests(Add add, const Participant& p,
-                                                const std::optional<Gradients>& shard) const {
+                                                const Gradients& shard) const {
   // The shard's columns are its query heads': [dWq | dWk | dWv] of them and of the KV heads
   // they use, dWo's rows. A replicated KV head's gradient is on each of its holders: the first
   // speaks for it.
   const Config& cfg = run_.cfg;
   const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads(), d = cfg.head_size();
   const HeadSharding sharding(N, K, p.comm->size());
-  const FusedColumns at = fused_qkv_columns(shard ? shard->columns : Block{}, N, K, d);
+  const FusedColumns at = fused_qkv_columns(shard.columns, N, K, d);
   auto fused = [&](const Tensor<float>* grad, int j) {
     if (j == 0)
       return digest(grad->middleCols(at.here[0].first, at.here[0].count), 0, at.master[0].first,
@@ -303,12 +322,12 @@ void Comparison::add_attention_gradient_digests(Add add, const Participant& p,
   };
   const char* dw_in[] = {"dWq", "dWk", "dWv"};
   const char* db_in[] = {"dbq", "dbk", "dbv"};
-  for (int j = 0; j < 3; ++j) add(dw_in[j], [&] { return fused(shard->w_in, j); });
-  add("dWo", [&] { return digest(*shard->w_out, at.master[0].first, 0, H); });
+  for (int j = 0; j < 3; ++j) add(dw_in[j], [&] { return fused(shard.w_in, j); });
+  add("dWo", [&] { return digest(*shard.w_out, at.master[0].first, 0, H); });
   if (!cfg.bias) return;
-  for (int j = 0; j < 3; ++j) add(db_in[j], [&] { return fused(shard->b_in, j); });
+  for (int j = 0; j < 3; ++j) add(db_in[j], [&] { return fused(shard.b_in, j); });
   // bo's gradient is whole on every rank of a group: its first rank's speaks.
-  add("dbo", [&] { return p.comm->rank() == 0 ? digest(*shard->b_out, 0, 0, H) : 0; });
+  add("dbo", [&] { return p.comm->rank() == 0 ? digest(*shard.b_out, 0, 0, H) : 0; });
 }
 
 OverlapChoice Comparison::choose_overlap(Workspace& ws, const Participant& megatron) {

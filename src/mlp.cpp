@@ -37,6 +37,8 @@ MlpScheme& make_of_type(Workspace& ws, Scheme scheme, const Config& cfg, TpComm&
   if (cfg.block == BlockKind::attention && is_invariant(scheme))
     return ws.make<InvariantAttention<T>>(ws, scheme, cfg, tp);
   if (cfg.block == BlockKind::attention) return ws.make<ParallelAttention<T>>(ws, scheme, cfg, tp);
+  if (cfg.block == BlockKind::layer && is_invariant(scheme))
+    return ws.make<InvariantLayer<T>>(ws, scheme, cfg, tp, overlap_chunks);
   if (cfg.block == BlockKind::layer)
     return ws.make<ParallelLayer<T>>(ws, scheme, cfg, tp, overlap_chunks);
   if (scheme == Scheme::naive) return ws.make<NaiveMlp<T>>(ws, cfg, tp);

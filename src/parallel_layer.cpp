@@ -15,9 +15,9 @@ void fill_norm(Norm& norm, const Config& cfg, int which) {
 
 }  // namespace
 
-template <typename T>
-ParallelLayer<T>::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp,
-                                int overlap_chunks)
+template <typename Attention, typename Mlp>
+TransformerLayer<Attention, Mlp>::TransformerLayer(Workspace& ws, Scheme scheme, const Config& cfg,
+                                                   TpComm& tp, int overlap_chunks)
     : scheme_(scheme),
       tp_(tp),
       backward_(cfg.backward),
@@ -38,14 +38,14 @@ ParallelLayer<T>::ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg,
   fill_norm(norm2_, cfg, 2);
 }
 
-template <typename T>
-long ParallelLayer<T>::weight_bytes() const {
+template <typename Attention, typename Mlp>
+long TransformerLayer<Attention, Mlp>::weight_bytes() const {
   const long norms = long(sizeof(float)) * (norm1_.parameter_count() + norm2_.parameter_count());
   return attention_.weight_bytes() + mlp_.weight_bytes() + norms;
 }
 
-template <typename T>
-LayerGradients ParallelLayer<T>::layer_gradients() {
+template <typename Attention, typename Mlp>
+LayerGradients TransformerLayer<Attention, Mlp>::layer_gradients() {
   auto of = [](const Norm& norm) {
     return NormGradients{&norm.weight_grad(),
                          norm.bias_grad().size() > 0 ? &norm.bias_grad() : nullptr};
@@ -53,16 +53,16 @@ LayerGradients ParallelLayer<T>::layer_gradients() {
   return {attention_.gradients(), mlp_.gradients(), of(norm1_), of(norm2_)};
 }
 
-template <typename T>
-void ParallelLayer<T>::plant_block_fault(Fault fault) {
+template <typename Attention, typename Mlp>
+void TransformerLayer<Attention, Mlp>::plant_block_fault(Fault fault) {
   if (fault == Fault::norm_grad_not_summed)
     sum_norm_grads_ = false;
   else
     attention_.plant_block_fault(fault);
 }
 
-template <typename T>
-void ParallelLayer<T>::sum_norm_grads() {
+template <typename Attention, typename Mlp>
+void TransformerLayer<Attention, Mlp>::sum_norm_grads() {
   Norm* norms[] = {&norm1_, &norm2_};
   long row = 0;
   for (Norm* norm : norms) {
@@ -77,8 +77,8 @@ void ParallelLayer<T>::sum_norm_grads() {
   }
 }
 
-template <typename T>
-ConstMatrixRef ParallelLayer<T>::forward(const ConstMatrixRef& x) {
+template <typename Attention, typename Mlp>
+ConstMatrixRef TransformerLayer<Attention, Mlp>::forward(const ConstMatrixRef& x) {
   x_.emplace(x);
   norm1_.forward(x);
   const ConstMatrixRef attention = attention_.forward(norm1_.output());  // g (ḡ) inside
@@ -95,8 +95,8 @@ ConstMatrixRef ParallelLayer<T>::forward(const ConstMatrixRef& x) {
   return y_;
 }
 
-template <typename T>
-ConstMatrixRef ParallelLayer<T>::backward(const ConstMatrixRef& dy) {
+template <typename Attention, typename Mlp>
+ConstMatrixRef TransformerLayer<Attention, Mlp>::backward(const ConstMatrixRef& dy) {
   const ConstMatrixRef mlp_dx = mlp_.backward(dy);  // f's (f̄'s) backward inside: this rank's
   norm2_.backward(h_, mlp_dx);
   dh_ = dy + norm2_.input_grad();
@@ -112,7 +112,9 @@ ConstMatrixRef ParallelLayer<T>::backward(const ConstMatrixRef& dy) {
   return dx_;
 }
 
-template class ParallelLayer<float>;
-template class ParallelLayer<bfloat16>;
+template class TransformerLayer<ParallelAttention<float>, ParallelMlp<float>>;
+template class TransformerLayer<ParallelAttention<bfloat16>, ParallelMlp<bfloat16>>;
+template class TransformerLayer<InvariantAttention<float>, InvariantMlp<float>>;
+template class TransformerLayer<InvariantAttention<bfloat16>, InvariantMlp<bfloat16>>;
 
 }  // namespace tp_mlp

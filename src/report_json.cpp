@@ -205,7 +205,7 @@ json report_json(const Config& cfg, const RunPlan& plan, const Launch& launch, c
     doc["invariant"] = {{"unit", "head"}};
   } else if (cfg.invariant) {
     const InvariantBlocking blocking = InvariantBlocking::of(cfg);
-    doc["invariant"] = {{"unit", "ffn_block"},
+    doc["invariant"] = {{"unit", cfg.block == BlockKind::layer ? "layer" : "ffn_block"},
                         {"block_width", blocking.block_width},
                         {"blocks", blocking.blocks},
                         {"row_tile", blocking.row_tile},

@@ -388,11 +388,12 @@ void TextReport::verification(const Config& cfg, const VerificationMetrics& m) c
     std::printf(
         "\n  Digests: a 64-bit fingerprint of each whole tensor's bits, the same at every\n"
         "  --tp-size for the *-inv schemes; every copy: every rank's, or a TP group's shards.\n");
-    if (cfg.block == BlockKind::attention)
+    if (cfg.block != BlockKind::mlp)
       std::printf(
           "  The invariant schemes run every head with products of its own and sum Y, dX and\n"
-          "  each KV head's dK and dV over heads exactly:\n");
-    else
+          "  each KV head's dK and dV over heads exactly%s\n",
+          cfg.block == BlockKind::layer ? "; in the MLP:" : ":");
+    if (cfg.block != BlockKind::attention)
       std::printf(
           "  The invariant schemes cut F into %ld blocks of %ld columns and the tokens into\n"
           "  tiles of %ld rows (%ld tokens, padded to %ld):\n",

@@ -104,10 +104,6 @@ std::string attention_fault_problem(const Config& cfg) {
   const std::string flag = std::string("--plant-fault ") + fault_name(cfg.fault);
   if (cfg.fault == Fault::none) return "";
   if (is_layer_fault(cfg.fault)) return layer_fault_problem(cfg);
-  if (cfg.block == BlockKind::layer && cfg.fault == Fault::one_ulp)
-    return flag +
-           " is planted in an invariant scheme, and --invariant is not built for --block "
-           "layer yet";
   if (cfg.block == BlockKind::layer && !is_attention_fault(cfg.fault)) return fault_problem(cfg);
   if (cfg.fault == Fault::one_ulp) return fault_problem(cfg);  // as in the MLP block
   if (!is_attention_fault(cfg.fault))
@@ -131,6 +127,19 @@ std::string attention_fault_problem(const Config& cfg) {
     return why.str();
   }
   return "";
+}
+
+// An invariant MLP (the block, or the layer's) holds whole blocks of F on every rank.
+std::string invariant_blocking_problem(const Config& cfg) {
+  const InvariantBlocking b = InvariantBlocking::of(cfg);
+  if (!cfg.invariant || b.blocks >= cfg.tp_size || cfg.scheme_choice == SchemeChoice::serial)
+    return "";
+  std::ostringstream why;
+  why << "--invariant cuts the FFN width F = " << cfg.intermediate_size() << " into " << b.blocks
+      << " block" << (b.blocks == 1 ? "" : "s") << " of " << b.block_width
+      << " columns, and each rank holds whole blocks: --tp-size " << cfg.tp_size
+      << " would leave a rank without one";
+  return why.str();
 }
 
 // The attention block's and the layer's own rules: the essential divisibility, and what they do
@@ -160,8 +169,12 @@ std::string attention_problem(const Config& cfg) {
     why << block << " has no naive scheme: use --scheme megatron, serial or all";
   } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
     why << reduce;
-  } else if (cfg.invariant && layer) {
-    why << "--invariant is not built for " << block << " yet: --block attention and mlp have it";
+  } else if (cfg.invariant && layer && cfg.sequence_parallel) {
+    why << "--invariant with --sequence-parallel is not built for --block layer: there each "
+           "rank's norms sum their weights' gradients over its own tokens, which an exact sum "
+           "over the group would have to replace; run the two apart";
+  } else if (const std::string blocks = invariant_blocking_problem(cfg); layer && !blocks.empty()) {
+    why << blocks;
   } else if (!layer && (cfg.overlap || cfg.overlap_chunks > 0)) {
     why << "--overlap hides the MLP's all-reduces, and the attention block has none: with "
            "--block layer it overlaps the layer's MLP";
@@ -221,13 +234,8 @@ std::string validate(const Config& cfg, int world) {
   } else if (cfg.invariant && cfg.scheme_choice == SchemeChoice::naive) {
     why << "--invariant applies to megatron, megatron-sp, megatron-overlap and serial; naive "
            "stays the wrong way: use --scheme megatron, serial or all";
-  } else if (cfg.invariant && InvariantBlocking::of(cfg).blocks < T &&
-             cfg.scheme_choice != SchemeChoice::serial) {
-    const InvariantBlocking b = InvariantBlocking::of(cfg);
-    why << "--invariant cuts the FFN width F = " << F << " into " << b.blocks << " block"
-        << (b.blocks == 1 ? "" : "s") << " of " << b.block_width
-        << " columns, and each rank holds whole blocks: --tp-size " << T
-        << " would leave a rank without one";
+  } else if (const std::string blocks = invariant_blocking_problem(cfg); !blocks.empty()) {
+    why << blocks;
   } else if (const std::string reduce = reduce_dtype_problem(cfg); !reduce.empty()) {
     why << reduce;
   } else if (!fault_problem(cfg).empty()) {

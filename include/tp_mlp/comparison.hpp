@@ -62,11 +62,13 @@ class Comparison {
   TensorDigest output_digest(const char* tensor, const Participant& p, const ConstMatrixRef& t,
                              Block held) const;
   // The digest of every weight and bias gradient, every TP group's shards added up.
-  void add_gradient_digests(SchemeResult& r, const Participant& p,
-                            const std::optional<Gradients>& shard) const;
-  template <typename Add>  // the attention block's, each through add(tensor, piece)
-  void add_attention_gradient_digests(Add add, const Participant& p,
-                                      const std::optional<Gradients>& shard) const;
+  // Every weight and bias gradient's digest, the block's (the layer's: both blocks' and the
+  // norms'); the pieces each through add(tensor, piece).
+  void add_gradient_digests(SchemeResult& r, const Participant& p) const;
+  template <typename Add>
+  void add_mlp_gradient_digests(Add add, const Gradients& shard) const;
+  template <typename Add>
+  void add_attention_gradient_digests(Add add, const Participant& p, const Gradients& shard) const;
   // How many token chunks hide megatron's all-reduce here: timed, on candidates built in `ws`
   // and released again.
   OverlapChoice choose_overlap(Workspace& ws, const Participant& megatron);

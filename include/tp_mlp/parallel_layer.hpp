@@ -28,25 +28,36 @@
 // through Norm2 and is added to it: dh = dY + Norm2ᵀ(MLPᵀ(dY)); likewise dX = dh +
 // Norm1ᵀ(Attentionᵀ(dh)).
 //
-// T is the blocks' element type (parallel_mlp.hpp): with bf16, attention and the MLP hold
-// their weights in bf16, take their inputs rounded to it and give their outputs rounded to it;
-// the norms (weights, statistics, outputs) and the residual stream h and Y stay in float, as
+// --invariant (megatron-inv, megatron-overlap-inv, serial-inv) builds the same layer of the
+// blocks' invariant schemes (invariant_attention.hpp, invariant_mlp.hpp): the norms and the
+// residuals are row by row on every token, the same calls at every T, and the norms' weight
+// gradients sum the same tokens in the same order; so Y, dX and every gradient keep the same
+// bits at every T. Not under sequence parallelism: there each rank's norms sum its own tokens,
+// which an exact sum over the group would have to take over (refused, validate.cpp).
+//
+// The blocks' element type (parallel_mlp.hpp): with bf16, attention and the MLP hold their
+// weights in bf16, take their inputs rounded to it and give their outputs rounded to it; the
+// norms (weights, statistics, outputs) and the residual stream h and Y stay in float, as
 // mixed-precision training keeps them.
 #pragma once
 
 #include <optional>
 
+#include "tp_mlp/invariant_attention.hpp"
+#include "tp_mlp/invariant_mlp.hpp"
 #include "tp_mlp/norm.hpp"
 #include "tp_mlp/parallel_attention.hpp"
 #include "tp_mlp/parallel_mlp.hpp"
 
 namespace tp_mlp {
 
-template <typename T>
-class ParallelLayer final : public MlpScheme {
+// Attention and Mlp: the blocks' schemes, ParallelAttention<T> and ParallelMlp<T> (or their
+// invariant twins), built as (ws, scheme, cfg, tp) and (ws, scheme, cfg, tp, chunks).
+template <typename Attention, typename Mlp>
+class TransformerLayer final : public MlpScheme {
  public:
   // megatron-overlap's MLP runs its forward in `overlap_chunks` token chunks.
-  ParallelLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp, int overlap_chunks);
+  TransformerLayer(Workspace& ws, Scheme scheme, const Config& cfg, TpComm& tp, int overlap_chunks);
 
   Scheme scheme() const override { return scheme_; }
   Block tokens_here() const override { return tokens_here_; }
@@ -61,6 +72,7 @@ class ParallelLayer final : public MlpScheme {
   LayerStages layer_stages() override { return stages_; }
   // Attention's faults in the layer's attention; the norms' gradients left unsummed.
   void plant_block_fault(Fault fault) override;
+  void plant_one_ulp() override { mlp_.plant_one_ulp(); }  // in its MLP's partial sums
 
   ConstMatrixRef forward(const ConstMatrixRef& x) override;
   ConstMatrixRef backward(const ConstMatrixRef& dy) override;
@@ -76,10 +88,10 @@ class ParallelLayer final : public MlpScheme {
   const Block tokens_here_;          // X's, h's and Y's rows: all, or this rank's (megatron-sp)
   bool sum_norm_grads_;              // megatron-sp; false: --plant-fault norm-grad-not-summed
   Norm norm1_;                       // [tokens here, H], before attention
-  ParallelAttention<T> attention_;   // split by heads
+  Attention attention_;              // split by heads
   Tensor<float> h_;                  // [tokens here, H] = x + attention
   Norm norm2_;                       // [tokens here, H], before the MLP
-  ParallelMlp<T> mlp_;               // split along F
+  Mlp mlp_;                          // split along F
   Tensor<float> y_;                  // [tokens here, H] = h + MLP
   Tensor<float> dh_;                 // [tokens here, H] (backward)
   Tensor<float> dx_;                 // [tokens here, H] (backward)
@@ -87,5 +99,10 @@ class ParallelLayer final : public MlpScheme {
   std::optional<ConstMatrixRef> x_;  // the forward's input, kept for Norm1's backward
   LayerStages stages_;               // what the last passes gave and got from each block
 };
+
+template <typename T>
+using ParallelLayer = TransformerLayer<ParallelAttention<T>, ParallelMlp<T>>;
+template <typename T>
+using InvariantLayer = TransformerLayer<InvariantAttention<T>, InvariantMlp<T>>;
 
 }  // namespace tp_mlp

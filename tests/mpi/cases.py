@@ -1218,7 +1218,7 @@ def invariant_digests(flags, tp_sizes=(1, 2, 3, 4), binary=None, mpiexec=None):
         if config["block"] == "attention":
             expect(config["invariant"] and blocking["unit"] == "head", f"T={tp}: heads", result)
         else:
-            expect(config["invariant"] and blocking["unit"] == "ffn_block"
+            expect(config["invariant"] and blocking["unit"] == ("layer" if config["block"] == "layer" else "ffn_block")
                    and blocking["padded_tokens"] % blocking["row_tile"] == 0
                    and blocking["padded_tokens"] >= config["batch_size"] * config["seq_len"]
                    and blocking["blocks"] * blocking["block_width"] >= config["ffn_hidden_size"],
@@ -1246,6 +1246,15 @@ INVARIANT_CONFIGS = [
     # One KV head held by every rank, bf16.
     ["--block", "attention", "--hidden-size", "64", "--num-heads", "4", "--num-kv-heads", "1",
      "--batch-size", "1", "--seq-len", "9", "--backward", "--dtype", "bf16"],
+    # The whole layer (its norms' gradients included): GeLU and LayerNorm with biases, the MLP's
+    # forward in 2 chunks (megatron-overlap-inv); SwiGLU and RMSNorm in bf16 at F = 170, one KV
+    # head on every rank.
+    ["--block", "layer", "--hidden-size", "48", "--num-heads", "6", "--num-kv-heads", "2",
+     "--activation", "gelu", "--batch-size", "2", "--seq-len", "5", "--backward", "--bias",
+     "--overlap", "--overlap-chunks", "2"],
+    ["--block", "layer", "--hidden-size", "64", "--num-heads", "4", "--num-kv-heads", "1",
+     "--activation", "swiglu", "--ffn-hidden-size", "170", "--batch-size", "1", "--seq-len", "9",
+     "--backward", "--dtype", "bf16"],
 ]
 
 
@@ -1270,8 +1279,8 @@ def case_invariant_same_bits_at_every_tp_size():
 def case_invariant_one_ulp_changes_the_digest():
     """A one-ulp change in one block's (one head's) partial sum passes verification (it is
     within every bound) and still changes megatron-inv's digest of Y: the bits show what a bound
-    cannot. In the MLP and in the attention block."""
-    for flags in (INVARIANT_CONFIGS[0][:6], INVARIANT_CONFIGS[2][:12]):
+    cannot. In the MLP block, the attention block and the layer (its MLP's)."""
+    for flags in (INVARIANT_CONFIGS[0][:6], INVARIANT_CONFIGS[2][:12], INVARIANT_CONFIGS[4][:14]):
         clean = invariant_digests(flags, tp_sizes=(2,))[2]
         planted = invariant_digests([*flags, "--plant-fault", "one-ulp"], tp_sizes=(2,))[2]
         expect(planted["megatron-inv"]["Y"] != clean["megatron-inv"]["Y"], "the planted ulp changes Y's digest")

@@ -66,6 +66,19 @@ TEST(InvariantAttention, EveryTensorWithinItsBound) {
     }
 }
 
+// The same for the whole layer: its blocks' invariant schemes, the norms between them.
+TEST(InvariantLayer, EveryTensorWithinItsBound) {
+  for (const DType dtype : {DType::fp32, DType::bf16}) {
+    Config cfg = layer_config(1, 6, 2, 8, kSeqLen, 0, Activation::swiglu, NormKind::rms);
+    cfg.dtype = dtype;
+    cfg.invariant = true;
+    const AttentionModel m = {Scheme::megatron_inv, cfg};
+    for (const Verification& v : m.verify())
+      EXPECT_TRUE(v.passed) << dtype_name(dtype) << ": " << v.tensor << " at "
+                            << v.max_diff_over_bound << "x its bound";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Attention, GroupOfOne, ::testing::Values(Scheme::megatron, Scheme::serial),
                          scheme_test_name);
 
