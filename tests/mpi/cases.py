@@ -1239,6 +1239,12 @@ INVARIANT_CONFIGS = [
     ["--hidden-size", "48", "--batch-size", "3", "--seq-len", "25", "--activation", "swiglu",
      "--ffn-hidden-size", "170", "--backward", "--bias", "--overlap", "--overlap-chunks", "2",
      "--dtype", "bf16"],
+]
+
+
+# The attention block and the layer (their own case: the MLP's above are the sample's int64
+# collectives, and the blocks' code runs under the sanitizers in process).
+INVARIANT_HEAD_CONFIGS = [
     # The attention block: 6 query heads and 2 KV heads, uneven from T = 4 on, KV head 0
     # replicated at T = 3 and 4 (its dK and dV summed over ranks), sequence parallelism.
     ["--block", "attention", "--hidden-size", "48", "--num-heads", "6", "--num-kv-heads", "2",
@@ -1258,13 +1264,11 @@ INVARIANT_CONFIGS = [
 ]
 
 
-def case_invariant_same_bits_at_every_tp_size():
-    """--invariant: Y and every gradient have the same bits at T = 1, 2, 3 and 4 in every
-    invariant scheme (and each the same as the others'), uneven shards, chunks and bf16
-    included; the plain megatron scheme's differ between T in at least one case, so the test
-    proves something."""
+def same_bits_at_every_tp_size(configs):
+    """Every invariant scheme of each configuration gives one set of bits at T = 1...4; the plain
+    megatron scheme's differ between T in at least one, so the test proves something."""
     plain_differs = False
-    for flags in INVARIANT_CONFIGS:
+    for flags in configs:
         runs = invariant_digests(flags)
         reference = runs[1]["megatron-inv"]
         for tp, schemes in runs.items():
@@ -1276,11 +1280,25 @@ def case_invariant_same_bits_at_every_tp_size():
     expect(plain_differs, "the plain megatron scheme should differ between TP sizes somewhere")
 
 
+def case_invariant_same_bits_at_every_tp_size():
+    """--invariant: Y and every gradient have the same bits at T = 1, 2, 3 and 4 in every
+    invariant scheme (and each the same as the others'), uneven shards, chunks and bf16
+    included."""
+    same_bits_at_every_tp_size(INVARIANT_CONFIGS)
+
+
+def case_invariant_heads_same_bits_at_every_tp_size():
+    """The same for the attention block and the whole layer: uneven heads, replicated KV heads,
+    sequence parallelism, the layer's norms and its MLP's chunks, fp32 and bf16."""
+    same_bits_at_every_tp_size(INVARIANT_HEAD_CONFIGS)
+
+
 def case_invariant_one_ulp_changes_the_digest():
     """A one-ulp change in one block's (one head's) partial sum passes verification (it is
     within every bound) and still changes megatron-inv's digest of Y: the bits show what a bound
     cannot. In the MLP block, the attention block and the layer (its MLP's)."""
-    for flags in (INVARIANT_CONFIGS[0][:6], INVARIANT_CONFIGS[2][:12], INVARIANT_CONFIGS[4][:14]):
+    for flags in (INVARIANT_CONFIGS[0][:6], INVARIANT_HEAD_CONFIGS[0][:12],
+                  INVARIANT_HEAD_CONFIGS[2][:14]):
         clean = invariant_digests(flags, tp_sizes=(2,))[2]
         planted = invariant_digests([*flags, "--plant-fault", "one-ulp"], tp_sizes=(2,))[2]
         expect(planted["megatron-inv"]["Y"] != clean["megatron-inv"]["Y"], "the planted ulp changes Y's digest")
