@@ -307,7 +307,8 @@ void Comparison::add_attention_gradient_digests(Add add, const Participant& p,
   const long H = cfg.hidden_size, N = cfg.heads(), K = cfg.kv_heads(), d = cfg.head_size();
   const HeadSharding sharding(N, K, p.comm->size());
   const FusedColumns at = fused_qkv_columns(shard.columns, N, K, d);
-  auto fused = [&](const Tensor<float>* grad, int j) {
+  auto fused = [&](const Tensor<float>* grad, int j) -> std::uint64_t {
+    if (at.here[j].count == 0) return 0;  // a rank with no query head (N < T) holds none
     if (j == 0)
       return digest(grad->middleCols(at.here[0].first, at.here[0].count), 0, at.master[0].first,
                     N * d);

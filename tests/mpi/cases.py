@@ -1002,7 +1002,7 @@ def case_attention_4_ranks():
     check_attention(4, 8, 1, "--backward", "--bias")  # K = 1: one KV head on every rank
     check_attention(4, 8, 2, "--backward")            # K = 2 < T: each KV head on two ranks
     check_attention(4, 6, 3, "--backward", "--bias", hidden=96)  # K between: 2, 2, 1, 1 heads
-    check_attention(4, 2, 2, "--backward")            # N < T: ranks 2 and 3 hold none
+    check_attention(4, 2, 2, "--backward", "--bias")  # N < T: ranks 2 and 3 hold none
 
 
 def expect_caught(ranks, flags, fault, scheme, tensor):
@@ -1249,9 +1249,9 @@ INVARIANT_HEAD_CONFIGS = [
     # replicated at T = 3 and 4 (its dK and dV summed over ranks), sequence parallelism.
     ["--block", "attention", "--hidden-size", "48", "--num-heads", "6", "--num-kv-heads", "2",
      "--batch-size", "2", "--seq-len", "5", "--backward", "--bias", "--sequence-parallel"],
-    # One KV head held by every rank, bf16.
-    ["--block", "attention", "--hidden-size", "64", "--num-heads", "4", "--num-kv-heads", "1",
-     "--batch-size", "1", "--seq-len", "9", "--backward", "--dtype", "bf16"],
+    # Two query heads and one KV head, bf16 with biases: from T = 3 on, ranks with no head.
+    ["--block", "attention", "--hidden-size", "64", "--num-heads", "2", "--num-kv-heads", "1",
+     "--batch-size", "1", "--seq-len", "9", "--backward", "--bias", "--dtype", "bf16"],
     # The whole layer (its norms' gradients included): GeLU and LayerNorm with biases, the MLP's
     # forward in 2 chunks (megatron-overlap-inv); SwiGLU and RMSNorm in bf16 at F = 170, one KV
     # head on every rank.
