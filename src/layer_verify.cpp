@@ -13,6 +13,15 @@
 #include "tp_mlp/rounding.hpp"
 
 namespace tp_mlp {
+namespace {
+
+// Whether the whole layer's weight gradients are compared end to end: not in bf16, where each
+// is judged block by block only (verify_gradients says why), so their products would be work
+// (and at real shapes gigabytes of float64) thrown away.
+bool compares_weight_grads(const Config& cfg) { return cfg.backward && cfg.dtype != DType::bf16; }
+
+}  // namespace
+
 // What an element of `ref` may be off by: mistake_ of its tensor's (`whole`) largest magnitude.
 void LayerReference::add(Agreement& a, const ConstMatrixRef& got, const ConstMatrixDRef& ref,
                          const ConstMatrixDRef& whole) const {
@@ -66,14 +75,14 @@ LayerReference::LayerReference(Workspace& ws, const Config& cfg, Block mlp_rows)
       d_norm1_b_(ws.matrix<double>(cfg.backward ? norm1_b_.rows() : 0, H_)),
       d_norm2_w_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
       d_norm2_b_(ws.matrix<double>(d_norm1_b_.rows(), H_)),
-      d_w_qkv_(ws.matrix<double>(cfg.backward ? H_ : 0, qkv_width_)),
-      d_b_qkv_(ws.matrix<double>(d_norm1_w_.rows(), qkv_width_)),
-      d_w_o_(ws.matrix<double>(cfg.backward ? N_ * d_ : 0, H_)),
-      d_b_o_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
+      d_w_qkv_(ws.matrix<double>(compares_weight_grads(cfg) ? H_ : 0, qkv_width_)),
+      d_b_qkv_(ws.matrix<double>(compares_weight_grads(cfg) ? 1 : 0, qkv_width_)),
+      d_w_o_(ws.matrix<double>(compares_weight_grads(cfg) ? N_ * d_ : 0, H_)),
+      d_b_o_(ws.matrix<double>(d_b_qkv_.rows(), H_)),
       d_w_in_(ws.matrix<double>(d_w_qkv_.rows(), p_ * F_)),
-      d_b_in_(ws.matrix<double>(d_norm1_w_.rows(), p_ * F_)),
-      d_w2_(ws.matrix<double>(cfg.backward ? F_ : 0, H_)),
-      d_b2_(ws.matrix<double>(d_norm1_w_.rows(), H_)),
+      d_b_in_(ws.matrix<double>(d_b_qkv_.rows(), p_ * F_)),
+      d_w2_(ws.matrix<double>(compares_weight_grads(cfg) ? F_ : 0, H_)),
+      d_b2_(ws.matrix<double>(d_b_qkv_.rows(), H_)),
       n_x_(ws.matrix<double>(t_, H_)),
       n_centred_err_(ws.matrix<double>(t_, H_)),
       n_x_hat_(ws.matrix<double>(t_, H_)),
@@ -142,27 +151,36 @@ void LayerReference::forward_pass() {
 void LayerReference::backward_pass() {
   const long nd = N_ * d_, kd = K_ * d_;
   const double eps = kNormEps, theta = cfg_.rope_base();
+  const bool weights = compares_weight_grads(cfg_);
   // The MLP, then Norm2; dh = dY + what comes back through them.
-  d_w2_.noalias() = act_.transpose() * dy_;
-  d_b2_ = dy_.colwise().sum();
+  if (weights) {
+    d_w2_.noalias() = act_.transpose() * dy_;
+    d_b2_ = dy_.colwise().sum();
+  }
   d_act_.noalias() = dy_ * w2_.transpose();
   exact_activate_backward(cfg_.activation, pre_, d_act_, d_pre_);
-  d_w_in_.noalias() = norm2_.transpose() * d_pre_;
-  d_b_in_ = d_pre_.colwise().sum();
+  if (weights) {
+    d_w_in_.noalias() = norm2_.transpose() * d_pre_;
+    d_b_in_ = d_pre_.colwise().sum();
+  }
   d_norm_.noalias() = d_pre_ * w_in_.transpose();
   exact_norm_backward(norm_, h_, norm2_w_, d_norm_, eps, dh_, d_norm2_w_, d_norm2_b_);
   dh_ += dy_;
   // Attention, then Norm1; dX = dh + what comes back through them.
-  d_w_o_.noalias() = o_.transpose() * dh_;
-  d_b_o_ = dh_.colwise().sum();
+  if (weights) {
+    d_w_o_.noalias() = o_.transpose() * dh_;
+    d_b_o_ = dh_.colwise().sum();
+  }
   d_o_.noalias() = dh_ * w_o_.transpose();
   exact_causal_attention_backward(qkv_.leftCols(nd), qkv_.middleCols(nd, kd), qkv_.rightCols(kd),
                                   d_o_, s_, heads_, d_qkv_.leftCols(nd), d_qkv_.middleCols(nd, kd),
                                   d_qkv_.rightCols(kd));
   exact_rope_backward(d_qkv_.leftCols(nd), s_, d_, theta);
   exact_rope_backward(d_qkv_.middleCols(nd, kd), s_, d_, theta);
-  d_w_qkv_.noalias() = norm1_.transpose() * d_qkv_;
-  d_b_qkv_ = d_qkv_.colwise().sum();
+  if (weights) {
+    d_w_qkv_.noalias() = norm1_.transpose() * d_qkv_;
+    d_b_qkv_ = d_qkv_.colwise().sum();
+  }
   d_norm_.noalias() = d_qkv_ * w_qkv_.transpose();
   exact_norm_backward(norm_, x_, norm1_w_, d_norm_, eps, dx_, d_norm1_w_, d_norm1_b_);
   dx_ += dh_;
