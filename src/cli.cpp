@@ -232,7 +232,7 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
          "Plant a classic mistake in the megatron scheme and watch verification catch it: "
          "missing-partial-sum, duplicate-shard, bias-on-every-rank (--bias), w2-over-t (the "
          "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
-         "one-ulp (--invariant, also with --block attention), which passes verification but "
+         "one-ulp (--invariant, in every block), which passes verification but "
          "changes megatron-inv's digests; with --block attention: kv-grad-not-summed (--backward, "
          "a replicated KV "
          "head), wrong-kv-head (K >= 2), each exiting 4; --block layer takes both kinds, the "
@@ -260,7 +260,8 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
                "Also run megatron (-sp, -overlap) and serial as *-inv: every output and gradient "
                "with the same bits at every --tp-size, uneven shards and chunks included (F in "
                "fixed blocks, their partial sums added exactly as 64-bit integers; with --block "
-               "attention, every head on its own and the sums over heads exact); "
+               "attention, every head on its own and the sums over heads exact; --block layer "
+               "both, not with --sequence-parallel); "
                "CORRECTNESS VERIFICATION prints each tensor's digest")
       ->multi_option_policy(once);
   add_whole_number(app, "--overlap-chunks", cfg.overlap_chunks, 1, kMaxCollectivesInFlight,
