@@ -175,12 +175,9 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
     double most = 0;
     for (int r = 0; r < ranks; ++r) {
       const HeadShard h = sharding.of(r);
-      const long F = cfg.intermediate_size();
-      const long columns = is_invariant(scheme)
-                               ? InvariantBlocking::of(cfg).columns_of(ranks, r, F).count
-                               : block_of(F, ranks, r).count;
-      most = std::max(most, attention_flops(cfg, h.query.count, h.kv.count, direction) +
-                                (layer ? mlp_flops(cfg, columns, direction) : 0));
+      most = std::max(
+          most, attention_flops(cfg, h.query.count, h.kv.count, direction) +
+                    (layer ? mlp_flops(cfg, shard_columns(scheme, cfg, ranks, r), direction) : 0));
     }
     return most;
   }
@@ -195,12 +192,15 @@ double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction) {
   return mlp_flops(cfg, long(w), direction);
 }
 
-long widest_shard(Scheme scheme, const Config& cfg, int ways) {
+long shard_columns(Scheme scheme, const Config& cfg, int ways, int rank) {
   const long F = cfg.intermediate_size();
-  if (!is_invariant(scheme)) return block_of(F, ways, 0).count;   // rank 0's: partition.hpp
-  const InvariantBlocking blocking = InvariantBlocking::of(cfg);  // whole blocks, and a tail
+  if (!is_invariant(scheme)) return block_of(F, ways, rank).count;    // partition.hpp
+  return InvariantBlocking::of(cfg).columns_of(ways, rank, F).count;  // whole blocks, a tail
+}
+
+long widest_shard(Scheme scheme, const Config& cfg, int ways) {
   long widest = 0;
-  for (int r = 0; r < ways; ++r) widest = std::max(widest, blocking.columns_of(ways, r, F).count);
+  for (int r = 0; r < ways; ++r) widest = std::max(widest, shard_columns(scheme, cfg, ways, r));
   return widest;
 }
 

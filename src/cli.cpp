@@ -232,12 +232,11 @@ ParsedArgs parse_args(int argc, const char* const* argv) {
          "Plant a classic mistake in the megatron scheme and watch verification catch it: "
          "missing-partial-sum, duplicate-shard, bias-on-every-rank (--bias), w2-over-t (the "
          "script's), gate-up-split (swiglu), each T >= 2 and exiting 4; and "
-         "one-ulp (--invariant, in every block), which passes verification but "
-         "changes megatron-inv's digests; with --block attention: kv-grad-not-summed (--backward, "
-         "a replicated KV "
-         "head), wrong-kv-head (K >= 2), each exiting 4; --block layer takes both kinds, the "
-         "MLP's planted in its MLP, and norm-grad-not-summed (--sequence-parallel --backward: "
-         "the norms' gradients left unsummed in megatron-sp)")
+         "one-ulp (--invariant, in every block), which passes verification but changes "
+         "megatron-inv's digests; with --block attention: kv-grad-not-summed (--backward, a "
+         "replicated KV head), wrong-kv-head (K >= 2), each exiting 4; --block layer takes both "
+         "kinds, the MLP's planted in its MLP, and norm-grad-not-summed (--sequence-parallel "
+         "--backward: the norms' gradients left unsummed in megatron-sp)")
       ->type_name("NAME")
       ->check(CLI::IsMember(faults()).description(""));
   // A flag given twice is a mistake worth pointing out, as for the options.

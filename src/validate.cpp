@@ -131,9 +131,9 @@ std::string attention_fault_problem(const Config& cfg) {
 
 // An invariant MLP (the block, or the layer's) holds whole blocks of F on every rank.
 std::string invariant_blocking_problem(const Config& cfg) {
+  if (!cfg.invariant || cfg.scheme_choice == SchemeChoice::serial) return "";
   const InvariantBlocking b = InvariantBlocking::of(cfg);
-  if (!cfg.invariant || b.blocks >= cfg.tp_size || cfg.scheme_choice == SchemeChoice::serial)
-    return "";
+  if (b.blocks >= cfg.tp_size) return "";
   std::ostringstream why;
   why << "--invariant cuts the FFN width F = " << cfg.intermediate_size() << " into " << b.blocks
       << " block" << (b.blocks == 1 ? "" : "s") << " of " << b.block_width

@@ -26,8 +26,9 @@ long replica_grad_elements(const Config& cfg);
 
 // Each rank's floating-point operations in one pass (2 per multiply-add of the GEMMs).
 double flops_per_rank(Scheme scheme, const Config& cfg, Direction direction);
-// The most columns of F any of `ways` ranks holds in `scheme`: whole blocks for an invariant
-// scheme (invariant_blocking.hpp), columns differing by one otherwise.
+// The columns of F rank `rank` of `ways` holds in `scheme`: whole blocks for an invariant
+// scheme (invariant_blocking.hpp), columns differing by one otherwise; and the most any holds.
+long shard_columns(Scheme scheme, const Config& cfg, int ways, int rank);
 long widest_shard(Scheme scheme, const Config& cfg, int ways);
 
 // The script's SCALING ANALYSIS: the weights' parameters, (p+1)·H·F in all (2HF = 8H² for

@@ -61,9 +61,8 @@ class Comparison {
   // The digest of a pass's output t (its rows `held`), every copy's.
   TensorDigest output_digest(const char* tensor, const Participant& p, const ConstMatrixRef& t,
                              Block held) const;
-  // The digest of every weight and bias gradient, every TP group's shards added up.
-  // Every weight and bias gradient's digest, the block's (the layer's: both blocks' and the
-  // norms'); the pieces each through add(tensor, piece).
+  // The digest of every weight and bias gradient, every TP group's shards added up: the
+  // block's (the layer's: both blocks' and the norms'), each piece through add(tensor, piece).
   void add_gradient_digests(SchemeResult& r, const Participant& p) const;
   template <typename Add>
   void add_mlp_gradient_digests(Add add, const Gradients& shard) const;
